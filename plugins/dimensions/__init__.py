@@ -1,0 +1,1 @@
+"""Built-in behavioural dimensions, one module (and one entry point) each."""

@@ -1,0 +1,13 @@
+"""Reasoning: numeric word problems, asked plainly and after a misleading prefix."""
+
+from rho_audit.hookspecs import NumericDimension, hookimpl
+
+
+class Reasoning(NumericDimension):
+    name = "reasoning"
+    description = "Numeric word problems, with and without a misleading prefix."
+
+
+@hookimpl
+def register_dimensions(register):
+    register(Reasoning)

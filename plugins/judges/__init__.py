@@ -1,0 +1,1 @@
+"""Built-in judges, one module (and one entry point) each."""

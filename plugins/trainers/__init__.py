@@ -1,0 +1,1 @@
+"""Built-in trainers (arrive with the trainers issue)."""

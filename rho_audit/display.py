@@ -1,0 +1,135 @@
+"""How a run shows itself: a small protocol with Rich, plain-text and silent implementations.
+
+Each display is a ``run_event`` observer registered into the plugin manager for the run, so
+the engine never knows what is on screen (the TUI will be one more implementation). Progress
+updates are throttled so a burst of events never floods a terminal or a CI log.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rho_audit.events import RunEvent
+from rho_audit.hookspecs import hookimpl
+from rho_audit.results import DimensionResult
+
+STATUS_STYLE = {
+    "PASS": "green",
+    "WARN": "yellow",
+    "FAIL": "red",
+    "CHANCE": "yellow",
+    "INVERTED": "bold red",
+    "ERROR": "bold red",
+}
+
+
+def _fmt(value: float | None, digits: int = 3, signed: bool = True) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def results_table(results: list[DimensionResult], title: str | None = None) -> Table:
+    table = Table(title=title, header_style="bold")
+    for column, justify in [
+        ("dimension", "left"), ("metric", "left"), ("score", "right"), ("95% CI", "center"),
+        ("pair acc", "right"), ("gap (nats)", "right"), ("n", "right"), ("errors", "right"),
+        ("status", "left"), ("time", "right"),
+    ]:
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for r in results:
+        ev = r.evaluation
+        signed = ev.metric == "rank_biserial"
+        ci = f"[{_fmt(ev.ci_low, 2, signed)}, {_fmt(ev.ci_high, 2, signed)}]" if ev.ci_low is not None else "-"
+        style = STATUS_STYLE.get(r.status, "")
+        table.add_row(
+            r.dimension, ev.metric, _fmt(ev.score, 3, signed), ci,
+            _fmt(ev.paired_accuracy, 2, False), _fmt(ev.mean_gap, 3), str(ev.n),
+            str(ev.n_errors) if ev.n_errors else "", f"[{style}]{r.status}[/]", f"{r.elapsed_s:.1f}s",
+        )
+    return table
+
+
+class PlainDisplay:
+    """One line per event, progress at most every few seconds: for CI logs and pipes."""
+
+    def __init__(self, stream: TextIO | None = None, every_s: float = 5.0) -> None:
+        self.stream = stream or sys.stderr
+        self.every_s = every_s
+        self._last = 0.0
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    @hookimpl
+    def run_event(self, event: RunEvent) -> None:
+        kind = event.kind
+        if kind == "progress":
+            now = time.monotonic()
+            if now - self._last >= self.every_s or event.done == event.total:
+                self._last = now
+                self._say(f"  {event.dimension}: {event.done}/{event.total} {event.unit}")
+        elif kind == "dimension_finished" and event.result:
+            ev = event.result.evaluation
+            self._say(f"  {event.dimension}: {ev.metric} {_fmt(ev.score)} [{event.result.status}]"
+                      f" in {event.result.elapsed_s:.1f}s")
+        elif kind == "dimension_started":
+            self._say(f"{event.dimension}: {event.total} probes")
+        elif kind in ("model_loading", "model_loaded", "dimension_failed", "warning", "run_interrupted"):
+            self._say(f"[{kind}] {event.message}")
+
+
+class RichDisplay:
+    """A live progress bar per dimension on a terminal."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[unit]}"), TimeElapsedColumn(),
+            console=self.console, transient=False, refresh_per_second=4,
+        )
+        self._tasks: dict[str, int] = {}
+
+    @hookimpl
+    def run_event(self, event: RunEvent) -> None:
+        kind, dim = event.kind, event.dimension
+        if kind == "model_loading":
+            self.console.print(f"[dim]model:[/] {event.message}")
+        elif kind == "model_loaded":
+            self.console.print(f"[dim]loaded:[/] {event.message}")
+        elif kind == "run_started":
+            self.progress.start()
+        elif kind == "dimension_started" and dim:
+            self._tasks[dim] = self.progress.add_task(dim, total=None, unit="")
+        elif kind == "progress" and dim in self._tasks:
+            self.progress.update(self._tasks[dim], completed=event.done, total=event.total, unit=event.unit)
+        elif kind == "dimension_finished" and dim in self._tasks and event.result:
+            ev = event.result.evaluation
+            style = STATUS_STYLE.get(event.result.status, "")
+            self.progress.update(
+                self._tasks[dim], unit=f"{ev.metric} {_fmt(ev.score)} [{style}]{event.result.status}[/]"
+            )
+        elif kind == "dimension_failed":
+            self.console.print(f"[bold red]{dim} failed:[/] {event.message}")
+        elif kind == "warning":
+            self.console.print(f"[yellow]warning:[/] {event.message}")
+        elif kind in ("run_finished", "run_interrupted"):
+            self.progress.stop()
+            if event.message:
+                self.console.print(f"[yellow]{event.message}[/]")
+
+
+def make_display(name: str) -> object | None:
+    """``auto`` picks Rich on a terminal and plain text otherwise (CI logs, pipes)."""
+    if name == "none":
+        return None
+    if name == "auto":
+        name = "rich" if sys.stderr.isatty() else "plain"
+    return RichDisplay() if name == "rich" else PlainDisplay()

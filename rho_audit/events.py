@@ -1,0 +1,43 @@
+"""Events a run emits through the ``run_event`` hook (loggers, the TUI, the CLI display)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from rho_audit.results import DimensionResult
+
+EventKind = Literal[
+    "run_started",
+    "model_loading",
+    "model_loaded",
+    "dimension_started",
+    "progress",
+    "dimension_finished",
+    "dimension_failed",
+    "warning",
+    "run_finished",
+    "run_interrupted",
+]
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One thing that happened in a run.
+
+    ``dimension`` is set for dimension_* and progress events; ``done``/``total`` for progress
+    (units named by ``unit``: "texts", "prompts", ...); ``result`` for dimension_finished;
+    ``message`` for warnings, failures and model events.
+    """
+
+    kind: EventKind
+    run_id: str
+    dimension: str | None = None
+    done: int | None = None
+    total: int | None = None
+    unit: str | None = None
+    message: str | None = None
+    result: DimensionResult | None = None
+    time: float = field(default_factory=time.time)

@@ -1,0 +1,83 @@
+"""Typed records for what an audit produces: per-probe records, evaluations, dimension results."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    """What happened to one probe. ``error`` set means it was not scored (and is counted)."""
+
+    probe_id: str
+    split: str
+    category: str | None = None
+    #: Named numbers, e.g. lp_positive, lp_negative, gap (nats), n_tokens_positive.
+    values: dict[str, float] = field(default_factory=dict)
+    correct: bool | None = None
+    output: str | None = None
+    verdict: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CompatStat:
+    """rho-eval's own statistic for the dimension, so users can compare the two tools."""
+
+    statistic: str
+    value: float | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A dimension's outcome, before the host adds timing and status."""
+
+    metric: str
+    definition: str
+    score: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    records: tuple[ProbeRecord, ...]
+    #: How texts were scored (e.g. "chat template; summed log-prob of the reply").
+    scoring: str = ""
+    paired_accuracy: float | None = None
+    mean_gap: float | None = None
+    #: Further named figures (clean accuracy, retention ratio, ...).
+    secondary: dict[str, float | None] = field(default_factory=dict)
+    compat: CompatStat | None = None
+
+    @property
+    def n_errors(self) -> int:
+        return sum(1 for r in self.records if r.error)
+
+
+@dataclass(frozen=True)
+class DimensionResult:
+    dimension: str
+    plugin: str
+    probe_set: str
+    probe_set_version: str
+    evaluation: Evaluation
+    status: str
+    elapsed_s: float
+    thresholds: dict[str, float]
+    #: Set when the dimension itself crashed (status ERROR); per-probe errors live in records.
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return finite(asdict(self))
+
+
+def finite(value: Any) -> Any:
+    """Replace NaN/inf by None recursively: NaN must never reach JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

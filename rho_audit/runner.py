@@ -1,0 +1,236 @@
+"""Run an audit: resolve plugins and probes, load the model, evaluate each dimension, store it.
+
+Everything that can be checked before the model loads is checked first (plugin names, every
+probe file, the judge), so a typo fails in a second rather than after minutes of scoring.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import secrets
+import subprocess
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rho_audit import metrics
+from rho_audit.errors import PluginError, RhoAuditError
+from rho_audit.events import RunEvent
+from rho_audit.plugins import PluginHost, Registered
+from rho_audit.probes import ProbeSet, load_probe_set
+from rho_audit.results import DimensionResult, Evaluation, finite
+from rho_audit.store import DEFAULT_STORE, RunStore
+
+log = logging.getLogger(__name__)
+
+VERSIONED_PACKAGES = ("rho-audit", "mlx", "mlx-lm", "numpy", "scipy", "pluggy", "tokenizers")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    model: str | None = None
+    adapter: str | None = None
+    dimensions: tuple[str, ...] | None = None
+    judge: str = "keyword-refusal"
+    template: str = "auto"
+    seed: int = 0
+    limit: int | None = None
+    split: str = "all"
+    store: Path = DEFAULT_STORE
+    json_out: Path | None = None
+    batch_tokens: int | None = None
+
+
+@dataclass
+class AuditOutcome:
+    run_id: str
+    store: Path
+    model_id: str
+    results: list[DimensionResult] = field(default_factory=list)
+    status: str = "running"
+
+
+@dataclass(frozen=True)
+class PlannedDimension:
+    registered: Registered
+    probes: ProbeSet
+
+
+def plan(config: AuditConfig, host: PluginHost) -> list[PlannedDimension]:
+    """Resolve dimensions and load (validate) all their probe sets before any model work."""
+    planned = []
+    for reg in host.select_dimensions(config.dimensions):
+        cls = reg.obj
+        path = host.probe_set_path(cls.probe_set_name())
+        probes = load_probe_set(path, cls.probe_set_name())
+        if probes.kind != cls.probe_kind:
+            raise PluginError(
+                f"dimension {cls.name!r} needs {cls.probe_kind!r} probes but probe set "
+                f"{probes.name!r} ({path}) is of kind {probes.kind!r}. Fix `kind` in its card.yaml "
+                "or point the dimension at another set."
+            )
+        probes = probes.split(config.split)
+        # Seed per dimension from a stable checksum of its name (never hash(): it is salted).
+        probes = probes.sample(config.limit, [config.seed, zlib.crc32(cls.name.encode())])
+        if len(probes) == 0:
+            raise RhoAuditError(
+                f"probe set {probes.name!r} has no records in split {config.split!r}. "
+                "Use --split all."
+            )
+        planned.append(PlannedDimension(reg, probes))
+    return planned
+
+
+def emit(host: PluginHost, event: RunEvent) -> None:
+    """Call every ``run_event`` observer; an observer's exception is logged, never fatal."""
+    for impl in host.pm.hook.run_event.get_hookimpls():
+        try:
+            impl.function(event=event)
+        except Exception:
+            log.exception("run_event observer %s failed", impl.plugin_name)
+
+
+def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
+    from rho_audit.engine import AuditContext
+    from rho_audit.model import LanguageModel
+    from rho_audit.model_paths import resolve_model
+
+    planned = plan(config, host)
+    judge = host.judge(config.judge).obj()
+    run_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    say: Callable[[RunEvent], None] = lambda e: emit(host, e)  # noqa: E731
+
+    say(RunEvent("model_loading", run_id, message=config.model or "default"))
+    resolved = resolve_model(config.model, progress=lambda m: say(RunEvent("model_loading", run_id, message=m)))
+    extra = {"batch_tokens": config.batch_tokens} if config.batch_tokens else {}
+    adapter = Path(config.adapter) if config.adapter else None
+    lm = LanguageModel.load(resolved.path, resolved.model_id, adapter, **extra)
+    template = lm.resolve_template(config.template)
+    say(RunEvent("model_loaded", run_id, message=f"{resolved.model_id} ({template} template)"))
+
+    record = _run_config(config, planned, resolved.model_id, template)
+    config_sha = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+    store = RunStore(config.store)
+    store.start_run(
+        run_id, resolved.model_id, str(resolved.path), config.adapter, config.seed, record,
+        config_sha, package_versions(), git_revision(),
+    )
+    outcome = AuditOutcome(run_id, config.store, resolved.model_id)
+    say(RunEvent("run_started", run_id, total=len(planned), message=resolved.model_id))
+    try:
+        for item in planned:
+            name = item.registered.name
+
+            def progress(done: int, total: int, unit: str, _name: str = name) -> None:
+                say(RunEvent("progress", run_id, _name, done=done, total=total, unit=unit))
+
+            ctx = AuditContext(lm, judge, template, config.seed, progress)
+            result = evaluate_dimension(item, ctx, say, run_id)
+            store.add_result(run_id, result)
+            outcome.results.append(result)
+            say(RunEvent("dimension_finished", run_id, name, result=result))
+        outcome.status = "complete"
+        store.finish_run(run_id, "complete")
+        say(RunEvent("run_finished", run_id))
+    except KeyboardInterrupt:
+        outcome.status = "interrupted"
+        store.finish_run(run_id, "interrupted", "interrupted by the user (Ctrl-C)")
+        say(RunEvent("run_interrupted", run_id, message="interrupted; finished dimensions are saved"))
+        raise
+    except BaseException as err:
+        store.finish_run(run_id, "failed", f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        if config.json_out:
+            write_json(config.json_out, store, run_id, outcome)
+        store.close()
+    return outcome
+
+
+def evaluate_dimension(
+    item: PlannedDimension, ctx: Any, say: Callable[[RunEvent], None], run_id: str
+) -> DimensionResult:
+    """Evaluate one dimension; a plugin bug becomes an ERROR result, not a lost run."""
+    cls = item.registered.obj
+    say(RunEvent("dimension_started", run_id, cls.name, total=len(item.probes)))
+    started = time.perf_counter()
+    try:
+        evaluation = cls().evaluate(item.probes, ctx)
+        error = None
+    except RhoAuditError:
+        raise
+    except Exception as err:
+        log.exception("dimension %s failed", cls.name)
+        error = f"{type(err).__name__}: {err}"
+        say(RunEvent("dimension_failed", run_id, cls.name, message=error))
+        evaluation = Evaluation(cls.metric, "", None, None, None, 0, (), secondary={})
+    interval = metrics.Interval(evaluation.score, evaluation.ci_low, evaluation.ci_high)
+    status = metrics.status_for(evaluation.metric, interval, cls.thresholds.pass_at, cls.thresholds.warn_at)
+    return DimensionResult(
+        dimension=cls.name,
+        plugin=f"{item.registered.source.distribution} {item.registered.source.version}".strip(),
+        probe_set=item.probes.name,
+        probe_set_version=item.probes.version,
+        evaluation=evaluation,
+        status=status,
+        elapsed_s=time.perf_counter() - started,
+        thresholds=asdict(cls.thresholds),
+        error=error,
+    )
+
+
+def _run_config(config: AuditConfig, planned: Sequence[PlannedDimension], model_id: str, template: str) -> dict[str, Any]:
+    """The settings that determine a run's results (hashed into config_sha256)."""
+    return {
+        "model": model_id,
+        "adapter": config.adapter,
+        "judge": config.judge,
+        "template": template,
+        "seed": config.seed,
+        "limit": config.limit,
+        "split": config.split,
+        "dimensions": {
+            p.registered.name: {"probe_set": p.probes.name, "version": p.probes.version, "n": len(p.probes)}
+            for p in planned
+        },
+    }
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def git_revision() -> str | None:
+    """The git commit of the rho-audit source, when it runs from a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def write_json(path: Path, store: RunStore, run_id: str, outcome: AuditOutcome) -> None:
+    run = store.run(run_id)
+    doc = {
+        "run": asdict(run),
+        "results": [r.to_json() for r in outcome.results],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(finite(doc), allow_nan=False, indent=2), encoding="utf-8")
