@@ -54,6 +54,16 @@ def _split_names(value: str | None) -> tuple[str, ...] | None:
     return names
 
 
+def _parse_overrides(items: tuple[str, ...]) -> dict[str, Path]:
+    overrides = {}
+    for item in items:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise click.BadParameter(f"{item!r}: expected DIMENSION=FOLDER, e.g. factual=./my-probes", param_hint="--probes")
+        overrides[name.strip()] = Path(folder)
+    return overrides
+
+
 @main.command()
 @click.option("--plugins", "-p", "plugins", metavar="NAMES",
               help="Comma list of dimensions to run (default: all installed). See `rho-audit plugins`.")
@@ -72,13 +82,15 @@ def _split_names(value: str | None) -> tuple[str, ...] | None:
 @click.option("--store", type=click.Path(path_type=Path), default=Path("rho-audit-runs/runs.sqlite"),
               show_default=True, help="SQLite run store.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the whole result as JSON.")
+@click.option("--probes", "probe_overrides", multiple=True, metavar="DIM=FOLDER",
+              help="Use another probe-set folder (card.yaml + probes.jsonl) for a dimension. Repeatable.")
 @click.option("--batch-tokens", type=click.IntRange(min=64), help="Tokens per scoring batch (memory vs speed).")
 @click.option("--display", type=click.Choice(["auto", "rich", "plain", "none"]), default="auto", show_default=True,
               help="Progress display (plain for CI logs).")
 @click.pass_obj
 def run(obj: Context, plugins: str | None, model: str | None, adapter: Path | None, judge: str, template: str,
-        limit: int | None, split: str, seed: int, store: Path, json_out: Path | None, batch_tokens: int | None,
-        display: str) -> None:
+        limit: int | None, split: str, seed: int, store: Path, json_out: Path | None,
+        probe_overrides: tuple[str, ...], batch_tokens: int | None, display: str) -> None:
     """Run an audit and print per-dimension scores with 95% confidence intervals.
 
     Pair dimensions report rho, the rank-biserial correlation between the model's confidence
@@ -95,7 +107,7 @@ def run(obj: Context, plugins: str | None, model: str | None, adapter: Path | No
     config = AuditConfig(
         model=model, adapter=str(adapter) if adapter else None, dimensions=_split_names(plugins), judge=judge,
         template=template, seed=seed, limit=limit, split=split, store=store, json_out=json_out,
-        batch_tokens=batch_tokens,
+        batch_tokens=batch_tokens, probe_overrides=_parse_overrides(probe_overrides),
     )
     host = load_host()
     shown = make_display(display)

@@ -47,6 +47,8 @@ class AuditConfig:
     store: Path = DEFAULT_STORE
     json_out: Path | None = None
     batch_tokens: int | None = None
+    #: Per-dimension probe-set folder overrides: dimension name -> folder.
+    probe_overrides: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,9 +69,12 @@ class PlannedDimension:
 def plan(config: AuditConfig, host: PluginHost) -> list[PlannedDimension]:
     """Resolve dimensions and load (validate) all their probe sets before any model work."""
     planned = []
+    unknown = set(config.probe_overrides) - set(host.dimensions)
+    if unknown:
+        raise PluginError(f"--probes names unknown dimension(s) {sorted(unknown)}; use DIMENSION=FOLDER.")
     for reg in host.select_dimensions(config.dimensions):
         cls = reg.obj
-        path = host.probe_set_path(cls.probe_set_name())
+        path = config.probe_overrides.get(cls.name) or host.probe_set_path(cls.probe_set_name())
         probes = load_probe_set(path, cls.probe_set_name())
         if probes.kind != cls.probe_kind:
             raise PluginError(
