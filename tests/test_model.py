@@ -1,0 +1,77 @@
+"""Model layer on the tiny model: exact batched scoring, chat templates, generation."""
+
+import mlx.core as mx
+import pytest
+
+from rho_audit.model import LanguageModel, ScoreRequest
+
+REQUESTS = [
+    ScoreRequest(None, "The capital of France is Paris."),
+    ScoreRequest(None, "Water boils at one hundred degrees."),
+    ScoreRequest("What is two plus two?", "It is four."),
+    ScoreRequest("What is two plus two?", "Five, obviously, my friend."),
+    ScoreRequest("Tell me a long story about a cat and a dog, please.", "Once upon a time"),
+    ScoreRequest(None, "x"),
+]
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_model_path):
+    return LanguageModel.load(tiny_model_path, "tiny")
+
+
+def reference_logprob(lm, request, template):
+    """Independent path: one full sequence, no cache, no padding, log-softmax everywhere."""
+    ctx = list(lm._context_ids(request.prompt, template))
+    cont = lm.encode(request.continuation)
+    logits = lm.model(mx.array([ctx + cont]))[0].astype(mx.float32)
+    logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+    return sum(logprobs[len(ctx) - 1 + i, t].item() for i, t in enumerate(cont)), len(cont)
+
+
+@pytest.mark.parametrize("template", ["chat", "raw"])
+def test_batched_scores_equal_unbatched_and_reference(lm, template):
+    batched = lm.score(REQUESTS, template)
+    for request, score in zip(REQUESTS, batched):
+        alone = lm.score([request], template)[0]
+        ref, n = reference_logprob(lm, request, template)
+        assert score.n_tokens == alone.n_tokens == n
+        assert score.sum_logprob == pytest.approx(alone.sum_logprob, abs=1e-4)
+        assert score.sum_logprob == pytest.approx(ref, abs=1e-4)
+        assert score.mean_logprob == pytest.approx(score.sum_logprob / n)
+
+
+def test_small_batches_agree_with_one_big_batch(tiny_model_path):
+    small = LanguageModel.load(tiny_model_path, "tiny", batch_tokens=64)
+    big = LanguageModel.load(tiny_model_path, "tiny")
+    many = REQUESTS * 7
+    for a, b in zip(small.score(many, "chat"), big.score(many, "chat")):
+        assert a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-4)
+
+
+def test_empty_continuation_is_an_error_not_a_zero(lm):
+    [score] = lm.score([ScoreRequest("Hi", "")], "chat")
+    assert score.error and score.sum_logprob is None
+
+
+def test_progress_is_reported(lm):
+    seen = []
+    lm.score(REQUESTS, "chat", progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (len(REQUESTS), len(REQUESTS))
+
+
+def test_chat_template_wraps_the_prompt(lm):
+    assert lm.has_chat_template
+    text = lm.format_prompt("Hello", "chat")
+    assert text.startswith("<|im_start|>user\nHello<|im_end|>") and text.endswith("<|im_start|>assistant\n")
+    assert lm.format_prompt("Hello", "raw") == "Hello\n"
+    assert lm.resolve_template("auto") == "chat"
+
+
+def test_generation_is_deterministic_and_batch_independent(lm):
+    prompts = ["Hello there", "What is two plus two?", "Name a colour."]
+    batched = lm.generate(prompts, 6, "chat")
+    again = lm.generate(prompts, 6, "chat")
+    single = [lm.generate([p], 6, "chat")[0] for p in prompts]
+    assert batched == again == single
+    assert all(isinstance(t, str) for t in batched)
