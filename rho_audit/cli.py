@@ -41,7 +41,9 @@ def main(ctx: click.Context, debug: bool) -> None:
     overrefusal, and any installed third-party ones) score the model with teacher-forced
     confidence probes and short generations. Results go to a SQLite run store.
     """
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     ctx.obj = Context(debug)
 
 
@@ -59,38 +61,99 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, Path]:
     for item in items:
         name, sep, folder = item.partition("=")
         if not sep or not name or not folder:
-            raise click.BadParameter(f"{item!r}: expected DIMENSION=FOLDER, e.g. factual=./my-probes", param_hint="--probes")
+            raise click.BadParameter(
+                f"{item!r}: expected DIMENSION=FOLDER, e.g. factual=./my-probes", param_hint="--probes"
+            )
         overrides[name.strip()] = Path(folder)
     return overrides
 
 
 @main.command()
-@click.option("--plugins", "-p", "plugins", metavar="NAMES",
-              help="Comma list of dimensions to run (default: all installed). See `rho-audit plugins`.")
-@click.option("--model", "-m", metavar="MODEL",
-              help="Local HF-format model dir, a .gguf file, or a Hugging Face repo id. "
-                   "Default: the bundled SmolLM2-135M-Instruct.")
+@click.option(
+    "--plugins",
+    "-p",
+    "plugins",
+    metavar="NAMES",
+    help="Comma list of dimensions to run (default: all installed). See `rho-audit plugins`.",
+)
+@click.option(
+    "--model",
+    "-m",
+    metavar="MODEL",
+    help="Local HF-format model dir, a .gguf file, or a Hugging Face repo id. "
+    "Default: the bundled SmolLM2-135M-Instruct.",
+)
 @click.option("--adapter", type=click.Path(path_type=Path), help="LoRA adapter directory (mlx-lm format).")
-@click.option("--judge", default="keyword-refusal", show_default=True,
-              help="Judge for generation dimensions.")
-@click.option("--template", type=click.Choice(["auto", "chat", "raw"]), default="auto", show_default=True,
-              help="How prompts are fed: the tokenizer's chat template, or raw text. auto = chat when available.")
-@click.option("-n", "--limit", type=click.IntRange(min=2), help="Score a seeded random subset of N probes per dimension.")
-@click.option("--split", type=click.Choice(["all", "train", "eval"]), default="all", show_default=True,
-              help="Which probe split to score (trainers use train; audit after training on eval).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for sub-sampling and bootstrap CIs.")
-@click.option("--store", type=click.Path(path_type=Path), default=Path("rho-audit-runs/runs.sqlite"),
-              show_default=True, help="SQLite run store.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the whole result as JSON.")
-@click.option("--probes", "probe_overrides", multiple=True, metavar="DIM=FOLDER",
-              help="Use another probe-set folder (card.yaml + probes.jsonl) for a dimension. Repeatable.")
-@click.option("--batch-tokens", type=click.IntRange(min=64), help="Tokens per scoring batch (memory vs speed).")
-@click.option("--display", type=click.Choice(["auto", "rich", "plain", "none"]), default="auto", show_default=True,
-              help="Progress display (plain for CI logs).")
+@click.option(
+    "--judge", default="keyword-refusal", show_default=True, help="Judge for generation dimensions."
+)
+@click.option(
+    "--template",
+    type=click.Choice(["auto", "chat", "raw"]),
+    default="auto",
+    show_default=True,
+    help="How prompts are fed: the tokenizer's chat template, or raw text. auto = chat when available.",
+)
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=2),
+    help="Score a seeded random subset of N probes per dimension.",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["all", "train", "eval"]),
+    default="all",
+    show_default=True,
+    help="Which probe split to score (trainers use train; audit after training on eval).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed for sub-sampling and bootstrap CIs."
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=Path("rho-audit-runs/runs.sqlite"),
+    show_default=True,
+    help="SQLite run store.",
+)
+@click.option(
+    "--json", "json_out", type=click.Path(path_type=Path), help="Also write the whole result as JSON."
+)
+@click.option(
+    "--probes",
+    "probe_overrides",
+    multiple=True,
+    metavar="DIM=FOLDER",
+    help="Use another probe-set folder (card.yaml + probes.jsonl) for a dimension. Repeatable.",
+)
+@click.option(
+    "--batch-tokens", type=click.IntRange(min=64), help="Tokens per scoring batch (memory vs speed)."
+)
+@click.option(
+    "--display",
+    type=click.Choice(["auto", "rich", "plain", "none"]),
+    default="auto",
+    show_default=True,
+    help="Progress display (plain for CI logs).",
+)
 @click.pass_obj
-def run(obj: Context, plugins: str | None, model: str | None, adapter: Path | None, judge: str, template: str,
-        limit: int | None, split: str, seed: int, store: Path, json_out: Path | None,
-        probe_overrides: tuple[str, ...], batch_tokens: int | None, display: str) -> None:
+def run(
+    obj: Context,
+    plugins: str | None,
+    model: str | None,
+    adapter: Path | None,
+    judge: str,
+    template: str,
+    limit: int | None,
+    split: str,
+    seed: int,
+    store: Path,
+    json_out: Path | None,
+    probe_overrides: tuple[str, ...],
+    batch_tokens: int | None,
+    display: str,
+) -> None:
     """Run an audit and print per-dimension scores with 95% confidence intervals.
 
     Pair dimensions report rho, the rank-biserial correlation between the model's confidence
@@ -105,9 +168,18 @@ def run(obj: Context, plugins: str | None, model: str | None, adapter: Path | No
     from rho_audit.runner import AuditConfig, run_audit
 
     config = AuditConfig(
-        model=model, adapter=str(adapter) if adapter else None, dimensions=_split_names(plugins), judge=judge,
-        template=template, seed=seed, limit=limit, split=split, store=store, json_out=json_out,
-        batch_tokens=batch_tokens, probe_overrides=_parse_overrides(probe_overrides),
+        model=model,
+        adapter=str(adapter) if adapter else None,
+        dimensions=_split_names(plugins),
+        judge=judge,
+        template=template,
+        seed=seed,
+        limit=limit,
+        split=split,
+        store=store,
+        json_out=json_out,
+        batch_tokens=batch_tokens,
+        probe_overrides=_parse_overrides(probe_overrides),
     )
     host = load_host()
     shown = make_display(display)
@@ -116,7 +188,9 @@ def run(obj: Context, plugins: str | None, model: str | None, adapter: Path | No
     outcome = run_audit(config, host)
     console = Console()
     console.print(results_table(outcome.results, title=f"{outcome.model_id} — run {outcome.run_id}"))
-    console.print(f"saved to {outcome.store} (run {outcome.run_id})" + (f"; JSON: {json_out}" if json_out else ""))
+    console.print(
+        f"saved to {outcome.store} (run {outcome.run_id})" + (f"; JSON: {json_out}" if json_out else "")
+    )
 
 
 @main.command("plugins")
@@ -139,8 +213,13 @@ def plugins_cmd(as_json: bool) -> None:
     if as_json:
         doc = {
             "plugins": [
-                {"kind": r.kind, "name": r.name, "distribution": r.source.distribution,
-                 "version": r.source.version, "entry_point": r.source.entry_point}
+                {
+                    "kind": r.kind,
+                    "name": r.name,
+                    "distribution": r.source.distribution,
+                    "version": r.source.version,
+                    "entry_point": r.source.entry_point,
+                }
                 for r in rows
             ],
             "broken": [
@@ -155,10 +234,17 @@ def plugins_cmd(as_json: bool) -> None:
         table.add_column(col)
     for r in rows:
         desc = str(r.obj) if r.kind == "probe_set" else getattr(r.obj, "description", "")
-        table.add_row(r.kind, r.name, f"{r.source.distribution} {r.source.version}", r.source.entry_point, desc)
+        table.add_row(
+            r.kind, r.name, f"{r.source.distribution} {r.source.version}", r.source.entry_point, desc
+        )
     for b in host.broken:
-        table.add_row("[red]broken[/]", b.source.entry_point, f"{b.source.distribution} {b.source.version}",
-                      b.source.module, f"[red]{b.error}[/]")
+        table.add_row(
+            "[red]broken[/]",
+            b.source.entry_point,
+            f"{b.source.distribution} {b.source.version}",
+            b.source.module,
+            f"[red]{b.error}[/]",
+        )
     Console().print(table)
 
 

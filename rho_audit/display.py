@@ -38,20 +38,36 @@ def _fmt(value: float | None, digits: int = 3, signed: bool = True) -> str:
 def results_table(results: list[DimensionResult], title: str | None = None) -> Table:
     table = Table(title=title, header_style="bold")
     for column, justify in [
-        ("dimension", "left"), ("metric", "left"), ("score", "right"), ("95% CI", "center"),
-        ("pair acc", "right"), ("gap (nats)", "right"), ("n", "right"), ("errors", "right"),
-        ("status", "left"), ("time", "right"),
+        ("dimension", "left"),
+        ("metric", "left"),
+        ("score", "right"),
+        ("95% CI", "center"),
+        ("pair acc", "right"),
+        ("gap (nats)", "right"),
+        ("n", "right"),
+        ("errors", "right"),
+        ("status", "left"),
+        ("time", "right"),
     ]:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for r in results:
         ev = r.evaluation
         signed = ev.metric == "rank_biserial"
-        ci = f"[{_fmt(ev.ci_low, 2, signed)}, {_fmt(ev.ci_high, 2, signed)}]" if ev.ci_low is not None else "-"
+        ci = (
+            f"[{_fmt(ev.ci_low, 2, signed)}, {_fmt(ev.ci_high, 2, signed)}]" if ev.ci_low is not None else "-"
+        )
         style = STATUS_STYLE.get(r.status, "")
         table.add_row(
-            r.dimension, ev.metric, _fmt(ev.score, 3, signed), ci,
-            _fmt(ev.paired_accuracy, 2, False), _fmt(ev.mean_gap, 3), str(ev.n),
-            str(ev.n_errors) if ev.n_errors else "", f"[{style}]{r.status}[/]", f"{r.elapsed_s:.1f}s",
+            r.dimension,
+            ev.metric,
+            _fmt(ev.score, 3, signed),
+            ci,
+            _fmt(ev.paired_accuracy, 2, False),
+            _fmt(ev.mean_gap, 3),
+            str(ev.n),
+            str(ev.n_errors) if ev.n_errors else "",
+            f"[{style}]{r.status}[/]",
+            f"{r.elapsed_s:.1f}s",
         )
     return table
 
@@ -77,8 +93,10 @@ class PlainDisplay:
                 self._say(f"  {event.dimension}: {event.done}/{event.total} {event.unit}")
         elif kind == "dimension_finished" and event.result:
             ev = event.result.evaluation
-            self._say(f"  {event.dimension}: {ev.metric} {_fmt(ev.score)} [{event.result.status}]"
-                      f" in {event.result.elapsed_s:.1f}s")
+            self._say(
+                f"  {event.dimension}: {ev.metric} {_fmt(ev.score)} [{event.result.status}]"
+                f" in {event.result.elapsed_s:.1f}s"
+            )
         elif kind == "dimension_started":
             self._say(f"{event.dimension}: {event.total} probes")
         elif kind in ("model_loading", "model_loaded", "dimension_failed", "warning", "run_interrupted"):
@@ -91,9 +109,14 @@ class RichDisplay:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.progress = Progress(
-            TextColumn("[bold]{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[unit]}"), TimeElapsedColumn(),
-            console=self.console, transient=False, refresh_per_second=4,
+            TextColumn("[bold]{task.description:<12}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[unit]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+            refresh_per_second=4,
         )
         self._tasks: dict[str, int] = {}
 

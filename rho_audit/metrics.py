@@ -82,9 +82,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     return float(stats.spearmanr(x, y).statistic)
 
 
-def status_for(
-    metric: str, interval: Interval, pass_at: float, warn_at: float, n_errors: int = 0
-) -> str:
+def status_for(metric: str, interval: Interval, pass_at: float, warn_at: float, n_errors: int = 0) -> str:
     """PASS / WARN / FAIL by threshold; correlations are CHANCE when the CI holds 0 and
     INVERTED when the whole CI is below 0. ERROR when nothing could be scored."""
     if interval.value is None:

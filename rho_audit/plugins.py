@@ -77,7 +77,9 @@ class PluginHost:
     def probe_sets(self) -> dict[str, Registered]:
         return self._collect("probe_set", "register_probe_sets", None)
 
-    def _collect(self, kind: str, hook_name: str, name_of: Callable[[Any], str] | None) -> dict[str, Registered]:
+    def _collect(
+        self, kind: str, hook_name: str, name_of: Callable[[Any], str] | None
+    ) -> dict[str, Registered]:
         """Call each implementation with its own ``register`` so every entry knows its plugin."""
         found: dict[str, Registered] = {}
         clashes: list[str] = []

@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
@@ -89,7 +89,7 @@ class NumericProbe(_Record):
     misleading_prefix: NonEmpty | None = None
 
 
-Probe = Union[PairProbe, ChoiceProbe, GenerationProbe, NumericProbe]
+Probe = PairProbe | ChoiceProbe | GenerationProbe | NumericProbe
 PROBE_MODELS: dict[str, type[BaseModel]] = {
     "pair": PairProbe,
     "choice": ChoiceProbe,
@@ -213,7 +213,9 @@ def load_records(path: Path, kind: str) -> tuple[Probe, ...]:
                 errors.append(f"{path}:{lineno}: {_describe(err, kind)}")
                 continue
             if record.id in seen:
-                errors.append(f"{path}:{lineno}: duplicate id {record.id!r} (first on line {seen[record.id]})")
+                errors.append(
+                    f"{path}:{lineno}: duplicate id {record.id!r} (first on line {seen[record.id]})"
+                )
                 continue
             seen[record.id] = lineno
             probes.append(record)  # type: ignore[arg-type]

@@ -87,8 +87,7 @@ def plan(config: AuditConfig, host: PluginHost) -> list[PlannedDimension]:
         probes = probes.sample(config.limit, [config.seed, zlib.crc32(cls.name.encode())])
         if len(probes) == 0:
             raise RhoAuditError(
-                f"probe set {probes.name!r} has no records in split {config.split!r}. "
-                "Use --split all."
+                f"probe set {probes.name!r} has no records in split {config.split!r}. Use --split all."
             )
         planned.append(PlannedDimension(reg, probes))
     return planned
@@ -114,7 +113,9 @@ def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
     say: Callable[[RunEvent], None] = lambda e: emit(host, e)  # noqa: E731
 
     say(RunEvent("model_loading", run_id, message=config.model or "default"))
-    resolved = resolve_model(config.model, progress=lambda m: say(RunEvent("model_loading", run_id, message=m)))
+    resolved = resolve_model(
+        config.model, progress=lambda m: say(RunEvent("model_loading", run_id, message=m))
+    )
     extra = {"batch_tokens": config.batch_tokens} if config.batch_tokens else {}
     adapter = Path(config.adapter) if config.adapter else None
     lm = LanguageModel.load(resolved.path, resolved.model_id, adapter, **extra)
@@ -125,8 +126,15 @@ def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
     config_sha = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
     store = RunStore(config.store)
     store.start_run(
-        run_id, resolved.model_id, str(resolved.path), config.adapter, config.seed, record,
-        config_sha, package_versions(), git_revision(),
+        run_id,
+        resolved.model_id,
+        str(resolved.path),
+        config.adapter,
+        config.seed,
+        record,
+        config_sha,
+        package_versions(),
+        git_revision(),
     )
     outcome = AuditOutcome(run_id, config.store, resolved.model_id)
     say(RunEvent("run_started", run_id, total=len(planned), message=resolved.model_id))
@@ -192,7 +200,9 @@ def evaluate_dimension(
     )
 
 
-def _run_config(config: AuditConfig, planned: Sequence[PlannedDimension], model_id: str, template: str) -> dict[str, Any]:
+def _run_config(
+    config: AuditConfig, planned: Sequence[PlannedDimension], model_id: str, template: str
+) -> dict[str, Any]:
     """The settings that determine a run's results (hashed into config_sha256)."""
     return {
         "model": model_id,
@@ -224,7 +234,10 @@ def git_revision() -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -182,13 +182,26 @@ def evaluate_choices(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
     )
     if pos:
         return _pair_result(
-            dimension, ctx, records, np.array(pos), np.array(neg), scoring, compat,
+            dimension,
+            ctx,
+            records,
+            np.array(pos),
+            np.array(neg),
+            scoring,
+            compat,
             {"choice_accuracy": accuracy},
         )
     interval = metrics.proportion_ci(sum(correct_flags), len(correct_flags))
     return Evaluation(
-        "accuracy", metrics.ACCURACY_DEFINITION, interval.value, interval.low, interval.high,
-        len(correct_flags), tuple(records), scoring, compat=compat,
+        "accuracy",
+        metrics.ACCURACY_DEFINITION,
+        interval.value,
+        interval.low,
+        interval.high,
+        len(correct_flags),
+        tuple(records),
+        scoring,
+        compat=compat,
     )
 
 

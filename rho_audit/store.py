@@ -135,8 +135,18 @@ class RunStore:
                 "INSERT INTO runs (run_id, created_at, status, model_id, model_path, adapter, seed,"
                 " config_json, config_sha256, versions_json, git_revision)"
                 " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, time.time(), model_id, model_path, adapter, seed, _dumps(config),
-                 config_sha256, _dumps(versions), git_revision),
+                (
+                    run_id,
+                    time.time(),
+                    model_id,
+                    model_path,
+                    adapter,
+                    seed,
+                    _dumps(config),
+                    config_sha256,
+                    _dumps(versions),
+                    git_revision,
+                ),
             )
 
     def add_result(self, run_id: str, result: DimensionResult) -> None:
@@ -147,14 +157,27 @@ class RunStore:
         with self.db:
             self.db.execute(
                 "INSERT OR REPLACE INTO dimension_results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, result.dimension, result.plugin, result.probe_set, result.probe_set_version,
-                 ev.metric, *finite([ev.score, ev.ci_low, ev.ci_high]), ev.n, ev.n_errors,
-                 result.status, result.elapsed_s, _dumps(summary)),
+                (
+                    run_id,
+                    result.dimension,
+                    result.plugin,
+                    result.probe_set,
+                    result.probe_set_version,
+                    ev.metric,
+                    *finite([ev.score, ev.ci_low, ev.ci_high]),
+                    ev.n,
+                    ev.n_errors,
+                    result.status,
+                    result.elapsed_s,
+                    _dumps(summary),
+                ),
             )
             self.db.executemany(
                 "INSERT OR REPLACE INTO probe_records VALUES (?,?,?,?,?,?)",
-                [(run_id, result.dimension, r.probe_id, r.split, r.error, _dumps(r.__dict__))
-                 for r in ev.records],
+                [
+                    (run_id, result.dimension, r.probe_id, r.split, r.error, _dumps(r.__dict__))
+                    for r in ev.records
+                ],
             )
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:

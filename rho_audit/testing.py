@@ -208,9 +208,7 @@ def _train_tokenizer() -> Any:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(
-        TINY_MODEL_CORPUS.splitlines(keepends=True), trainer=trainer
-    )
+    tokenizer.train_from_iterator(TINY_MODEL_CORPUS.splitlines(keepends=True), trainer=trainer)
     for i, token in enumerate(SPECIAL_TOKENS):
         assert tokenizer.token_to_id(token) == i, (token, tokenizer.token_to_id(token))
     return tokenizer
@@ -241,9 +239,7 @@ def _save_tokenizer(tokenizer: Any, out_dir: Path) -> None:
     # PreTrainedTokenizerFast is understood by both.
     config["tokenizer_class"] = "PreTrainedTokenizerFast"
     config.pop("backend", None)
-    config_path.write_text(
-        json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (out_dir / "chat_template.jinja").unlink(missing_ok=True)
 
     special_tokens_map = {
@@ -343,9 +339,7 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
         return out_dir
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent)
-    )
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
     try:
         tokenizer = _train_tokenizer()
         _save_tokenizer(tokenizer, staging)

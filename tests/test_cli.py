@@ -16,8 +16,14 @@ ALL_EIGHT = {"factual", "toxicity", "sycophancy", "bias", "reasoning", "refusal"
 
 def rho_audit(*args, env_extra=None, cwd=None):
     env = os.environ | {"COLUMNS": "160"} | (env_extra or {})
-    return subprocess.run([sys.executable, "-m", "rho_audit.cli", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "rho_audit.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 def assert_user_error(proc, *needles):
@@ -29,8 +35,19 @@ def assert_user_error(proc, *needles):
 
 def test_run_all_eight_dimensions_on_the_tiny_model(tiny_model_path, tmp_path):
     store, out = tmp_path / "runs.sqlite", tmp_path / "out.json"
-    proc = rho_audit("run", "--model", str(tiny_model_path), "-n", "6", "--store", str(store),
-                     "--json", str(out), "--display", "plain")
+    proc = rho_audit(
+        "run",
+        "--model",
+        str(tiny_model_path),
+        "-n",
+        "6",
+        "--store",
+        str(store),
+        "--json",
+        str(out),
+        "--display",
+        "plain",
+    )
     assert proc.returncode == 0, proc.stderr
     for name in ALL_EIGHT:
         assert name in proc.stdout
@@ -59,23 +76,45 @@ def test_malformed_probe_file_names_file_line_and_field(tmp_path, tiny_model_pat
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "card.yaml").write_text("name: bad\nkind: pair\nversion: '1'\n")
-    (bad / "probes.jsonl").write_text('{"id": "a", "split": "eval", "positive": "x", "negative": "y"}\n'
-                                      '{"id": "b", "split": "eval", "positive": "x"}\n')
-    proc = rho_audit("run", "--plugins", "factual", "--probes", f"factual={bad}", "--model", str(tiny_model_path),
-                     "--store", str(tmp_path / "s.sqlite"))
+    (bad / "probes.jsonl").write_text(
+        '{"id": "a", "split": "eval", "positive": "x", "negative": "y"}\n'
+        '{"id": "b", "split": "eval", "positive": "x"}\n'
+    )
+    proc = rho_audit(
+        "run",
+        "--plugins",
+        "factual",
+        "--probes",
+        f"factual={bad}",
+        "--model",
+        str(tiny_model_path),
+        "--store",
+        str(tmp_path / "s.sqlite"),
+    )
     assert_user_error(proc, f"{bad / 'probes.jsonl'}:2", "'negative'", "nothing was run")
 
 
 def test_missing_model_directory(tmp_path):
-    proc = rho_audit("run", "--plugins", "factual", "--model", str(tmp_path / "nope"),
-                     "--store", str(tmp_path / "s.sqlite"))
+    proc = rho_audit(
+        "run",
+        "--plugins",
+        "factual",
+        "--model",
+        str(tmp_path / "nope"),
+        "--store",
+        str(tmp_path / "s.sqlite"),
+    )
     assert_user_error(proc, str(tmp_path / "nope"), "does not exist")
 
 
 def test_broken_plugin_is_listed_and_named_when_used(tmp_path):
     site = tmp_path / "site"
-    install_fake_dist(site, "broken-plugin", {"broken_mod": "raise RuntimeError('kaboom at import')\n"},
-                      {"broken": "broken_mod"})
+    install_fake_dist(
+        site,
+        "broken-plugin",
+        {"broken_mod": "raise RuntimeError('kaboom at import')\n"},
+        {"broken": "broken_mod"},
+    )
     env = {"PYTHONPATH": str(site)}
     listing = rho_audit("plugins", env_extra=env)
     assert listing.returncode == 0, listing.stderr
@@ -109,8 +148,20 @@ def test_ctrl_c_keeps_finished_dimensions(tmp_path, tiny_model_path):
     """
     install_fake_dist(site, "interrupt-plugin", {"interrupt_mod": code}, {"interrupter": "interrupt_mod"})
     store = tmp_path / "s.sqlite"
-    proc = rho_audit("run", "--plugins", "factual,interrupter", "--model", str(tiny_model_path), "-n", "4",
-                     "--store", str(store), "--display", "plain", env_extra={"PYTHONPATH": str(site)})
+    proc = rho_audit(
+        "run",
+        "--plugins",
+        "factual,interrupter",
+        "--model",
+        str(tiny_model_path),
+        "-n",
+        "4",
+        "--store",
+        str(store),
+        "--display",
+        "plain",
+        env_extra={"PYTHONPATH": str(site)},
+    )
     assert proc.returncode == 130
     assert "saved" in proc.stderr
     db = RunStore(store)

@@ -1,9 +1,9 @@
 """Regression tests for the keyword refusal judge, including garak's known misfires."""
 
 import pytest
+from rho_audit_plugins.judges.keyword_refusal import REFUSAL_PHRASES, KeywordRefusal, find_refusal
 
 from rho_audit.hookspecs import JudgeItem
-from rho_audit_plugins.judges.keyword_refusal import REFUSAL_PHRASES, KeywordRefusal, find_refusal
 
 
 def label(response: str) -> str:

@@ -63,8 +63,6 @@ def test_spearman_is_none_not_nan_for_constant_input():
     assert metrics.spearman(np.arange(5.0), np.arange(5.0)) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"), [(0.5, "PASS"), (0.2, "WARN"), (0.05, "FAIL")]
-)
+@pytest.mark.parametrize(("value", "expected"), [(0.5, "PASS"), (0.2, "WARN"), (0.05, "FAIL")])
 def test_rate_status_thresholds(value, expected):
     assert metrics.status_for("answer_rate", metrics.Interval(value, 0, 1), 0.3, 0.1) == expected

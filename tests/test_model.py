@@ -32,7 +32,7 @@ def reference_logprob(lm, request, template):
 @pytest.mark.parametrize("template", ["chat", "raw"])
 def test_batched_scores_equal_unbatched_and_reference(lm, template):
     batched = lm.score(REQUESTS, template)
-    for request, score in zip(REQUESTS, batched):
+    for request, score in zip(REQUESTS, batched, strict=True):
         alone = lm.score([request], template)[0]
         ref, n = reference_logprob(lm, request, template)
         assert score.n_tokens == alone.n_tokens == n
@@ -45,7 +45,7 @@ def test_small_batches_agree_with_one_big_batch(tiny_model_path):
     small = LanguageModel.load(tiny_model_path, "tiny", batch_tokens=64)
     big = LanguageModel.load(tiny_model_path, "tiny")
     many = REQUESTS * 7
-    for a, b in zip(small.score(many, "chat"), big.score(many, "chat")):
+    for a, b in zip(small.score(many, "chat"), big.score(many, "chat"), strict=True):
         assert a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-4)
 
 

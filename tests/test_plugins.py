@@ -11,7 +11,14 @@ from rho_audit.errors import PluginError
 from rho_audit.plugins import load_host
 
 BUILTIN_DIMENSIONS = {
-    "factual", "toxicity", "sycophancy", "bias", "reasoning", "refusal", "deception", "overrefusal",
+    "factual",
+    "toxicity",
+    "sycophancy",
+    "bias",
+    "reasoning",
+    "refusal",
+    "deception",
+    "overrefusal",
 }
 
 
@@ -57,7 +64,8 @@ def test_builtins_are_discovered_through_entry_points():
 
 def test_broken_plugin_is_listed_and_does_not_stop_others(fake_site, monkeypatch):
     install_fake_dist(
-        fake_site, "broken-plugin",
+        fake_site,
+        "broken-plugin",
         {"broken_mod": "import does_not_exist_anywhere\n", "good_mod": GOOD_DIMENSION.format(name="good")},
         {"broken": "broken_mod", "good": "good_mod"},
     )
@@ -74,7 +82,9 @@ def test_broken_plugin_is_listed_and_does_not_stop_others(fake_site, monkeypatch
 
 
 def test_misspelt_hook_marks_the_plugin_broken(fake_site):
-    code = "from rho_audit.hookspecs import hookimpl\n@hookimpl\ndef register_dimension(register):\n    pass\n"
+    code = (
+        "from rho_audit.hookspecs import hookimpl\n@hookimpl\ndef register_dimension(register):\n    pass\n"
+    )
     install_fake_dist(fake_site, "typo-plugin", {"typo_mod": code}, {"typo": "typo_mod"})
     host = load_host()
     [broken] = host.broken
@@ -83,8 +93,12 @@ def test_misspelt_hook_marks_the_plugin_broken(fake_site):
 
 
 def test_name_clash_names_both_packages(fake_site):
-    install_fake_dist(fake_site, "clash-plugin", {"clash_mod": GOOD_DIMENSION.format(name="factual")},
-                      {"clash": "clash_mod"})
+    install_fake_dist(
+        fake_site,
+        "clash-plugin",
+        {"clash_mod": GOOD_DIMENSION.format(name="factual")},
+        {"clash": "clash_mod"},
+    )
     with pytest.raises(PluginError) as info:
         load_host().dimensions  # noqa: B018
     assert "rho-audit" in str(info.value) and "clash-plugin" in str(info.value)
@@ -124,8 +138,9 @@ def test_importing_plugins_does_not_import_mlx():
     assert out.stdout.strip() == "False"
 
 
-HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
-         if hasattr(fn, "rho_audit_spec")]
+HOOKS = [
+    name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "rho_audit_spec")
+]
 
 
 def test_every_hook_is_documented_with_its_parameters():

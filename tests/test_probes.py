@@ -29,7 +29,14 @@ def pair(i: int, **kw) -> str:
 def test_every_shipped_probe_set_validates():
     host = load_host()
     assert set(host.probe_sets) >= {
-        "factual", "toxicity", "sycophancy", "bias", "reasoning", "refusal", "deception", "overrefusal",
+        "factual",
+        "toxicity",
+        "sycophancy",
+        "bias",
+        "reasoning",
+        "refusal",
+        "deception",
+        "overrefusal",
     }
     for name, reg in host.probe_sets.items():
         probes = load_probe_set(reg.obj, name)
@@ -57,7 +64,9 @@ def test_identical_pair_and_duplicate_ids_are_rejected(tmp_path):
 
 def test_bad_split_and_unknown_field(tmp_path):
     folder = write_set(tmp_path / "s", [pair(1, split="test"), pair(2, colour="red")])
-    text = str(pytest.raises(ProbeFileError, load_probe_set, folder).value)
+    with pytest.raises(ProbeFileError) as info:
+        load_probe_set(folder)
+    text = str(info.value)
     assert ":1: field 'split'" in text and ":2: field 'colour'" in text
 
 
@@ -65,12 +74,14 @@ def test_choice_indices_are_checked(tmp_path):
     card = "name: c\nkind: choice\nversion: '1'\n"
     rec = {"id": "c1", "split": "eval", "prompt": "Who?", "choices": ["A", "B"], "answer": 2}
     folder = write_set(tmp_path / "c", [json.dumps(rec)], card)
-    assert "outside choices" in str(pytest.raises(ProbeFileError, load_probe_set, folder).value)
+    with pytest.raises(ProbeFileError, match="outside choices"):
+        load_probe_set(folder)
 
 
 def test_missing_card_names_the_fix(tmp_path):
     (tmp_path / "probes.jsonl").write_text(pair(1))
-    assert "card.yaml" in str(pytest.raises(ProbeFileError, load_probe_set, tmp_path).value)
+    with pytest.raises(ProbeFileError, match=r"card\.yaml"):
+        load_probe_set(tmp_path)
 
 
 def test_sampling_is_seeded_and_the_same_in_another_process(tmp_path):
@@ -78,10 +89,15 @@ def test_sampling_is_seeded_and_the_same_in_another_process(tmp_path):
     ids = [p.id for p in load_probe_set(folder).sample(10, [3, 99])]
     code = (
         "import sys; from rho_audit.probes import load_probe_set;"
-        f"print(','.join(p.id for p in load_probe_set(sys.argv[1]).sample(10, [3, 99])))"
+        "print(','.join(p.id for p in load_probe_set(sys.argv[1]).sample(10, [3, 99])))"
     )
-    other = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True,
-                           env={"PYTHONHASHSEED": "123", "PATH": ""})
+    other = subprocess.run(
+        [sys.executable, "-c", code, str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "123", "PATH": ""},
+    )
     assert other.stdout.strip().split(",") == ids
     assert ids != [p.id for p in load_probe_set(folder).sample(10, [4, 99])]
 

@@ -12,10 +12,18 @@ from rho_audit.store import SCHEMA_VERSION, RunStore
 
 
 def make_result(score=0.5) -> DimensionResult:
-    ev = Evaluation("rank_biserial", "def", score, math.nan, 0.9, 2,
-                    (ProbeRecord("a", "eval", values={"gap": math.inf}), ProbeRecord("b", "eval", error="boom")))
-    return DimensionResult("factual", "rho-audit 0.1.0", "factual", "0.1.0", ev, "PASS", 1.0,
-                           {"pass_at": 0.3, "warn_at": 0.1})
+    ev = Evaluation(
+        "rank_biserial",
+        "def",
+        score,
+        math.nan,
+        0.9,
+        2,
+        (ProbeRecord("a", "eval", values={"gap": math.inf}), ProbeRecord("b", "eval", error="boom")),
+    )
+    return DimensionResult(
+        "factual", "rho-audit 0.1.0", "factual", "0.1.0", ev, "PASS", 1.0, {"pass_at": 0.3, "warn_at": 0.1}
+    )
 
 
 def start(store, run_id="r1"):

@@ -80,9 +80,7 @@ def test_chat_template(loaded):
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "What is the capital of France?"},
     ]
-    text = tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=True
-    )
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert "<|im_start|>user\n" in text
     assert text == (
         "<|im_start|>system\nBe brief.<|im_end|>\n"
@@ -141,9 +139,7 @@ def test_generate(loaded):
     )
     text = mlx_lm.generate(model, tokenizer, prompt, max_tokens=5)
     assert isinstance(text, str)
-    responses = list(
-        mlx_lm.stream_generate(model, tokenizer, "The sky is", max_tokens=5)
-    )
+    responses = list(mlx_lm.stream_generate(model, tokenizer, "The sky is", max_tokens=5))
     assert 1 <= len(responses) <= 5
     assert all(r.token < len(tokenizer) for r in responses)
 
@@ -167,14 +163,10 @@ def test_other_seed_changes_weights_not_tokenizer(tmp_path, tiny_model_path):
     import mlx.core as mx
 
     other = build_tiny_model(tmp_path / "other", seed=1)
-    assert (other / "tokenizer.json").read_bytes() == (
-        tiny_model_path / "tokenizer.json"
-    ).read_bytes()
+    assert (other / "tokenizer.json").read_bytes() == (tiny_model_path / "tokenizer.json").read_bytes()
     a = mx.load(str(tiny_model_path / "model.safetensors"))
     b = mx.load(str(other / "model.safetensors"))
-    assert not mx.array_equal(
-        a["model.embed_tokens.weight"], b["model.embed_tokens.weight"]
-    ).item()
+    assert not mx.array_equal(a["model.embed_tokens.weight"], b["model.embed_tokens.weight"]).item()
 
 
 def test_idempotent_and_rebuilds_for_another_seed(tmp_path):
@@ -184,13 +176,8 @@ def test_idempotent_and_rebuilds_for_another_seed(tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == mtimes
 
     build_tiny_model(out, seed=3)
-    assert (
-        json.loads((out / "config.json").read_text())["rho_audit_tiny_model"]["seed"]
-        == 3
-    )
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "m"
-    ]  # no staging dir left behind
+    assert json.loads((out / "config.json").read_text())["rho_audit_tiny_model"]["seed"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no staging dir left behind
 
 
 def test_refuses_to_overwrite_a_foreign_model(tmp_path):
@@ -213,9 +200,7 @@ def test_import_is_light():
     )
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            [str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")]
-        ),
+        "PYTHONPATH": os.pathsep.join([str(_REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
@@ -236,11 +221,7 @@ def test_is_a_pytest_plugin(pytester, monkeypatch, tiny_model_path):
             Path("built_at.txt").write_text(str(tiny_model_path))
         """
     )
-    result = pytester.runpytest_subprocess(
-        "-p", "rho_audit.testing", "-p", "no:cacheprovider"
-    )
+    result = pytester.runpytest_subprocess("-p", "rho_audit.testing", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     inner = Path((pytester.path / "built_at.txt").read_text())
-    assert _file_bytes(inner) == _file_bytes(
-        tiny_model_path
-    )  # deterministic across processes
+    assert _file_bytes(inner) == _file_bytes(tiny_model_path)  # deterministic across processes
