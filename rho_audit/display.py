@@ -11,6 +11,7 @@ import sys
 import time
 from typing import TextIO
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -35,40 +36,51 @@ def _fmt(value: float | None, digits: int = 3, signed: bool = True) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
+METRIC_LABEL = {"rank_biserial": "rho", "accuracy": "acc", "answer_rate": "rate"}
+
+
 def results_table(results: list[DimensionResult], title: str | None = None) -> Table:
-    table = Table(title=title, header_style="bold")
-    for column, justify in [
-        ("dimension", "left"),
-        ("metric", "left"),
-        ("score", "right"),
-        ("95% CI", "center"),
-        ("pair acc", "right"),
-        ("gap (nats)", "right"),
-        ("n", "right"),
-        ("errors", "right"),
-        ("status", "left"),
-        ("time", "right"),
-    ]:
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    """Scores with CIs, compact enough for 80 columns (CI logs, narrow terminals)."""
+    table = Table(
+        title=title,
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption="rho: 0 = chance, < 0 = inverted; gap: mean log-prob gap in nats",
+    )
+    show_errors = any(r.evaluation.n_errors for r in results)
+    columns = [
+        "dimension",
+        "score",
+        "95% CI",
+        "acc",
+        "gap",
+        "n",
+        *(["err"] if show_errors else []),
+        "status",
+        "time",
+    ]
+    for column in columns:
+        table.add_column(
+            column, no_wrap=True, justify="left" if column in ("dimension", "status") else "right"
+        )
     for r in results:
         ev = r.evaluation
         signed = ev.metric == "rank_biserial"
-        ci = (
-            f"[{_fmt(ev.ci_low, 2, signed)}, {_fmt(ev.ci_high, 2, signed)}]" if ev.ci_low is not None else "-"
-        )
+        ci = f"{_fmt(ev.ci_low, 2, signed)}..{_fmt(ev.ci_high, 2, signed)}" if ev.ci_low is not None else "-"
         style = STATUS_STYLE.get(r.status, "")
-        table.add_row(
+        row = [
             r.dimension,
-            ev.metric,
-            _fmt(ev.score, 3, signed),
+            f"{METRIC_LABEL.get(ev.metric, ev.metric)} {_fmt(ev.score, 3, signed)}",
             ci,
             _fmt(ev.paired_accuracy, 2, False),
-            _fmt(ev.mean_gap, 3),
+            _fmt(ev.mean_gap, 2),
             str(ev.n),
-            str(ev.n_errors) if ev.n_errors else "",
+            *([str(ev.n_errors) if ev.n_errors else ""] if show_errors else []),
             f"[{style}]{r.status}[/]",
-            f"{r.elapsed_s:.1f}s",
-        )
+            f"{r.elapsed_s:.0f}s",
+        ]
+        table.add_row(*row)
     return table
 
 

