@@ -47,6 +47,7 @@ def test_run_all_eight_dimensions_on_the_tiny_model(tiny_model_path, tmp_path):
         str(out),
         "--display",
         "plain",
+        env_extra={"RHO_AUDIT_DISABLE_PLUGINS": "example-calibration"},  # only the built-ins
     )
     assert proc.returncode == 0, proc.stderr
     for name in ALL_EIGHT:
