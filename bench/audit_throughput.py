@@ -12,16 +12,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from rho_audit.blas import ensure_fast_blas
-
-ensure_fast_blas()
-
-import mlx.core as mx  # noqa: E402
-from rho_audit.model_paths import resolve_model  # noqa: E402
-
-from rho_audit.model import LanguageModel, ScoreRequest  # noqa: E402
-from rho_audit.plugins import load_host  # noqa: E402
-from rho_audit.probes import load_probe_set  # noqa: E402
+# rho_audit.model loads a fast BLAS before it imports mlx; import mlx only after it.
+from rho_audit.model import LanguageModel, ScoreRequest
+from rho_audit.model_paths import resolve_model
+from rho_audit.plugins import load_host
+from rho_audit.probes import load_probe_set
 
 PAIR_SETS = ("factual", "toxicity", "sycophancy", "refusal", "deception")
 
@@ -41,6 +36,8 @@ def probe_requests(limit: int | None) -> list[ScoreRequest]:
 
 def score_one_at_a_time(lm: LanguageModel, requests: list[ScoreRequest], template: str) -> list[float]:
     """The reference tool's way: one forward pass per text, log-softmax over every position."""
+    import mlx.core as mx
+
     out = []
     for r in requests:
         ctx = list(lm._context_ids(r.prompt, template))
