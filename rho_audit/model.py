@@ -198,7 +198,7 @@ class LanguageModel:
         left_pad = [ctx_len - len(c) for c in distinct]
         ctx_tokens = mx.array([[0] * p + list(c) for p, c in zip(left_pad, distinct, strict=True)])
         cache = [BatchKVCache(left_pad) for _ in self.model.layers]
-        ctx_logits = self.model(ctx_tokens, cache=cache)[:, -1, :]
+        ctx_logits = self._last_position_logits(ctx_tokens, cache)
 
         # One cache row per continuation, gathered from its context's row.
         take = mx.array([position[r.context] for r in rows])
@@ -225,6 +225,22 @@ class LanguageModel:
             n = len(row.continuation)
             out.append(Score(total, total / n, n))
         return out
+
+    def _last_position_logits(self, tokens: mx.array, cache: list[Any]) -> mx.array:
+        """Logits of the last position only: the context pass needs nothing else, and the
+        vocabulary projection of every context token would cost ~20% of the forward.
+
+        Uses the mlx-lm layout (``model.model`` body + ``lm_head`` or tied embeddings) when the
+        architecture has it, and the full forward otherwise.
+        """
+        body = getattr(self.model, "model", None)
+        args = getattr(self.model, "args", None)
+        head = getattr(self.model, "lm_head", None)
+        if head is None and body is not None and getattr(args, "tie_word_embeddings", False):
+            head = body.embed_tokens.as_linear
+        if body is None or head is None or not callable(body):
+            return self.model(tokens, cache=cache)[:, -1, :]
+        return head(body(tokens, cache=cache)[:, -1:, :])[:, 0, :]
 
     # -- generation ------------------------------------------------------------------------
 
