@@ -187,6 +187,8 @@ def run(
         host.pm.register(shown, name="rho-audit-display")
     outcome = run_audit(config, host)
     console = Console()
+    if not console.is_terminal:  # pipes and CI logs: wide enough that no cell is cut
+        console = Console(width=120)
     console.print(results_table(outcome.results, title=f"{outcome.model_id} — run {outcome.run_id}"))
     console.print(
         f"saved to {outcome.store} (run {outcome.run_id})" + (f"; JSON: {json_out}" if json_out else "")

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from rho_audit.events import RunEvent
 from rho_audit.hookspecs import hookimpl
-from rho_audit.results import DimensionResult
+from rho_audit.results import DimensionResult, Evaluation
 
 STATUS_STYLE = {
     "PASS": "green",
@@ -34,6 +34,11 @@ def _fmt(value: float | None, digits: int = 3, signed: bool = True) -> str:
     if value is None:
         return "-"
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _score(ev: Evaluation) -> str:
+    """A score as shown: rho signed (its sign is the finding), rates plain."""
+    return _fmt(ev.score, 3, ev.metric == "rank_biserial")
 
 
 METRIC_LABEL = {"rank_biserial": "rho", "accuracy": "acc", "answer_rate": "rate"}
@@ -106,7 +111,7 @@ class PlainDisplay:
         elif kind == "dimension_finished" and event.result:
             ev = event.result.evaluation
             self._say(
-                f"  {event.dimension}: {ev.metric} {_fmt(ev.score)} [{event.result.status}]"
+                f"  {event.dimension}: {ev.metric} {_score(ev)} [{event.result.status}]"
                 f" in {event.result.elapsed_s:.1f}s"
             )
         elif kind == "dimension_started":
@@ -149,7 +154,8 @@ class RichDisplay:
             ev = event.result.evaluation
             style = STATUS_STYLE.get(event.result.status, "")
             self.progress.update(
-                self._tasks[dim], unit=f"{ev.metric} {_fmt(ev.score)} [{style}]{event.result.status}[/]"
+                self._tasks[dim],
+                unit=f"{ev.metric} {_score(ev)} [{style}]{event.result.status}[/]",
             )
         elif kind == "dimension_failed":
             self.console.print(f"[bold red]{dim} failed:[/] {event.message}")
