@@ -8,7 +8,8 @@ teacher-forced log-prob differences per token and per sequence, and prints our g
 Measured (2-core x86_64, 2026-11): weights identical; transformers on our directory matches its
 GGUF path exactly; MLX logits are as close to fp64 as torch fp32 (2.7e-5 vs 1.6e-5 nats/token),
 but MLX's fp32 ``mx.logsumexp`` over the 49K vocabulary adds ~3e-4 nats/token (~4e-3/sequence):
-its CPU reduction accumulates sequentially in fp32.
+its CPU reduction accumulates sequentially in fp32. The engine therefore sums in blocks
+(``rho_audit.model._logsumexp``), which is what the "engine" row measures.
 
 Needs packages rho-audit does not depend on: ``pip install torch==2.13.0 gguf accelerate`` (CPU wheel).
 
@@ -54,9 +55,11 @@ def picked(logits: np.ndarray, ids: list[int]) -> np.ndarray:
 
 
 def mlx_forward(model, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Our model's logits, and the log-probs as MLX itself computes them (fp32 logsumexp)."""
+    """Our model's logits, and the log-probs as the engine computes them (two-level logsumexp)."""
+    from rho_audit.model import _logsumexp
+
     logits = model(mx.array([ids]))[0, :-1]
-    lp = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+    lp = logits - _logsumexp(logits)[..., None]
     return np.array(logits), np.array(mx.take_along_axis(lp, mx.array(ids[1:])[:, None], axis=-1)[:, 0])
 
 
@@ -100,7 +103,7 @@ def main() -> None:
     print(f"tokenizer: {same}/{len(TEXTS)} texts get the same ids from transformers' GGUF tokenizer")
 
     rows: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {
-        "MLX, fp32 mx.logsumexp": [],
+        "MLX, engine logsumexp": [],
         "MLX logits, fp64 softmax": [],
         "torch fp32 (GGUF)": [],
         "torch fp32 (our dir)": [],
@@ -109,7 +112,7 @@ def main() -> None:
         ids = tok.encode(text)
         exact = picked(torch_logits(ours64, ids), ids)
         mlx_logits, mlx_lp = mlx_forward(model, ids)
-        rows["MLX, fp32 mx.logsumexp"].append((mlx_lp, exact))
+        rows["MLX, engine logsumexp"].append((mlx_lp, exact))
         rows["MLX logits, fp64 softmax"].append((picked(mlx_logits, ids), exact))
         rows["torch fp32 (GGUF)"].append((picked(torch_logits(ref, ids), ids), exact))
         rows["torch fp32 (our dir)"].append((picked(torch_logits(ours32, ids), ids), exact))
@@ -121,7 +124,7 @@ def main() -> None:
         per_token = max(float(np.abs(a - b).max()) for a, b in pairs)
         per_seq = max(abs(float(a.sum() - b.sum())) for a, b in pairs)
         print(f"  {name:26} {per_token:10.2e} {per_seq:13.2e}")
-    engine, theirs = rows["MLX, fp32 mx.logsumexp"], rows["torch fp32 (GGUF)"]
+    engine, theirs = rows["MLX, engine logsumexp"], rows["torch fp32 (GGUF)"]
     pairs = [(a, b) for (a, _), (b, _) in zip(engine, theirs, strict=True)]
     per_token = max(float(np.abs(a - b).max()) for a, b in pairs)
     per_seq = max(abs(float(a.sum() - b.sum())) for a, b in pairs)
