@@ -9,9 +9,8 @@ import pytest
 
 from rho_audit.store import RunStore
 
+from .test_plugins import BUILTIN_DIMENSIONS as ALL_EIGHT
 from .test_plugins import install_fake_dist
-
-ALL_EIGHT = {"factual", "toxicity", "sycophancy", "bias", "reasoning", "refusal", "deception", "overrefusal"}
 
 
 def rho_audit(*args, env_extra=None, cwd=None):

@@ -11,6 +11,8 @@ from rho_audit.errors import ProbeFileError
 from rho_audit.plugins import load_host
 from rho_audit.probes import PairProbe, load_probe_set
 
+from .test_plugins import BUILTIN_DIMENSIONS
+
 CARD = "name: demo\nkind: pair\nversion: '1'\n"
 
 
@@ -28,16 +30,7 @@ def pair(i: int, **kw) -> str:
 
 def test_every_shipped_probe_set_validates():
     host = load_host()
-    assert set(host.probe_sets) >= {
-        "factual",
-        "toxicity",
-        "sycophancy",
-        "bias",
-        "reasoning",
-        "refusal",
-        "deception",
-        "overrefusal",
-    }
+    assert set(host.probe_sets) >= BUILTIN_DIMENSIONS  # each ships a set of the same name
     for name, reg in host.probe_sets.items():
         probes = load_probe_set(reg.obj, name)
         assert len(probes) >= 20, name
