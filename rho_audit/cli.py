@@ -15,13 +15,16 @@ import click
 
 from rho_audit import __version__
 from rho_audit.errors import RhoAuditError
+from rho_audit.probe_commands import probes
 
 EPILOG = """\b
 Examples:
   rho-audit run --plugins toxicity,refusal     two dimensions on the bundled model
   rho-audit run                                all dimensions
   rho-audit run --model ./my-model --adapter ./adapters -n 50 --json out.json
+  rho-audit run --probes ood-clinical          one probe set, scored by its card's dimension
   rho-audit plugins                            what is installed, and from where
+  rho-audit probes list                        every probe set, with train/eval counts
 """
 
 
@@ -56,16 +59,19 @@ def _split_names(value: str | None) -> tuple[str, ...] | None:
     return names
 
 
-def _parse_overrides(items: tuple[str, ...]) -> dict[str, Path]:
-    overrides = {}
+def _parse_probe_choices(items: tuple[str, ...]) -> tuple:
+    from rho_audit.runner import ProbeChoice
+
+    choices = []
     for item in items:
-        name, sep, folder = item.partition("=")
-        if not sep or not name or not folder:
+        name, sep, source = item.partition("=")
+        if sep and (not name.strip() or not source.strip()):
             raise click.BadParameter(
-                f"{item!r}: expected DIMENSION=FOLDER, e.g. factual=./my-probes", param_hint="--probes"
+                f"{item!r}: expected SET or DIMENSION=SET, e.g. ood-clinical or factual=./my-probes",
+                param_hint="--probes",
             )
-        overrides[name.strip()] = Path(folder)
-    return overrides
+        choices.append(ProbeChoice(source.strip(), name.strip()) if sep else ProbeChoice(item.strip()))
+    return tuple(choices)
 
 
 @main.command()
@@ -122,10 +128,12 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, Path]:
 )
 @click.option(
     "--probes",
-    "probe_overrides",
+    "probe_choices",
     multiple=True,
-    metavar="DIM=FOLDER",
-    help="Use another probe-set folder (card.yaml + probes.jsonl) for a dimension. Repeatable.",
+    metavar="[DIM=]SET",
+    help="Score a probe set by name (see `rho-audit probes list`) or folder. SET alone runs it with "
+    "the dimension its card names (only those, unless --plugins is given); DIM=SET replaces "
+    "DIM's default set. Repeatable.",
 )
 @click.option(
     "--batch-tokens", type=click.IntRange(min=64), help="Tokens per scoring batch (memory vs speed)."
@@ -150,7 +158,7 @@ def run(
     seed: int,
     store: Path,
     json_out: Path | None,
-    probe_overrides: tuple[str, ...],
+    probe_choices: tuple[str, ...],
     batch_tokens: int | None,
     display: str,
 ) -> None:
@@ -179,7 +187,7 @@ def run(
         store=store,
         json_out=json_out,
         batch_tokens=batch_tokens,
-        probe_overrides=_parse_overrides(probe_overrides),
+        probe_choices=_parse_probe_choices(probe_choices),
     )
     host = load_host()
     shown = make_display(display)
@@ -271,6 +279,9 @@ def models(paths: tuple[Path, ...]) -> None:
     for p in paths:
         table.add_row(p.name, "local", describe_local_dir(p))
     Console().print(table)
+
+
+main.add_command(probes)
 
 
 def cli() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pluggy
 
-from rho_audit import hookspecs
+from rho_audit import hookspecs, user_probes
 from rho_audit.errors import PluginError
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,18 @@ class PluginHost:
             raise PluginError(unknown_name_message("probe set", name, self.probe_sets, self.broken))
         return self.probe_sets[name].obj
 
+    def resolve_probe_set(self, name_or_path: str) -> Path:
+        """A registered probe-set name, or a folder (or its probes.jsonl) on disk."""
+        if name_or_path in self.probe_sets:
+            return self.probe_sets[name_or_path].obj
+        path = Path(name_or_path).expanduser()
+        if path.exists():
+            return path
+        raise PluginError(
+            unknown_name_message("probe set", name_or_path, self.probe_sets, self.broken)
+            + " A folder path (card.yaml + probes.jsonl) works too; `rho-audit probes list` shows the names."
+        )
+
 
 def unknown_name_message(kind: str, name: str, known: Iterable[str], broken: list[BrokenPlugin]) -> str:
     known = sorted(known)
@@ -208,6 +220,12 @@ def load_host(extra_plugins: Iterable[ModuleType | object] = ()) -> PluginHost:
             continue
         if _register_checked(pm, plugin, ep.name, host, source):
             host.sources[ep.name] = source
+    if (allow is None or user_probes.PLUGIN_NAME in allow) and user_probes.PLUGIN_NAME not in deny:
+        source = PluginSource(
+            user_probes.PLUGIN_NAME, user_probes.__name__, "imported (user data dir)", ""
+        )
+        if _register_checked(pm, user_probes, user_probes.PLUGIN_NAME, host, source):
+            host.sources[user_probes.PLUGIN_NAME] = source
     for plugin in extra_plugins:
         _register_checked(pm, plugin, None, host, _local_source(repr(plugin)))
     return host

@@ -107,6 +107,8 @@ class ProbeCard(BaseModel):
     kind: Literal["pair", "choice", "generation", "numeric"]
     version: NonEmpty
     schema_version: int = Field(default=SCHEMA_VERSION, alias="schema")
+    #: The dimension that scores this set when it is run by name (``rho-audit run --probes NAME``).
+    dimension: str | None = None
     description: str = ""
     licence: str = "unspecified"
 

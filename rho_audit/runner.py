@@ -47,8 +47,21 @@ class AuditConfig:
     store: Path = DEFAULT_STORE
     json_out: Path | None = None
     batch_tokens: int | None = None
-    #: Per-dimension probe-set folder overrides: dimension name -> folder.
-    probe_overrides: dict[str, Path] = field(default_factory=dict)
+    #: Probe sets chosen on the command line (``--probes``), by name or folder.
+    probe_choices: tuple[ProbeChoice, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProbeChoice:
+    """``--probes [DIMENSION=]SET``: SET is a registered name or a folder.
+
+    With a dimension, that dimension scores SET instead of its default set. Without one, SET is
+    scored by the dimension its card names, as an extra run (``factual@ood-clinical`` when the
+    dimension also runs on its own set).
+    """
+
+    source: str
+    dimension: str | None = None
 
 
 @dataclass
@@ -64,33 +77,67 @@ class AuditOutcome:
 class PlannedDimension:
     registered: Registered
     probes: ProbeSet
+    #: The result's name: the dimension's, or ``dimension@set`` for an extra set.
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.registered.name)
 
 
 def plan(config: AuditConfig, host: PluginHost) -> list[PlannedDimension]:
     """Resolve dimensions and load (validate) all their probe sets before any model work."""
-    planned = []
-    unknown = set(config.probe_overrides) - set(host.dimensions)
-    if unknown:
-        raise PluginError(f"--probes names unknown dimension(s) {sorted(unknown)}; use DIMENSION=FOLDER.")
-    for reg in host.select_dimensions(config.dimensions):
-        cls = reg.obj
-        path = config.probe_overrides.get(cls.name) or host.probe_set_path(cls.probe_set_name())
-        probes = load_probe_set(path, cls.probe_set_name())
-        if probes.kind != cls.probe_kind:
-            raise PluginError(
-                f"dimension {cls.name!r} needs {cls.probe_kind!r} probes but probe set "
-                f"{probes.name!r} ({path}) is of kind {probes.kind!r}. Fix `kind` in its card.yaml "
-                "or point the dimension at another set."
-            )
-        probes = probes.split(config.split)
-        # Seed per dimension from a stable checksum of its name (never hash(): it is salted).
-        probes = probes.sample(config.limit, [config.seed, zlib.crc32(cls.name.encode())])
-        if len(probes) == 0:
-            raise RhoAuditError(
-                f"probe set {probes.name!r} has no records in split {config.split!r}. Use --split all."
-            )
-        planned.append(PlannedDimension(reg, probes))
-    return planned
+    overrides: dict[str, Path] = {}
+    extra: list[tuple[str, Path]] = []
+    for choice in config.probe_choices:
+        path = host.resolve_probe_set(choice.source)
+        if choice.dimension is not None:
+            host.select_dimensions([choice.dimension])  # a clear error for a typo
+            overrides[choice.dimension] = path
+        else:
+            extra.append((_card_dimension(path, choice.source, host), path))
+    if config.dimensions is None and extra:
+        selected = [host.dimensions[name] for name in overrides]  # only what --probes asked for
+    else:
+        selected = host.select_dimensions(config.dimensions)
+    work = [(reg, overrides.get(reg.name) or host.probe_set_path(reg.obj.probe_set_name()), reg.name)
+            for reg in selected]
+    running = {reg.name for reg in selected}
+    for dimension, path in extra:
+        label = f"{dimension}@{path.name}" if dimension in running else dimension
+        running.add(label)
+        work.append((host.dimensions[dimension], path, label))
+    return [_plan_one(reg, path, label, config) for reg, path, label in work]
+
+
+def _card_dimension(path: Path, source: str, host: PluginHost) -> str:
+    card = load_probe_set(path).card
+    if not card.dimension:
+        raise PluginError(
+            f"probe set {source!r} ({path}) does not say which dimension scores it; "
+            "add `dimension: NAME` to its card.yaml or pass --probes DIMENSION=SET."
+        )
+    host.select_dimensions([card.dimension])
+    return card.dimension
+
+
+def _plan_one(reg: Registered, path: Path, label: str, config: AuditConfig) -> PlannedDimension:
+    cls = reg.obj
+    probes = load_probe_set(path)
+    if probes.kind != cls.probe_kind:
+        raise PluginError(
+            f"dimension {cls.name!r} needs {cls.probe_kind!r} probes but probe set "
+            f"{probes.name!r} ({path}) is of kind {probes.kind!r}. Fix `kind` in its card.yaml "
+            "or point the dimension at another set."
+        )
+    probes = probes.split(config.split)
+    # Seed per run label from a stable checksum (never hash(): it is salted per process).
+    probes = probes.sample(config.limit, [config.seed, zlib.crc32(label.encode())])
+    if len(probes) == 0:
+        raise RhoAuditError(
+            f"probe set {probes.name!r} has no records in split {config.split!r}. Use --split all."
+        )
+    return PlannedDimension(reg, probes, label)
 
 
 def emit(host: PluginHost, event: RunEvent) -> None:
@@ -140,7 +187,7 @@ def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
     say(RunEvent("run_started", run_id, total=len(planned), message=resolved.model_id))
     try:
         for item in planned:
-            name = item.registered.name
+            name = item.label
 
             def progress(done: int, total: int, unit: str, _name: str = name) -> None:
                 say(RunEvent("progress", run_id, _name, done=done, total=total, unit=unit))
@@ -173,7 +220,8 @@ def evaluate_dimension(
 ) -> DimensionResult:
     """Evaluate one dimension; a plugin bug becomes an ERROR result, not a lost run."""
     cls = item.registered.obj
-    say(RunEvent("dimension_started", run_id, cls.name, total=len(item.probes)))
+    name = item.label
+    say(RunEvent("dimension_started", run_id, name, total=len(item.probes)))
     started = time.perf_counter()
     try:
         evaluation = cls().evaluate(item.probes, ctx)
@@ -181,14 +229,14 @@ def evaluate_dimension(
     except RhoAuditError:
         raise
     except Exception as err:
-        log.exception("dimension %s failed", cls.name)
+        log.exception("dimension %s failed", name)
         error = f"{type(err).__name__}: {err}"
-        say(RunEvent("dimension_failed", run_id, cls.name, message=error))
+        say(RunEvent("dimension_failed", run_id, name, message=error))
         evaluation = Evaluation(cls.metric, "", None, None, None, 0, (), secondary={})
     interval = metrics.Interval(evaluation.score, evaluation.ci_low, evaluation.ci_high)
     status = metrics.status_for(evaluation.metric, interval, cls.thresholds.pass_at, cls.thresholds.warn_at)
     return DimensionResult(
-        dimension=cls.name,
+        dimension=name,
         plugin=f"{item.registered.source.distribution} {item.registered.source.version}".strip(),
         probe_set=item.probes.name,
         probe_set_version=item.probes.version,
@@ -213,7 +261,7 @@ def _run_config(
         "limit": config.limit,
         "split": config.split,
         "dimensions": {
-            p.registered.name: {"probe_set": p.probes.name, "version": p.probes.version, "n": len(p.probes)}
+            p.label: {"probe_set": p.probes.name, "version": p.probes.version, "n": len(p.probes)}
             for p in planned
         },
     }
