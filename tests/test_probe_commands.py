@@ -1,0 +1,79 @@
+"""`rho-audit probes ...` and running a probe set by name, end to end."""
+
+import json
+
+from rho_audit.store import RunStore
+
+from .test_cli import rho_audit
+
+
+def write_user_set(root, name="my-facts", dimension="factual"):
+    folder = root / "probes" / name
+    folder.mkdir(parents=True)
+    (folder / "card.yaml").write_text(f"name: {name}\nkind: pair\nversion: '1'\ndimension: {dimension}\n")
+    rows = [
+        {"id": f"m{i}", "split": "eval" if i % 2 else "train", "positive": f"Two plus {i} is {2 + i}.",
+         "negative": f"Two plus {i} is {3 + i}."}
+        for i in range(8)
+    ]
+    (folder / "probes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_list_shows_every_set_with_split_counts(tmp_path):
+    write_user_set(tmp_path)
+    proc = rho_audit("probes", "list", "--json", env_extra={"RHO_AUDIT_DATA_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert {"factual", "bias", "ood-logic", "my-facts"} <= set(rows)
+    assert rows["my-facts"]["provided_by"] == "imported (user data dir)"
+    for row in rows.values():
+        assert row["train"] + row["eval"] == row["total"] > 0
+    table = rho_audit("probes", "list").stdout
+    assert "overrefusal" in table and "train" in table
+
+
+def test_show_prints_card_quality_and_sample():
+    proc = rho_audit("probes", "show", "bias", "--n", "2", "--split", "eval")
+    assert proc.returncode == 0, proc.stderr
+    assert "quality" in proc.stdout and "answer@A" in proc.stdout
+    assert proc.stdout.count('"split": "eval"') == 2
+
+
+def test_validate_reports_line_numbers_and_exits_1(tmp_path):
+    folder = write_user_set(tmp_path)
+    with (folder / "probes.jsonl").open("a") as handle:
+        handle.write('{"id": "bad", "split": "test", "positive": "a", "negative": "b"}\n')
+    proc = rho_audit("probes", "validate", str(folder), "factual")
+    assert proc.returncode == 1
+    assert f"{folder / 'probes.jsonl'}:9" in proc.stdout and "'split'" in proc.stdout
+    assert "ok   factual" in proc.stdout
+
+
+def test_validate_unknown_name_suggests(tmp_path):
+    proc = rho_audit("probes", "validate", "factul")
+    assert proc.returncode == 2 and "Did you mean 'factual'?" in proc.stderr
+
+
+def test_run_a_set_by_name_uses_its_cards_dimension(tmp_path, tiny_model_path):
+    write_user_set(tmp_path)
+    store = tmp_path / "runs.sqlite"
+    env = {"RHO_AUDIT_DATA_DIR": str(tmp_path)}
+    common = ["--model", str(tiny_model_path), "--store", str(store), "--display", "plain"]
+    proc = rho_audit("run", "--probes", "my-facts", *common, env_extra=env)
+    assert proc.returncode == 0, proc.stderr
+    both = rho_audit("run", "-p", "factual", "--probes", "my-facts", "-n", "6", *common, env_extra=env)
+    assert both.returncode == 0, both.stderr
+    db = RunStore(store)
+    first, second = db.runs()
+    [only] = db.results(first.run_id)
+    assert (only["dimension"], only["probe_set"], only["evaluation"]["n"]) == ("factual", "my-facts", 8)
+    labels = {r["dimension"]: r["probe_set"] for r in db.results(second.run_id)}
+    assert labels == {"factual": "factual", "factual@my-facts": "my-facts"}
+
+
+def test_set_without_a_dimension_needs_one(tmp_path):
+    folder = write_user_set(tmp_path)
+    (folder / "card.yaml").write_text("name: my-facts\nkind: pair\nversion: '1'\n")
+    proc = rho_audit("run", "--probes", str(folder), "--store", str(tmp_path / "s.sqlite"))
+    assert proc.returncode == 2 and "add `dimension: NAME`" in proc.stderr

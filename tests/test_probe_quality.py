@@ -1,0 +1,70 @@
+"""Each quality check catches the defect it exists for (and passes a clean set)."""
+
+import json
+
+from rho_audit.probe_quality import HASH_SPLIT_RULE, check_probe_set, hash_split
+from rho_audit.probes import load_probe_set
+
+
+def make_set(tmp_path, kind, records, split_rule=HASH_SPLIT_RULE):
+    folder = tmp_path / "s"
+    folder.mkdir(exist_ok=True)
+    (folder / "card.yaml").write_text(
+        f"name: s\nkind: {kind}\nversion: '1'\nsplit_rule: '{split_rule}'\n", encoding="utf-8"
+    )
+    lines = [json.dumps({"split": hash_split(r["id"]), **r}) for r in records]
+    (folder / "probes.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return check_probe_set(load_probe_set(folder))
+
+
+def pairs(n, pos="Statement number {i} is true.", neg="Statement number {i} is false."):
+    return [{"id": f"p{i}", "positive": pos.format(i=i), "negative": neg.format(i=i)} for i in range(n)]
+
+
+def test_clean_pair_set_passes(tmp_path):
+    report = make_set(tmp_path, "pair", pairs(30))
+    assert report.ok, report.problems
+    assert 0.95 < report.length_ratio < 1.05
+
+
+def test_longer_positives_are_flagged(tmp_path):
+    longer = "Statement {i} is true, as any careful reader of the record sees."
+    report = make_set(tmp_path, "pair", pairs(30, pos=longer))
+    assert any("systematically longer" in p for p in report.problems)
+
+
+def test_duplicate_texts_are_flagged(tmp_path):
+    records = pairs(30)
+    records[5]["positive"] = records[3]["positive"].upper()  # case and spacing do not hide a duplicate
+    report = make_set(tmp_path, "pair", records)
+    assert any("p5: positive duplicates that of p3" in p for p in report.problems)
+
+
+def test_split_that_breaks_the_rule_is_flagged(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "card.yaml").write_text(f"name: s\nkind: pair\nversion: '1'\nsplit_rule: '{HASH_SPLIT_RULE}'\n")
+    lines = [json.dumps({"split": "train", **r}) for r in pairs(30)]
+    (folder / "probes.jsonl").write_text("\n".join(lines) + "\n")
+    report = check_probe_set(load_probe_set(folder))
+    assert any("break the card's split rule" in p for p in report.problems)
+    assert any("train share 100%" in p for p in report.problems)
+
+
+def choice(i, answer, biased, k=3):
+    opts = [f"Option {c} for {i}" for c in "ABC"[:k]]
+    return {"id": f"c{i}", "prompt": f"Q {i}?", "choices": opts, "answer": answer, "biased_answer": biased}
+
+
+def test_answer_always_first_is_flagged(tmp_path):
+    report = make_set(tmp_path, "choice", [choice(i, 0, 1 + i % 2) for i in range(30)])
+    assert report.position_shares["answer@A"] == 1.0
+    assert any("answer@A holds 100%" in p for p in report.problems)
+
+
+def test_balanced_choices_pass_and_biased_order_is_checked(tmp_path):
+    rows = [choice(i, i % 3, (i % 3 + 1 + (i // 3) % 2) % 3) for i in range(36)]
+    balanced = make_set(tmp_path, "choice", rows)
+    assert balanced.ok, (balanced.problems, balanced.position_shares)
+    skewed = make_set(tmp_path, "choice", [choice(i, 2, 0) if i % 2 else choice(i, 1, 0) for i in range(30)])
+    assert any("biased before other" in p for p in skewed.problems)
