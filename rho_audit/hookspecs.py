@@ -100,8 +100,14 @@ def register_trainers(register: Callable[[type[Trainer]], None]) -> None:
 def register_probe_sets(register: Callable[[str, Path], None]) -> None:
     """Register probe sets shipped by a package, so dimensions and users can name them.
 
+    A set whose card says ``dimension: NAME`` runs by itself with ``rho-audit run --probes SET``;
+    any set can replace a dimension's default with ``--probes DIMENSION=SET``. Give every record
+    a fixed ``split`` (trainers use ``train``, audits after training ``eval``); the built-in
+    library's rule is ``train if int(sha256(id)[:8], 16) % 2 == 0 else eval``. Check a set with
+    ``rho-audit probes validate FOLDER`` (schema, duplicates, answer positions, length balance).
+
     :param register: call ``register(name, folder)`` where ``folder`` holds ``card.yaml`` and
-        ``probes.jsonl``. Names are unique across installed plugins.
+        ``probes.jsonl``. Names are unique across installed plugins and the user's imported sets.
     """
 
 
