@@ -65,6 +65,30 @@ MIGRATIONS: list[str] = [
     );
     """,
 ]
+MIGRATIONS.append(
+    """
+    -- v2: training runs and sweeps.
+    ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'audit';   -- audit | train
+    CREATE TABLE train_steps (
+        run_id TEXT NOT NULL REFERENCES runs(run_id),
+        step INTEGER NOT NULL,           -- optimizer step, from 1
+        metrics_json TEXT NOT NULL,      -- sft_loss, contrastive_loss, active_share, lr, grad_norm, ...
+        PRIMARY KEY (run_id, step)
+    );
+    CREATE TABLE sweep_cells (
+        sweep_id TEXT NOT NULL,          -- the sweep file's name + a hash of its expanded grid
+        cell_id TEXT NOT NULL,
+        config_sha256 TEXT NOT NULL,
+        status TEXT NOT NULL,            -- pending | training | auditing | complete | failed
+        train_run_id TEXT,
+        audit_run_id TEXT,
+        updated_at REAL NOT NULL,
+        error TEXT,
+        cell_json TEXT NOT NULL,
+        PRIMARY KEY (sweep_id, cell_id)
+    );
+    """
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -81,6 +105,7 @@ class RunRow:
     versions: dict[str, str]
     git_revision: str | None
     error: str | None
+    kind: str = "audit"
 
 
 def _dumps(value: Any) -> str:
@@ -129,12 +154,15 @@ class RunStore:
         config_sha256: str,
         versions: dict[str, str],
         git_revision: str | None,
+        kind: str = "audit",
     ) -> None:
         with self.db:
             self.db.execute(
                 "INSERT INTO runs (run_id, created_at, status, model_id, model_path, adapter, seed,"
-                " config_json, config_sha256, versions_json, git_revision)"
-                " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                " config_json, config_sha256, versions_json, git_revision, kind)"
+                " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                # A resumed training run keeps its id: mark it running again.
+                " ON CONFLICT(run_id) DO UPDATE SET status = 'running', finished_at = NULL, error = NULL",
                 (
                     run_id,
                     time.time(),
@@ -146,8 +174,46 @@ class RunStore:
                     config_sha256,
                     _dumps(versions),
                     git_revision,
+                    kind,
                 ),
             )
+
+    def add_train_step(self, run_id: str, step: int, metrics: dict[str, Any]) -> None:
+        """One optimizer step's metrics; re-writing a step (after a resume) replaces it."""
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO train_steps VALUES (?, ?, ?)", (run_id, step, _dumps(metrics))
+            )
+
+    def train_steps(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT step, metrics_json FROM train_steps WHERE run_id = ? ORDER BY step", (run_id,)
+        ).fetchall()
+        return [{"step": step, **json.loads(m)} for step, m in rows]
+
+    def set_cell(self, sweep_id: str, cell_id: str, config_sha256: str, status: str,
+                 cell: dict[str, Any], train_run_id: str | None = None, audit_run_id: str | None = None,
+                 error: str | None = None) -> None:
+        """Create or update a sweep cell's row (one transaction, so a kill never half-writes it)."""
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO sweep_cells VALUES (?,?,?,?,?,?,?,?,?)",
+                (sweep_id, cell_id, config_sha256, status, train_run_id, audit_run_id, time.time(), error,
+                 _dumps(cell)),
+            )
+
+    def cells(self, sweep_id: str) -> list[dict[str, Any]]:
+        cols = ("sweep_id", "cell_id", "config_sha256", "status", "train_run_id", "audit_run_id",
+                "updated_at", "error", "cell_json")
+        rows = self.db.execute(
+            f"SELECT {', '.join(cols)} FROM sweep_cells WHERE sweep_id = ? ORDER BY rowid", (sweep_id,)
+        ).fetchall()
+        out = []
+        for row in rows:
+            rec = dict(zip(cols, row, strict=True))
+            rec["cell"] = json.loads(rec.pop("cell_json"))
+            out.append(rec)
+        return out
 
     def add_result(self, run_id: str, result: DimensionResult) -> None:
         """Write one dimension's result and its probe records in one transaction."""
@@ -192,10 +258,10 @@ class RunStore:
     def runs(self) -> list[RunRow]:
         rows = self.db.execute(
             "SELECT run_id, created_at, finished_at, status, model_id, seed, config_json,"
-            " config_sha256, versions_json, git_revision, error FROM runs ORDER BY created_at"
+            " config_sha256, versions_json, git_revision, error, kind FROM runs ORDER BY created_at"
         ).fetchall()
         return [
-            RunRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], json.loads(r[8]), r[9], r[10])
+            RunRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], json.loads(r[8]), r[9], r[10], r[11])
             for r in rows
         ]
 
