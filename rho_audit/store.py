@@ -261,7 +261,7 @@ class RunStore:
             " config_sha256, versions_json, git_revision, error, kind FROM runs ORDER BY created_at"
         ).fetchall()
         return [
-            RunRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], json.loads(r[8]), r[9], r[10], r[11])
+            RunRow(*r[:6], json.loads(r[6]), r[7], json.loads(r[8]), *r[9:])
             for r in rows
         ]
 
