@@ -20,6 +20,15 @@ EventKind = Literal[
     "warning",
     "run_finished",
     "run_interrupted",
+    # training (``rho-audit train`` and sweeps)
+    "train_started",
+    "train_step",
+    "checkpoint_saved",
+    "train_finished",
+    # sweeps
+    "cell_started",
+    "cell_finished",
+    "cell_failed",
 ]
 
 
@@ -29,7 +38,10 @@ class RunEvent:
 
     ``dimension`` is set for dimension_* and progress events; ``done``/``total`` for progress
     (units named by ``unit``: "texts", "prompts", ...); ``result`` for dimension_finished;
-    ``message`` for warnings, failures and model events.
+    ``message`` for warnings, failures and model events. Training events carry ``done``/``total``
+    in optimizer steps and, for train_step, ``metrics`` (sft_loss, contrastive_loss,
+    active_share, lr, grad_norm, tokens_per_s, each averaged over the accumulation steps).
+    Sweep events name the cell in ``dimension`` and count cells in ``done``/``total``.
     """
 
     kind: EventKind
@@ -40,4 +52,5 @@ class RunEvent:
     unit: str | None = None
     message: str | None = None
     result: DimensionResult | None = None
+    metrics: dict[str, float] | None = None
     time: float = field(default_factory=time.time)

@@ -141,6 +141,21 @@ class LanguageModel:
             return (self.document_start,)
         return tuple(self.encode(self.format_prompt(prompt, template)))
 
+    def pair_tokens(
+        self,
+        prompt: str | None,
+        continuation: str,
+        template: Template,
+        history: Sequence[tuple[str, str]] = (),
+    ) -> tuple[list[int], list[int]]:
+        """(context, continuation) token ids exactly as :meth:`score` sees them, so a trainer
+        optimises the quantity the audit measures. ``history``: earlier chat turns."""
+        if history and prompt is not None and template == "chat":
+            messages = [{"role": r, "content": c} for r, c in history] + [{"role": "user", "content": prompt}]
+            text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            return self.encode(text), self.encode(continuation)
+        return list(self._context_ids(prompt, template)), self.encode(continuation)
+
     # -- scoring ---------------------------------------------------------------------------
 
     def score(

@@ -250,16 +250,16 @@ def _required_fields(kind: str) -> str:
     return ", ".join(n for n, f in model.model_fields.items() if f.is_required())
 
 
-def pair_contrasts(probes: Iterable[Probe]) -> Iterator[ContrastPair]:
+def pair_contrasts(probes: Iterable[Probe], dimension: str = "") -> Iterator[ContrastPair]:
     for p in probes:
         assert isinstance(p, PairProbe)
-        yield ContrastPair(p.category or "", p.id, p.prompt, p.positive, p.negative)
+        yield ContrastPair(dimension, p.id, p.prompt, p.positive, p.negative)
 
 
-def choice_contrasts(probes: Iterable[Probe]) -> Iterator[ContrastPair]:
+def choice_contrasts(probes: Iterable[Probe], dimension: str = "") -> Iterator[ContrastPair]:
     for p in probes:
         assert isinstance(p, ChoiceProbe)
         if p.biased_answer is not None:
             yield ContrastPair(
-                p.category or "", p.id, p.prompt, p.choices[p.answer], p.choices[p.biased_answer]
+                dimension, p.id, p.prompt, p.choices[p.answer], p.choices[p.biased_answer]
             )
