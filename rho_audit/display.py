@@ -89,6 +89,15 @@ def results_table(results: list[DimensionResult], title: str | None = None) -> T
     return table
 
 
+def train_metrics(m: dict[str, float]) -> str:
+    """One optimizer step's metrics in a line."""
+    return (
+        f"loss {m.get('loss', 0):.4f} sft {m.get('sft_loss', 0):.4f} "
+        f"contrastive {m.get('contrastive_loss', 0):.4f} active {m.get('active_share', 0):.0%} "
+        f"lr {m.get('lr', 0):.2e} |g| {m.get('grad_norm', 0):.2f} {m.get('tokens_per_s', 0):.0f} tok/s"
+    )
+
+
 class PlainDisplay:
     """One line per event, progress at most every few seconds: for CI logs and pipes."""
 
@@ -118,6 +127,15 @@ class PlainDisplay:
             self._say(f"{event.dimension}: {event.total} probes")
         elif kind in ("model_loading", "model_loaded", "dimension_failed", "warning", "run_interrupted"):
             self._say(f"[{kind}] {event.message}")
+        elif kind == "train_started":
+            self._say(f"[train] {event.message}: step {event.done}/{event.total}")
+        elif kind == "train_step" and event.metrics:
+            now = time.monotonic()
+            if now - self._last >= self.every_s or event.done == event.total:
+                self._last = now
+                self._say(f"  step {event.done}/{event.total} {train_metrics(event.metrics)}")
+        elif kind == "train_finished":
+            self._say(f"[train] adapter written to {event.message}")
 
 
 class RichDisplay:
@@ -161,6 +179,16 @@ class RichDisplay:
             self.console.print(f"[bold red]{dim} failed:[/] {event.message}")
         elif kind == "warning":
             self.console.print(f"[yellow]warning:[/] {event.message}")
+        elif kind == "train_started":
+            self.progress.start()
+            self._tasks["train"] = self.progress.add_task(
+                "train", total=event.total, completed=event.done or 0, unit=event.message or ""
+            )
+        elif kind == "train_step" and "train" in self._tasks and event.metrics:
+            line = train_metrics(event.metrics)
+            self.progress.update(self._tasks["train"], completed=event.done, unit=line)
+        elif kind == "train_finished":
+            self.progress.stop()
         elif kind in ("run_finished", "run_interrupted"):
             self.progress.stop()
             if event.message:

@@ -239,8 +239,11 @@ def train(
     host: PluginHost,
     store: RunStore,
     say: Callable[[RunEvent], None] | None = None,
+    resume: bool = True,
 ) -> TrainOutcome:
-    """Train (or resume, or return a finished run of the same config) into ``config.adapter_dir``."""
+    """Train into ``config.adapter_dir``, or resume the interrupted run of the same config there,
+    or return at once when that run already finished. ``resume=False`` refuses to continue a
+    checkpoint (the CLI asks for ``--resume`` explicitly)."""
     say = say or (lambda event: None)
     out = Path(config.adapter_dir)
     sha = config.config_sha256()
@@ -253,6 +256,11 @@ def train(
     checkpoint = _latest_checkpoint(out)
     if checkpoint:
         _check_same_config(out, checkpoint, sha)
+        if not resume:
+            raise RhoAuditError(
+                f"{out} holds an interrupted run of this config (step {checkpoint['step']}). Add --resume "
+                "to continue it, or choose another --out."
+            )
     run_id = checkpoint["run_id"] if checkpoint else _new_run_id()
     return _Loop(config, host, store, say, trainer, options, plan, run_id, sha, checkpoint).run()
 
