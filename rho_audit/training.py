@@ -291,8 +291,8 @@ class _Loop:
         template = lm.resolve_template(cfg.template)
         model = lm.model
         lora_layers = self._add_lora(model)
-        schedule = learning_rate_schedule(cfg, self.plan.total_steps)
-        optimizer = optim.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay)
+        self.schedule = learning_rate_schedule(cfg, self.plan.total_steps)
+        optimizer = optim.AdamW(learning_rate=self.schedule, weight_decay=cfg.weight_decay)
         optimizer.init(model.trainable_parameters())
         pair_rng = np.random.default_rng([cfg.seed, 2])
         start_step = 0
@@ -424,7 +424,8 @@ class _Loop:
             tokens += sft.n_tokens + (pairs.n_tokens if pairs else 0)
         grads = tree_map(lambda g: g / cfg.grad_accumulation, grads_sum)
         grads, grad_norm = optim.clip_grad_norm(grads, cfg.grad_clip)
-        lr = float(optimizer.learning_rate.item()) if hasattr(optimizer.learning_rate, "item") else 0.0
+        # MLX evaluates the schedule at the update count before incrementing it: this step's lr.
+        lr = float(self.schedule(mx.array(step - 1)).item())
         optimizer.update(model, grads)
         mx.eval(model.trainable_parameters(), optimizer.state)
         elapsed = time.perf_counter() - started
