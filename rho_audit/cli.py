@@ -16,6 +16,7 @@ import click
 from rho_audit import __version__
 from rho_audit.errors import RhoAuditError
 from rho_audit.probe_commands import probes
+from rho_audit.sweep_commands import sweep
 from rho_audit.train_commands import train
 
 EPILOG = """\b
@@ -284,6 +285,7 @@ def models(paths: tuple[Path, ...]) -> None:
 
 main.add_command(probes)
 main.add_command(train)
+main.add_command(sweep)
 
 
 def cli() -> None:

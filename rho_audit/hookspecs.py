@@ -112,6 +112,23 @@ def register_probe_sets(register: Callable[[str, Path], None]) -> None:
 
 
 @hookspec
+def register_report_sections(register: Callable[[str, Path], None]) -> None:
+    """Ship the report-card section of your dimensions (optional: without one, ``rho-audit
+    report`` shows a generic section built from the stored results and probe records).
+
+    The folder is added to the template search path under the prefix ``plugin-DIMENSION/``.
+    ``DIMENSION.html.j2`` and ``DIMENSION.md.j2`` in it (either may be missing) are Jinja2
+    templates that receive ``section``, a :class:`rho_audit.reports.DimensionSection` (the
+    result row, the stored probe records, the most inverted pairs, sample outputs). HTML is
+    autoescaped; in Markdown every ``{{ }}`` output is escaped, so table cells stay valid. A
+    template that fails to render is named on the card and the built-in section shown instead.
+
+    :param register: call ``register(dimension, folder)``; one folder per dimension name, unique
+        across installed plugins.
+    """
+
+
+@hookspec
 def run_event(event: RunEvent) -> None:
     """Observe a run as it happens: run start/end, dimension start/end, progress, warnings.
 
@@ -366,6 +383,9 @@ class Trainer:
     options: ClassVar[dict[str, TrainerOption]] = {}
     #: Ask the host for the frozen base model's cross-entropies in ``LossTerms.reference_*``.
     needs_reference: ClassVar[bool] = False
+    #: False when the loss ignores contrast pairs: the host then scores one micro-step's pairs
+    #: per optimizer step, outside the gradient, only to log the contrastive loss.
+    uses_pairs: ClassVar[bool] = True
 
     def prepare_pairs(self, pairs: list[ContrastPair], rng: Any) -> list[ContrastPair]:
         """The pairs of one micro-step as the loss should see them (``rng``: a seeded numpy

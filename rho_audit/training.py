@@ -180,6 +180,7 @@ class _Batch:
     tokens: Any  # [rows, length] int32, right-padded
     mask: Any  # [rows, length - 1] float32: 1 on predicted target tokens that are scored
     n_tokens: int
+    start: int  # first target position scored in any row: logits before it are never needed
 
 
 def _batch(rows: Sequence[tuple[Sequence[int], Sequence[int]]], max_len: int) -> _Batch:
@@ -188,26 +189,63 @@ def _batch(rows: Sequence[tuple[Sequence[int], Sequence[int]]], max_len: int) ->
 
     seqs, masks = [], []
     for context, continuation in rows:
-        seq = (list(context) + list(continuation))[:max_len]
+        # Over-long rows lose context from the left first, so the response is still trained.
+        keep = max(1, min(len(context), max_len - len(continuation)))
+        context = list(context)[-keep:]
+        seq = (context + list(continuation))[:max_len]
         n_cont = max(0, len(seq) - len(context))
         seqs.append(seq)
         masks.append([0.0] * (len(seq) - 1 - n_cont) + [1.0] * n_cont)
     width = max(len(s) for s in seqs)
     tokens = [s + [0] * (width - len(s)) for s in seqs]
     mask = [m + [0.0] * (width - 1 - len(m)) for m in masks]
+    start = min((m.index(1.0) for m in masks if 1.0 in m), default=0)
     return _Batch(
-        mx.array(tokens, dtype=mx.int32), mx.array(mask, dtype=mx.float32), int(sum(map(sum, masks)))
+        mx.array(tokens, dtype=mx.int32),
+        mx.array(mask, dtype=mx.float32),
+        int(sum(map(sum, masks))),
+        start,
     )
 
 
 def _per_row_ce(model: Any, batch: _Batch) -> Any:
-    """Mean cross-entropy per row over its masked target tokens."""
+    """Mean cross-entropy per row over its masked target tokens.
+
+    The vocabulary projection is ~20% of the forward and a chat prompt is mostly unscored
+    context, so with the mlx-lm layout (``model.model`` body + head) only positions from
+    ``batch.start`` on are projected.
+    """
     import mlx.core as mx
     import mlx.nn as nn
 
-    logits = model(batch.tokens[:, :-1]).astype(mx.float32)
-    ce = nn.losses.cross_entropy(logits, batch.tokens[:, 1:], reduction="none") * batch.mask
-    return ce.sum(axis=1) / mx.maximum(batch.mask.sum(axis=1), 1.0)
+    inputs, targets, mask = batch.tokens[:, :-1], batch.tokens[:, 1:], batch.mask
+    body, head = _body_and_head(model)
+    if body is None:
+        logits = model(inputs)
+    else:
+        logits = head(body(inputs)[:, batch.start :])
+        targets, mask = targets[:, batch.start :], mask[:, batch.start :]
+    ce = nn.losses.cross_entropy(logits.astype(mx.float32), targets, reduction="none") * mask
+    return ce.sum(axis=1) / mx.maximum(mask.sum(axis=1), 1.0)
+
+
+def _body_and_head(model: Any) -> tuple[Any, Any]:
+    body = getattr(model, "model", None)
+    head = getattr(model, "lm_head", None)
+    args = getattr(model, "args", None)
+    if head is None and body is not None and getattr(args, "tie_word_embeddings", False):
+        head = body.embed_tokens.as_linear
+    if body is None or head is None or not callable(body):
+        return None, None
+    return body, head
+
+
+def _pair_ce(model: Any, batches: Sequence[_Batch]) -> Any:
+    """Per-row CE of the pair rows, one batch per dimension (their lengths differ by 5-10x, so
+    one padded batch would be mostly padding); rows stay in (positive, negative) order."""
+    import mlx.core as mx
+
+    return mx.concatenate([_per_row_ce(model, b) for b in batches])
 
 
 class _Tokenizer:
@@ -312,14 +350,14 @@ class _Loop:
         )
         tok = _Tokenizer(lm, template, cfg.max_seq_len)
 
-        def loss_fn(model: Any, sft: _Batch, pairs: _Batch | None):
+        def loss_fn(model: Any, sft: _Batch, pairs: list[_Batch]):
             sft_ce = _per_row_ce(model, sft).mean()
-            if pairs is None:
+            if pairs:
+                ce = _pair_ce(model, pairs)
+                terms = LossTerms(sft_ce, ce[0::2], ce[1::2])
+            else:
                 empty = mx.zeros((0,))
                 terms = LossTerms(sft_ce, empty, empty)
-            else:
-                ce = _per_row_ce(model, pairs)
-                terms = LossTerms(sft_ce, ce[0::2], ce[1::2])
             hinge = terms.hinge(self.margin)
             return self.trainer.loss(terms, self.options), sft_ce, hinge
 
@@ -406,22 +444,29 @@ class _Loop:
                 pool = self.plan.pairs[dim]
                 drawn += [pool[i] for i in pair_rng.integers(len(pool), size=cfg.pairs_per_dimension)]
             drawn = self.trainer.prepare_pairs(drawn, pair_rng)
-            rows = [row for p in drawn for row in tok.pair(p)]
-            yield sft, (_batch(rows, cfg.max_seq_len) if rows else None)
+            by_dimension: dict[str, list] = {}
+            for p in drawn:
+                by_dimension.setdefault(p.dimension, []).extend(tok.pair(p))
+            yield sft, [_batch(rows, cfg.max_seq_len) for rows in by_dimension.values()]
 
     def _step(self, step, model, optimizer, value_and_grad, tok, pair_rng, tree_map, optim, mx):
         cfg = self.config
         started = time.perf_counter()
         grads_sum = None
         losses, sft_losses, hinges, tokens = [], [], [], 0
-        for sft, pairs in self._micro_batches(step, tok, pair_rng):
-            (loss, sft_ce, hinge), grads = value_and_grad(model, sft, pairs)
+        uses_pairs = self.trainer.uses_pairs
+        for k, (sft, pairs) in enumerate(self._micro_batches(step, tok, pair_rng)):
+            (loss, sft_ce, hinge), grads = value_and_grad(model, sft, pairs if uses_pairs else [])
+            if not uses_pairs and k == 0 and pairs:
+                # Logged only, for comparison with pair objectives: one micro-step's pairs.
+                ce = _pair_ce(model, pairs)
+                hinge = mx.maximum(ce[0::2] - ce[1::2] + self.margin, 0.0)
             grads_sum = grads if grads_sum is None else tree_map(lambda a, b: a + b, grads_sum, grads)
-            mx.eval(loss, grads_sum)
+            mx.eval(loss, grads_sum, hinge)
             losses.append(loss.item())
             sft_losses.append(sft_ce.item())
             hinges += hinge.tolist()
-            tokens += sft.n_tokens + (pairs.n_tokens if pairs else 0)
+            tokens += sft.n_tokens + (sum(b.n_tokens for b in pairs) if uses_pairs else 0)
         grads = tree_map(lambda g: g / cfg.grad_accumulation, grads_sum)
         grads, grad_norm = optim.clip_grad_norm(grads, cfg.grad_clip)
         # MLX evaluates the schedule at the update count before incrementing it: this step's lr.

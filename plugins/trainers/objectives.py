@@ -11,6 +11,7 @@ MARGIN = TrainerOption(0.1, "hinge margin γ, in nats per token")
 class SFT(Trainer):
     name = "sft"
     description = "LoRA SFT: cross-entropy on the response tokens of the SFT corpus."
+    uses_pairs = False
 
     def loss(self, terms: LossTerms, options):
         return terms.sft_ce
