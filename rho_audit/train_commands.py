@@ -137,10 +137,17 @@ def build_config(kw: dict[str, Any]):
     from rho_audit.training import TrainConfig
 
     data: dict[str, Any] = {}
+    root = None
     if kw.get("config_file"):
-        data = yaml.safe_load(kw["config_file"].read_text(encoding="utf-8")) or {}
+        text = kw["config_file"].read_text(encoding="utf-8")
+        try:
+            root, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise RhoAuditError(f"{kw['config_file']}{line}: not valid YAML ({err}).") from None
         if not isinstance(data, dict):
-            raise RhoAuditError(f"{kw['config_file']}: expected a mapping of training settings")
+            raise RhoAuditError(f"{kw['config_file']}:1: expected a mapping of training settings")
     for key in ("trainer", "seed", "model", "corpus"):
         if kw.get(key) is not None:
             data[key] = kw[key]
@@ -158,15 +165,32 @@ def build_config(kw: dict[str, Any]):
     try:
         config = TrainConfig.model_validate(data)
     except ValidationError as err:
-        where = kw.get("config_file") or "training settings"
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        raise RhoAuditError(f"{where}: {problems}") from None
+        raise RhoAuditError(_describe_errors(err, kw.get("config_file"), root)) from None
     if kw.get("out"):
         return config.model_copy(update={"adapter_dir": kw["out"]})
     if "adapter_dir" not in data:
         name = f"{config.trainer}-seed{config.seed}-{config.config_sha256()[:8]}"
         return config.model_copy(update={"adapter_dir": Path("rho-audit-runs/adapters") / name})
     return config
+
+
+def _describe_errors(err, config_file: Path | None, root) -> str:
+    """One line per problem: file:line: key.path: message (flags have no line)."""
+    from rho_audit.sweep import format_path, line_of
+
+    lines = []
+    for e in err.errors():
+        path = tuple(e["loc"])
+        hint = " (unknown key)" if e["type"] == "extra_forbidden" else ""
+        where = "command line"
+        if config_file is not None and root is not None and path and path[0] in _yaml_keys(root):
+            where = f"{config_file}:{line_of(root, path)}"
+        lines.append(f"{where}: {format_path(path)}: {e['msg']}{hint}")
+    return "invalid training settings; nothing was trained.\n  " + "\n  ".join(lines)
+
+
+def _yaml_keys(root) -> set[str]:
+    return {k.value for k, _ in getattr(root, "value", [])}
 
 
 def _audit_dimensions(option: str | None, trained: list[str], host) -> tuple[str, ...]:

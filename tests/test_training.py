@@ -293,3 +293,14 @@ def test_train_cli_audits_before_and_after_and_adapter_loads_in_mlx_lm(tmp_path,
     runs = RunStore(tmp_path / "s.sqlite").runs()
     assert [r.kind for r in runs] == ["audit", "train", "audit"]
     assert Path(runs[2].config["adapter"]) == out
+
+
+def test_bad_training_yaml_names_file_line_and_key(tmp_path):
+    bad = tmp_path / "train.yaml"
+    bad.write_text("trainer: sft\nlora_rank: eight\nlearning_rat: 0.1\n")
+    proc = cli("train", "--config", str(bad), "--no-audit")
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in stderr
+    assert (
+        f"{bad}:2: lora_rank:" in stderr and f"{bad}:3: learning_rat:" in stderr and "unknown key" in stderr
+    )
