@@ -15,7 +15,9 @@ import click
 
 from rho_audit import __version__
 from rho_audit.errors import RhoAuditError
+from rho_audit.judge_commands import judge_run_options, judges, parse_judge_options
 from rho_audit.probe_commands import probes
+from rho_audit.report_commands import report
 from rho_audit.sweep_commands import sweep
 from rho_audit.train_commands import train
 
@@ -93,8 +95,13 @@ def _parse_probe_choices(items: tuple[str, ...]) -> tuple:
 )
 @click.option("--adapter", type=click.Path(path_type=Path), help="LoRA adapter directory (mlx-lm format).")
 @click.option(
-    "--judge", default="keyword-refusal", show_default=True, help="Judge for generation dimensions."
+    "--judge",
+    default="keyword-refusal",
+    show_default=True,
+    help="Judge for generation dimensions: keyword-refusal, claude (needs ANTHROPIC_API_KEY), local "
+    "(an MLX model), or any installed judge.",
 )
+@judge_run_options
 @click.option(
     "--template",
     type=click.Choice(["auto", "chat", "raw"]),
@@ -154,6 +161,9 @@ def run(
     model: str | None,
     adapter: Path | None,
     judge: str,
+    judge_options: tuple[str, ...],
+    judge_max_usd: float | None,
+    judge_max_calls: int | None,
     template: str,
     limit: int | None,
     split: str,
@@ -182,6 +192,9 @@ def run(
         adapter=str(adapter) if adapter else None,
         dimensions=_split_names(plugins),
         judge=judge,
+        judge_options=parse_judge_options(judge_options),
+        judge_max_usd=judge_max_usd,
+        judge_max_calls=judge_max_calls,
         template=template,
         seed=seed,
         limit=limit,
@@ -203,6 +216,10 @@ def run(
     console.print(
         f"saved to {outcome.store} (run {outcome.run_id})" + (f"; JSON: {json_out}" if json_out else "")
     )
+    if outcome.judge_usage:
+        from rho_audit.judging import judge_usage_line
+
+        console.print(f"judge {outcome.judge_usage['judge_id']}: {judge_usage_line(outcome.judge_usage)}")
 
 
 @main.command("plugins")
@@ -285,7 +302,9 @@ def models(paths: tuple[Path, ...]) -> None:
 
 main.add_command(probes)
 main.add_command(train)
+main.add_command(judges)
 main.add_command(sweep)
+main.add_command(report)
 
 
 def cli() -> None:

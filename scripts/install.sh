@@ -31,5 +31,14 @@ extras=""
 
 if [ "${1:-}" = "--dev" ]; then
   "$PYTHON" -m pip install -q -e examples/rho-audit-example-dimension
+  # The report tests render HTML cards in a real headless Chromium (and the TUI test drives tmux).
+  missing=""
+  command -v chromium >/dev/null || missing="chromium"
+  command -v tmux >/dev/null || missing="$missing tmux"
+  if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[install] installing Debian's$missing for the report and TUI tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null \
+      || echo "[install] note: could not install$missing; those tests will skip and say why"
+  fi
 fi
 echo "[install] done: $(command -v rho-audit || echo 'rho-audit (not on PATH)')"

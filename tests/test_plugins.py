@@ -184,6 +184,20 @@ def test_hook_register_probe_sets():
     assert (host.probe_set_path("factual") / "card.yaml").is_file()
 
 
+def test_hook_register_report_sections(tmp_path):
+    from rho_audit.reports import SectionTemplates
+
+    class Sections:
+        @hookspecs.hookimpl
+        def register_report_sections(self, register):
+            register("factual", tmp_path)
+
+    (tmp_path / "factual.md.j2").write_text("custom section", encoding="utf-8")
+    sections = SectionTemplates.from_host(load_host([Sections()]))
+    assert sections.template_for("factual", "md") == "plugin-factual/factual.md.j2"
+    assert sections.template_for("factual", "html") is None  # the built-in section is used
+
+
 def test_hook_run_event():
     from rho_audit.events import RunEvent
     from rho_audit.runner import emit
