@@ -49,4 +49,9 @@ class AuditContext:
         )
 
     def judge_items(self, items: Sequence[JudgeItem]) -> list[Verdict]:
+        """The judge's verdict on each item (LLM judges are cached and budgeted, and report progress)."""
+        from rho_audit.judging import LLMJudge
+
+        if isinstance(self.judge, LLMJudge):
+            self.judge.progress = self._report("judged")
         return self.judge.judge(items)

