@@ -16,6 +16,7 @@ import click
 from rho_audit import __version__
 from rho_audit.errors import RhoAuditError
 from rho_audit.judge_commands import judge_run_options, judges, parse_judge_options
+from rho_audit.monitor_commands import monitor
 from rho_audit.probe_commands import probes
 from rho_audit.report_commands import report
 from rho_audit.sweep_commands import sweep
@@ -305,6 +306,7 @@ main.add_command(train)
 main.add_command(judges)
 main.add_command(sweep)
 main.add_command(report)
+main.add_command(monitor)
 
 
 def cli() -> None:

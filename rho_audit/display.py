@@ -1,8 +1,8 @@
 """How a run shows itself: a small protocol with Rich, plain-text and silent implementations.
 
 Each display is a ``run_event`` observer registered into the plugin manager for the run, so
-the engine never knows what is on screen (the TUI will be one more implementation). Progress
-updates are throttled so a burst of events never floods a terminal or a CI log.
+the engine never knows what is on screen (the Textual TUI, ``rho_audit.tui``, is one more).
+Progress updates are throttled so a burst of events never floods a terminal or a CI log.
 """
 
 from __future__ import annotations
@@ -196,9 +196,14 @@ class RichDisplay:
 
 
 def make_display(name: str) -> object | None:
-    """``auto`` picks Rich on a terminal and plain text otherwise (CI logs, pipes)."""
+    """``auto`` picks Rich on a terminal and plain text otherwise (CI logs, pipes); ``tui`` is the
+    Textual app of ``sweep --tui`` (never picked by ``auto``; Textual loads only then)."""
     if name == "none":
         return None
+    if name == "tui":
+        from rho_audit.tui import TuiDisplay
+
+        return TuiDisplay()
     if name == "auto":
         name = "rich" if sys.stderr.isatty() else "plain"
     return RichDisplay() if name == "rich" else PlainDisplay()

@@ -73,10 +73,16 @@ A sweep file (validated entirely before anything runs; errors name file:line and
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; print only the final tables.")
 @click.option(
     "--display",
-    type=click.Choice(["auto", "rich", "plain"]),
+    type=click.Choice(["auto", "rich", "plain", "tui"]),
     default="auto",
     show_default=True,
-    help="Progress: rich on a terminal, plain lines otherwise (CI logs, pipes).",
+    help="Progress: rich on a terminal, plain lines otherwise (CI logs, pipes); tui: the monitor app.",
+)
+@click.option(
+    "--tui",
+    is_flag=True,
+    help="Run the sweep inside the `rho-audit monitor` app (same as --display tui); q offers to stop "
+    "after the current cell.",
 )
 @click.option(
     "--executor",
@@ -86,7 +92,15 @@ A sweep file (validated entirely before anything runs; errors name file:line and
     help="How cells run. local: one after another in this process.",
 )
 def sweep(
-    file: Path, quick: bool, store: Path, out: Path, dry_run: bool, quiet: bool, display: str, executor: str
+    file: Path,
+    quick: bool,
+    store: Path,
+    out: Path,
+    dry_run: bool,
+    quiet: bool,
+    display: str,
+    tui: bool,
+    executor: str,
 ) -> None:
     """Train and audit every cell of a YAML grid (trainers × options × seeds × models).
 
@@ -110,11 +124,16 @@ def sweep(
     if dry_run:
         console.print(plan_table(plan, store))
         return
-    shown = None if quiet else make_sweep_display(display)
+    shown = None if quiet else make_sweep_display("tui" if tui else display)
     if shown is not None:
         host.pm.register(shown, name="rho-audit-sweep-display")
+
+    def work() -> SweepRun:
+        return run_sweep(plan, store, host, EXECUTORS[executor]())
+
     try:
-        outcome = run_sweep(plan, store, host, EXECUTORS[executor]())
+        follow = getattr(shown, "follow", None)  # the TUI: the sweep runs in a thread under the app
+        outcome = follow(work, store, plan.sweep_id) if follow else work()
     except KeyboardInterrupt:
         _stop(shown)  # before the message, so the live display does not overwrite it
         click.echo(
@@ -267,6 +286,10 @@ def conditions_table(summary: SweepSummary) -> Any:
 
 def make_sweep_display(name: str) -> object:
     """``auto``: Rich when both stdout and stderr are terminals, plain lines otherwise."""
+    if name == "tui":
+        from rho_audit.display import make_display
+
+        return make_display("tui")
     if name == "auto":
         name = "rich" if sys.stdout.isatty() and sys.stderr.isatty() else "plain"
     return SweepRichDisplay() if name == "rich" else SweepPlainDisplay()
