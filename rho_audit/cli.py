@@ -30,6 +30,10 @@ Examples:
   rho-audit run --probes ood-clinical          one probe set, scored by its card's dimension
   rho-audit plugins                            what is installed, and from where
   rho-audit probes list                        every probe set, with train/eval counts
+  rho-audit train --trainer rho-guided --seed 42   fine-tune, audit before/after, print deltas
+  rho-audit sweep sweeps/paper-ablation.yaml --quick   the paper's ablation, scaled down
+  rho-audit monitor                            follow a running sweep (Textual)
+  rho-audit report RUN_OR_SWEEP --format html  a report card from the run store
 """
 
 
