@@ -107,8 +107,23 @@ class RunHeader:
     error: str | None
 
 
+class _MetricNaming:
+    """Shared by records that carry a ``metric`` name."""
+
+    metric: str
+
+    @property
+    def metric_label(self) -> str:
+        return METRIC_LABEL.get(self.metric, self.metric)
+
+    @property
+    def signed(self) -> bool:
+        """rho's sign is the finding, so it is always printed; rates are not signed."""
+        return self.metric == "rank_biserial"
+
+
 @dataclass(frozen=True)
-class DimensionRow:
+class DimensionRow(_MetricNaming):
     dimension: str
     metric: str
     score: float | None
@@ -127,15 +142,6 @@ class DimensionRow:
     secondary: tuple[tuple[str, float | None], ...]
     compat: tuple[str, float | None, str] | None
     error: str | None
-
-    @property
-    def metric_label(self) -> str:
-        return METRIC_LABEL.get(self.metric, self.metric)
-
-    @property
-    def signed(self) -> bool:
-        """rho's sign is the finding, so it is always printed; rates are not signed."""
-        return self.metric == "rank_biserial"
 
 
 @dataclass(frozen=True)
@@ -200,20 +206,12 @@ class AuditCard:
 
 
 @dataclass(frozen=True)
-class DeltaRow:
+class DeltaRow(_MetricNaming):
     dimension: str
     metric: str
     diff: PairedDifference
     accuracy_before: float | None
     accuracy_after: float | None
-
-    @property
-    def metric_label(self) -> str:
-        return METRIC_LABEL.get(self.metric, self.metric)
-
-    @property
-    def signed(self) -> bool:
-        return self.metric == "rank_biserial"
 
 
 @dataclass(frozen=True)
