@@ -111,14 +111,16 @@ def sft_chunks(lm: Any, n: int, seq_len: int) -> tuple[list[SFTExample], list[li
 
 
 class _RecordingLoop(_Loop):
-    """The real loop, noting the shape of each micro-step's contrast-pair batch."""
+    """The real loop, noting each micro-step's contrast pairs: (rows, widest of its per-dimension
+    batches)."""
 
     pair_shapes: list[tuple[int, int]]
 
     def _micro_batches(self, step, tok, pair_rng):
         for sft, pairs in super()._micro_batches(step, tok, pair_rng):
-            if pairs is not None and step > 1:
-                self.pair_shapes.append(tuple(pairs.tokens.shape))
+            if pairs and step > 1:
+                rows = sum(int(b.tokens.shape[0]) for b in pairs)
+                self.pair_shapes.append((rows, max(int(b.tokens.shape[1]) for b in pairs)))
             yield sft, pairs
 
 
