@@ -153,6 +153,12 @@ def _parse_probe_choices(items: tuple[str, ...]) -> tuple:
     "--batch-tokens", type=click.IntRange(min=64), help="Tokens per scoring batch (memory vs speed)."
 )
 @click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="Rows per scoring and generation batch. Default: automatic (generation fits its KV caches "
+    "in 512 MiB, at most 64 rows; scoring at most 64 rows within --batch-tokens).",
+)
+@click.option(
     "--display",
     type=click.Choice(["auto", "rich", "plain", "none"]),
     default="auto",
@@ -177,6 +183,7 @@ def run(
     json_out: Path | None,
     probe_choices: tuple[str, ...],
     batch_tokens: int | None,
+    batch_size: int | None,
     display: str,
 ) -> None:
     """Run an audit and print per-dimension scores with 95% confidence intervals.
@@ -207,6 +214,7 @@ def run(
         store=store,
         json_out=json_out,
         batch_tokens=batch_tokens,
+        batch_size=batch_size,
         probe_choices=_parse_probe_choices(probe_choices),
     )
     host = load_host()

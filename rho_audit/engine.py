@@ -26,7 +26,8 @@ class AuditContext:
     template: Template
     seed: int
     progress: ProgressCallback | None = None
-    generation_batch_size: int = 16
+    #: Rows per generation batch; None lets the model size it to memory.
+    generation_batch_size: int | None = None
 
     def _report(self, unit: str) -> Callable[[int, int], None] | None:
         if self.progress is None:

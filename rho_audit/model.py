@@ -43,9 +43,11 @@ DEFAULT_MAX_ROWS = 64
 LOGIT_CHUNK = 256
 #: A shared context prefix shorter than this is not worth a separate pass.
 MIN_SHARED_PREFIX = 4
-#: Rows decoded together; prompts prefilled together.
-DEFAULT_GENERATION_BATCH = 32
+#: Prompts prefilled together; at most this many rows decode together.
 DEFAULT_PREFILL_BATCH = 8
+MAX_GENERATION_BATCH = 64
+#: Memory the KV caches of a generation batch may take (auto batch size).
+GENERATION_KV_BUDGET = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class LanguageModel:
         adapter: Path | None = None,
         batch_tokens: int = DEFAULT_BATCH_TOKENS,
         scoring_workers: int | None = None,
+        batch_size: int | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -90,6 +93,8 @@ class LanguageModel:
         self.path = path
         self.adapter = adapter
         self.batch_tokens = batch_tokens
+        #: Rows per scoring and generation batch; None: automatic (see :meth:`generation_batch_size`).
+        self.batch_size = batch_size
         #: Batches scored at once; >1 only on a multi-core CPU, where MLX runs most ops on one
         #: thread per stream (on a GPU one stream already fills the device).
         self.scoring_workers = scoring_workers if scoring_workers is not None else _default_workers()
@@ -260,7 +265,7 @@ class LanguageModel:
             length = len(row.context) + len(row.continuation)
             if current and (
                 max(longest, length) * (len(current) + 1) > self.batch_tokens
-                or len(current) >= DEFAULT_MAX_ROWS
+                or len(current) >= (self.batch_size or DEFAULT_MAX_ROWS)
             ):
                 batches.append(current)
                 current, longest = [], 0
@@ -378,7 +383,7 @@ class LanguageModel:
         max_tokens: int,
         template: Template = "chat",
         progress: ProgressFn | None = None,
-        batch_size: int = DEFAULT_GENERATION_BATCH,
+        batch_size: int | None = None,
     ) -> list[str]:
         """Greedy completions of ``prompts`` (deterministic), token for token what mlx-lm's
         one-prompt ``generate`` gives.
@@ -390,6 +395,9 @@ class LanguageModel:
         encoded = [self.encode(self.format_prompt(p, template)) for p in prompts]
         if not encoded:
             return []
+        rows = (
+            batch_size or self.batch_size or self.generation_batch_size(max(map(len, encoded)) + max_tokens)
+        )
         count = 0
 
         def report() -> None:
@@ -400,7 +408,24 @@ class LanguageModel:
 
         # One stream, not one per core as in scoring: two generators of half the batch each
         # measured no faster on 2 cores (87 s vs 87 s for 64 prompts).
-        return [self.tokenizer.decode(t) for t in self._decode(encoded, max_tokens, batch_size, report)]
+        return [self.tokenizer.decode(t) for t in self._decode(encoded, max_tokens, rows, report)]
+
+    def generation_batch_size(self, sequence_length: int) -> int:
+        """Rows decoded together: as many as keep their KV caches within
+        ``GENERATION_KV_BUDGET`` (mlx-lm grows a cache in steps of 256 positions), at most
+        ``MAX_GENERATION_BATCH``. Larger batches decode faster per token on every backend
+        (2-core CPU: 71 tok/s at 16 rows, 125 at 64)."""
+        args = getattr(self.model, "args", None)
+        heads = getattr(args, "num_attention_heads", None)
+        kv_heads = getattr(args, "num_key_value_heads", None) or heads
+        head_dim = getattr(args, "head_dim", None) or (
+            getattr(args, "hidden_size", 0) // heads if heads else None
+        )
+        if not kv_heads or not head_dim:
+            return DEFAULT_PREFILL_BATCH * 2
+        positions = -(-sequence_length // 256) * 256
+        per_row = len(self.model.layers) * 2 * kv_heads * head_dim * 4 * positions
+        return max(1, min(MAX_GENERATION_BATCH, GENERATION_KV_BUDGET // per_row))
 
     def _decode(
         self, encoded: list[list[int]], max_tokens: int, batch_size: int, on_finish: Callable[[], object]

@@ -47,6 +47,8 @@ class AuditConfig:
     store: Path = DEFAULT_STORE
     json_out: Path | None = None
     batch_tokens: int | None = None
+    #: Rows per scoring/generation batch (``--batch-size``); None: automatic.
+    batch_size: int | None = None
     #: Probe sets chosen on the command line (``--probes``), by name or folder.
     probe_choices: tuple[ProbeChoice, ...] = ()
     #: ``--judge-option KEY=VALUE`` pairs, passed to the judge's constructor.
@@ -107,8 +109,10 @@ def plan(config: AuditConfig, host: PluginHost) -> list[PlannedDimension]:
         selected = [host.dimensions[name] for name in overrides]  # only what --probes asked for
     else:
         selected = host.select_dimensions(config.dimensions)
-    work = [(reg, overrides.get(reg.name) or host.probe_set_path(reg.obj.probe_set_name()), reg.name)
-            for reg in selected]
+    work = [
+        (reg, overrides.get(reg.name) or host.probe_set_path(reg.obj.probe_set_name()), reg.name)
+        for reg in selected
+    ]
     running = {reg.name for reg in selected}
     for dimension, path in extra:
         label = f"{dimension}@{path.name}" if dimension in running else dimension
@@ -174,7 +178,9 @@ def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
     resolved = resolve_model(
         config.model, progress=lambda m: say(RunEvent("model_loading", run_id, message=m))
     )
-    extra = {"batch_tokens": config.batch_tokens} if config.batch_tokens else {}
+    extra: dict[str, Any] = {"batch_size": config.batch_size}
+    if config.batch_tokens:
+        extra["batch_tokens"] = config.batch_tokens
     adapter = Path(config.adapter) if config.adapter else None
     lm = LanguageModel.load(resolved.path, resolved.model_id, adapter, **extra)
     template = lm.resolve_template(config.template)
