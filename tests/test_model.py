@@ -75,3 +75,63 @@ def test_generation_is_deterministic_and_batch_independent(lm):
     single = [lm.generate([p], 6, "chat")[0] for p in prompts]
     assert batched == again == single
     assert all(isinstance(t, str) for t in batched)
+
+
+PREAMBLE = "You are answering a quiz. Read the question, think, and reply in one short sentence. "
+SHARED = [
+    ScoreRequest(PREAMBLE + "Which planet is red?", "Mars is the red planet."),
+    ScoreRequest(PREAMBLE + "Which planet is red?", "Venus is the red planet."),
+    ScoreRequest(PREAMBLE + "How many legs has a spider, and how many wings has a bee?", "Eight and four."),
+    ScoreRequest(PREAMBLE + "Name a colour.", "Blue."),
+    ScoreRequest(PREAMBLE + "Name a colour.", "A long answer that goes on and on about many colours."),
+]
+
+
+@pytest.mark.parametrize("template", ["chat", "raw"])
+def test_shared_prompt_prefix_is_computed_once_and_changes_nothing(lm, template):
+    contexts = [lm._context_ids(r.prompt, template) for r in SHARED]
+    prefix = lm._shared_prefix(contexts)
+    assert prefix is not None and len(prefix.tokens) >= len(lm.encode(PREAMBLE)) - 2
+    batched = lm.score(SHARED, template)
+    for request, score in zip(SHARED, batched, strict=True):
+        ref, n = reference_logprob(lm, request, template)
+        assert score.n_tokens == n
+        assert score.sum_logprob == pytest.approx(ref, abs=1e-4)
+
+
+def test_two_scoring_workers_give_the_numbers_of_one(tiny_model_path):
+    one = LanguageModel.load(tiny_model_path, "tiny", scoring_workers=1, batch_size=2)
+    two = LanguageModel.load(tiny_model_path, "tiny", scoring_workers=2, batch_size=2)
+    requests = REQUESTS[:-1] + SHARED
+    a, b = one.score(requests, "chat"), two.score(requests, "chat")
+    assert [s.sum_logprob for s in a] == [s.sum_logprob for s in b]
+
+
+def test_generation_batch_is_sized_to_the_kv_budget(lm):
+    from rho_audit.model import GENERATION_KV_BUDGET, MAX_GENERATION_BATCH
+
+    args = lm.model.args
+    kv_heads = args.num_key_value_heads or args.num_attention_heads
+    head_dim = getattr(args, "head_dim", None) or args.hidden_size // args.num_attention_heads
+    for length in (10, 300, 5000, 100_000):
+        rows = lm.generation_batch_size(length)
+        per_row = len(lm.model.layers) * 2 * kv_heads * head_dim * 4 * (-(-length // 256) * 256)
+        assert 1 <= rows <= MAX_GENERATION_BATCH
+        assert rows == 1 or rows * per_row <= GENERATION_KV_BUDGET
+    assert lm.generation_batch_size(100_000) < lm.generation_batch_size(10)
+
+
+def test_continuous_batching_matches_mlx_lm_generate_token_for_token(lm):
+    """Two rows decode while five prompts wait their turn; each answer has the token ids of
+    mlx-lm's own one-prompt greedy decoding (decoded alike: mlx-lm's streaming detokenizer drops
+    a leading space that ``tokenizer.decode`` keeps)."""
+    from mlx_lm.generate import stream_generate
+
+    prompts = ["Say something.", "What is two plus two?", "Hello there", "Name a colour.", "Why?"]
+    batched = lm.generate(prompts, 12, "chat", batch_size=2)
+    eos = set(lm.tokenizer.eos_token_ids)
+    sequential = []
+    for p in prompts:
+        steps = stream_generate(lm.model, lm.tokenizer, lm.encode(lm.format_prompt(p, "chat")), max_tokens=12)
+        sequential.append(lm.tokenizer.decode([r.token for r in steps if r.token not in eos]))
+    assert batched == sequential
