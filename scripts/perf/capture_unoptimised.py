@@ -26,8 +26,22 @@ def capture(out: Path) -> None:
         model = build_tiny_model(Path(tmp) / "tiny", seed=0)
         result = Path(tmp) / "audit.json"
         subprocess.run(
-            [sys.executable, "-m", "rho_audit.cli", "run", "--model", str(model), "--limit", str(LIMIT),
-             "--store", str(Path(tmp) / "runs.sqlite"), "--json", str(result), "--display", "none"],
+            [
+                sys.executable,
+                "-m",
+                "rho_audit.cli",
+                "run",
+                "--model",
+                str(model),
+                "--limit",
+                str(LIMIT),
+                "--store",
+                str(Path(tmp) / "runs.sqlite"),
+                "--json",
+                str(result),
+                "--display",
+                "none",
+            ],
             check=True,
         )
         data = json.loads(result.read_text(encoding="utf-8"))
