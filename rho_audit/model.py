@@ -41,13 +41,15 @@ DEFAULT_BATCH_TOKENS = 2048
 DEFAULT_MAX_ROWS = 64
 #: Positions projected onto the vocabulary at once (bounds the logits buffer to ~50 MB).
 LOGIT_CHUNK = 256
+#: Positions a scoring KV cache grows by (mlx-lm's default, 256, is sized for generation).
+CACHE_STEP = 16
 #: A shared context prefix shorter than this is not worth a separate pass.
 MIN_SHARED_PREFIX = 4
 #: Prompts prefilled together; at most this many rows decode together.
 DEFAULT_PREFILL_BATCH = 8
 MAX_GENERATION_BATCH = 64
 #: Memory the KV caches of a generation batch may take (auto batch size).
-GENERATION_KV_BUDGET = 512 * 2**20
+GENERATION_KV_BUDGET = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,7 @@ class LanguageModel:
             done += len(batch)
             if progress:
                 progress(done, len(requests))
+        mx.clear_cache()
         return [r for r in results if r is not None]
 
     def _run_batches(
@@ -297,6 +300,10 @@ class LanguageModel:
         left_pad = [width - len(c) for c in distinct]
         rows = [[0] * p + list(c) for p, c in zip(left_pad, distinct, strict=True)]
         cache = [BatchKVCache(left_pad) for _ in self.model.layers]
+        for layer in cache:
+            # mlx-lm grows a cache 256 positions at a time; scoring knows its lengths, and 256
+            # spare positions per row of a 64-row batch would hold ~750 MB for the default model.
+            layer.step = CACHE_STEP
         if skip:
             # Source index into [zeros(skip) ; prefix states] for each cached column of each row.
             index = mx.array(
@@ -321,11 +328,7 @@ class LanguageModel:
 
         # One cache row per continuation, gathered from its context's row.
         take = mx.array([position[r.context] for r in rows])
-        for layer in cache:
-            layer.keys = layer.keys[take]
-            layer.values = layer.values[take]
-            layer.offset = layer.offset[take]
-            layer.left_padding = layer.left_padding[take]
+        _gather_rows(cache, take)
 
         cont_len = max(len(r.continuation) for r in rows)
         inputs = [list(r.continuation[:-1]) + [0] * (cont_len - len(r.continuation)) for r in rows]
@@ -347,11 +350,7 @@ class LanguageModel:
         """Models without the mlx-lm body/head layout: full forward, gather the needed logits."""
         ctx_logits = self.model(ctx_tokens, cache=cache)[:, -1:, :]
         take = mx.array([position[r.context] for r in rows])
-        for layer in cache:
-            layer.keys = layer.keys[take]
-            layer.values = layer.values[take]
-            layer.offset = layer.offset[take]
-            layer.left_padding = layer.left_padding[take]
+        _gather_rows(cache, take)
         cont_len = max(len(r.continuation) for r in rows)
         inputs = [list(r.continuation[:-1]) + [0] * (cont_len - len(r.continuation)) for r in rows]
         logits = ctx_logits[take]
@@ -451,7 +450,17 @@ class LanguageModel:
                         on_finish()
         finally:
             generator.close()
+            mx.clear_cache()  # hand the decode buffers back rather than keep them for later
         return [tokens[uid] for uid in uids]
+
+
+def _gather_rows(cache: list, take: mx.array) -> None:
+    """One cache row per continuation, gathered from its context's row (filled columns only)."""
+    for layer in cache:
+        layer.keys = layer.keys[take, :, : layer._idx, :]
+        layer.values = layer.values[take, :, : layer._idx, :]
+        layer.offset = layer.offset[take]
+        layer.left_padding = layer.left_padding[take]
 
 
 def _default_workers() -> int:
