@@ -50,6 +50,8 @@ DEFAULT_PREFILL_BATCH = 8
 MAX_GENERATION_BATCH = 64
 #: Memory the KV caches of a generation batch may take (auto batch size).
 GENERATION_KV_BUDGET = 256 * 2**20
+#: Freed buffers MLX may keep for reuse while generating.
+GENERATION_BUFFER_CACHE = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -439,6 +441,9 @@ class LanguageModel:
             prefill_batch_size=min(batch_size, DEFAULT_PREFILL_BATCH),
             stream=mx.default_stream(mx.default_device()),
         )
+        # Every decode step has new shapes (the caches grow), so MLX's buffer cache would keep
+        # a copy of each size it freed: bound it, or a long generation holds gigabytes.
+        previous_limit = mx.set_cache_limit(GENERATION_BUFFER_CACHE)
         try:
             uids = generator.insert(encoded, [max_tokens] * len(encoded))
             tokens: dict[int, list[int]] = {uid: [] for uid in uids}
@@ -450,6 +455,7 @@ class LanguageModel:
                         on_finish()
         finally:
             generator.close()
+            mx.set_cache_limit(previous_limit)
             mx.clear_cache()  # hand the decode buffers back rather than keep them for later
         return [tokens[uid] for uid in uids]
 
