@@ -135,3 +135,49 @@ def test_continuous_batching_matches_mlx_lm_generate_token_for_token(lm):
         steps = stream_generate(lm.model, lm.tokenizer, lm.encode(lm.format_prompt(p, "chat")), max_tokens=12)
         sequential.append(lm.tokenizer.decode([r.token for r in steps if r.token not in eos]))
     assert batched == sequential
+
+
+def test_numpy_kernels_swap_for_the_block_only_and_change_nothing(lm):
+    """On CPU the SwiGLU activation and attention softmax run in NumPy inside the block; the
+    model's classes and mlx-lm's attention function are back afterwards, and logits agree."""
+    import mlx_lm.models.llama as llama
+
+    from rho_audit.cpu_kernels import numpy_kernels
+
+    tokens = mx.array([lm.encode("The capital of France is Paris, and of Spain, Madrid.")])
+    plain = lm.model(tokens)
+    mlp_class, attention = type(lm.model.layers[0].mlp), llama.scaled_dot_product_attention
+    with numpy_kernels(lm.model) as swapped:
+        assert swapped == (mx.default_device() == mx.cpu)
+        swapped_logits = lm.model(tokens)
+    assert type(lm.model.layers[0].mlp) is mlp_class
+    assert llama.scaled_dot_product_attention is attention
+    assert mx.abs(swapped_logits - plain).max().item() < 1e-4
+
+
+def test_numpy_attention_matches_mlx_under_every_mask_kind():
+    from rho_audit.cpu_kernels import _attention_numpy
+
+    q = mx.random.normal((2, 4, 5, 8), key=mx.random.key(0))
+    k = mx.random.normal((2, 2, 7, 8), key=mx.random.key(1))
+    v = mx.random.normal((2, 2, 7, 8), key=mx.random.key(2))
+    visible = mx.arange(7)[None, :] <= mx.arange(5)[:, None] + 2
+    unpadded = (mx.arange(7) >= mx.array([[0], [3]]))[:, None, None]
+    left_padded = mx.broadcast_to(visible, (2, 1, 5, 7)) & unpadded
+    for mask in ("causal", visible, left_padded, mx.where(visible, 0.0, -1e9)):
+        want = mx.fast.scaled_dot_product_attention(q, k, v, scale=0.35, mask=mask)
+        got = _attention_numpy(q, k, v, 0.35, mask)
+        assert mx.abs(got - want).max().item() < 1e-5
+
+
+def test_rows_are_grouped_by_context_and_sorted_to_pad_little():
+    from rho_audit.model import _padding_order, _Row
+
+    rows = [
+        _Row(0, (1, 2, 3), (5, 5, 5, 5)),
+        _Row(1, (1, 2), (5,)),
+        _Row(2, (1, 2, 3), (5,)),
+        _Row(3, (1, 2, 3, 4), (5, 5)),
+    ]
+    ordered = [r.index for r in _padding_order(rows)]
+    assert ordered == [1, 3, 2, 0]  # the pair sharing context (1, 2, 3) stays together
