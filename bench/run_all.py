@@ -35,6 +35,10 @@ Targets and how each is measured
    start-up). The reference column shows the audit's slowest dimension (``elapsed_s`` in its
    JSON). A missing or crashed dimension fails the row. ``--skip-audit`` skips all this;
    ``--audit-limit N`` smoke-tests it on N probes per dimension (``-n N``), its rows then INFO.
+   An INFO row gives the audit's compute floor: the matmul FLOPs of the tokens the model counted
+   during the audit (``ComputeUsage`` in its JSON: each distinct context once, no padding, every
+   prompt and generated token) divided by the matmul peak of section 5. No engine can run this
+   audit on this box faster than that.
 4. Training step (rho-guided, seq 256) <= 1.2x mlx-lm's own LoRA training step on the same batch,
    the extra contrastive forward/backward accounted for separately. Reuses ``bench/train_step.py``:
    the same LoRA setup and SFT token ids (4 micro-steps x 1 sequence x 256 tokens per optimizer
@@ -45,10 +49,11 @@ Targets and how each is measured
    ``--train-steps`` measured steps per trainer (default 4), each run's first step (compilation,
    allocation) excluded. ``--skip-train`` skips it.
 5. Hardware utilisation (INFO): achieved GFLOP/s of the batched scoring path, 2 x parameters x
-   tokens / seconds, where tokens counts each distinct context once plus every continuation token
-   (padding excluded; a context whose rows land in two batches is run twice but counted once; the
-   context pass skips the vocabulary projection and attention FLOPs are not counted, so this is an
-   estimate), against the best fp32 square matmul (1024, 2048) MLX reaches on this box.
+   tokens / seconds, counted by the model (``LanguageModel.usage``): the body's parameters (all
+   but the embedding lookup) for each distinct context token once and each continuation token but
+   the last, plus the vocabulary projection's for each scored token. Padding, recomputation and
+   attention FLOPs are not counted, so this is the useful work. Against the best fp32 square
+   matmul (1024, 2048) MLX reaches on this box.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
@@ -126,13 +131,11 @@ QUICK_GEN_MAX_TOKENS = 8
 
 def scoring_rows(lm: LanguageModel, template: Template, probes_per_set: int, quick: bool) -> list[Row]:
     import mlx.core as mx
-    from mlx.utils import tree_flatten
 
     requests = probe_requests(probes_per_set)
     contexts = {r.prompt for r in requests}
     context_tokens = sum(len(lm._context_ids(p, template)) for p in contexts)
     continuation_tokens = sum(len(lm.encode(r.continuation)) for r in requests)
-    tokens = context_tokens + continuation_tokens
     progress(
         f"scoring: {len(requests)} texts, {len(contexts)} distinct prompts, {context_tokens} context + "
         f"{continuation_tokens} continuation tokens"
@@ -141,9 +144,11 @@ def scoring_rows(lm: LanguageModel, template: Template, probes_per_set: int, qui
     warm = requests[:8]
     lm.score(warm, template)
     score_one_at_a_time(lm, warm, template)
+    before = replace(lm.usage)
     start = time.perf_counter()
     batched = lm.score(requests, template)
     t_batched = time.perf_counter() - start
+    batched_usage = lm.usage - before
     progress(f"scoring: batched engine {t_batched:.2f} s")
     start = time.perf_counter()
     single = score_one_at_a_time(lm, requests, template)
@@ -177,8 +182,8 @@ def scoring_rows(lm: LanguageModel, template: Template, probes_per_set: int, qui
     ]
 
     # 5: hardware utilisation of the batched scoring path.
-    parameters = sum(v.size for _, v in tree_flatten(lm.model.parameters()))
-    achieved = 2 * parameters * tokens / t_batched / 1e9
+    work = batched_usage
+    achieved = work.gflop(*lm.parameter_counts()) / t_batched
     progress("scoring: measuring the fp32 matmul peak")
     peak, peak_n = matmul_peak((1024, 2048), repeats=3 if quick else 6)
     mx.clear_cache()
@@ -190,8 +195,9 @@ def scoring_rows(lm: LanguageModel, template: Template, probes_per_set: int, qui
             "report",
             INFO,
             {
-                "parameters": parameters,
-                "tokens": tokens,
+                "parameters": lm.parameter_counts(),
+                "body_tokens": work.body_tokens,
+                "head_tokens": work.head_tokens,
                 "achieved_gflops": achieved,
                 "peak_gflops": peak,
                 "peak_matmul_n": peak_n,
@@ -332,6 +338,8 @@ def audit_rows(model: str | None, limit: int | None = None) -> list[Row]:
                     },
                 )
             )
+            usage = json.loads((work / "audit.json").read_text())["model_usage"]
+            rows.append(compute_floor_row(usage, results, wall, subset))
         rows.append(
             Row(
                 "full audit peak RSS" + subset,
@@ -369,6 +377,34 @@ def audit_rows(model: str | None, limit: int | None = None) -> list[Row]:
         )
     )
     return rows
+
+
+def compute_floor_row(usage: dict, results: list[dict], wall: float, subset: str) -> Row:
+    """How long the audit's matmuls alone take at this box's matmul peak: the work is what the
+    model counted (``ComputeUsage``: distinct contexts once, no padding, generated tokens), so
+    no batching of the same audit can beat this floor on this box."""
+    progress("audit: measuring the fp32 matmul peak for the compute floor")
+    peak, peak_n = matmul_peak((1024, 2048), repeats=4)
+    dims = usage["dimensions"]
+    gflop = sum(d["gflop"] for d in dims.values())
+    elapsed = {r["dimension"]: r["elapsed_s"] for r in results}
+    return Row(
+        "audit compute floor: its matmul FLOPs at the matmul peak" + subset,
+        f"{gflop / peak:.0f} s ({gflop / 1000:.1f} TFLOP; audit ran {gflop / wall:.1f} GFLOP/s)",
+        f"{peak:.1f} GFLOP/s (fp32 {peak_n}² matmul)",
+        "report",
+        INFO,
+        {
+            "floor_s": gflop / peak,
+            "gflop": gflop,
+            "peak_gflops": peak,
+            "dimensions": {
+                name: {**d, "floor_s": d["gflop"] / peak, "gflops": d["gflop"] / elapsed[name]}
+                for name, d in dims.items()
+                if elapsed.get(name)
+            },
+        },
+    )
 
 
 # -- 4: training step ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -72,6 +72,27 @@ class Score:
     error: str | None = None
 
 
+@dataclass
+class ComputeUsage:
+    """Tokens a model has run, counted without padding or recomputation: the work any engine
+    must do for the same scores and answers. Times ``2 × parameters`` it gives the FLOPs that
+    bound a run from below (:meth:`gflop`), whatever the batching."""
+
+    #: Positions run through the transformer body (distinct contexts, once each; continuations).
+    body_tokens: int = 0
+    #: Positions projected onto the vocabulary (scored continuation tokens; generated tokens).
+    head_tokens: int = 0
+    #: Tokens generated (part of both counts above).
+    generated_tokens: int = 0
+
+    def gflop(self, body_parameters: int, head_parameters: int) -> float:
+        """Matmul GFLOPs of that work (2 per parameter per token; attention's are left out)."""
+        return 2 * (self.body_tokens * body_parameters + self.head_tokens * head_parameters) / 1e9
+
+    def __sub__(self, other: ComputeUsage) -> ComputeUsage:
+        return ComputeUsage(*(a - b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
 @dataclass(frozen=True)
 class _Row:
     index: int
@@ -106,6 +127,8 @@ class LanguageModel:
         self.scoring_workers = scoring_workers if scoring_workers is not None else _default_workers()
         self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
         self.document_start = self._document_start_token()
+        #: Work done so far (see :class:`ComputeUsage`); callers diff it around a task.
+        self.usage = ComputeUsage()
 
     @classmethod
     def load(cls, path: Path, model_id: str, adapter: Path | None = None, **kw: Any) -> LanguageModel:
@@ -203,6 +226,7 @@ class LanguageModel:
                 continue
             rows.append(_Row(i, contexts[req.prompt], cont))
         rows = _padding_order(rows)
+        self._count_scoring_work(rows)
         done = len(requests) - len(rows)
         with numpy_kernels(self.model):
             prefix = self._shared_prefix([r.context for r in rows])
@@ -214,6 +238,26 @@ class LanguageModel:
                     progress(done, len(requests))
         mx.clear_cache()
         return [r for r in results if r is not None]
+
+    def _count_scoring_work(self, rows: Sequence[_Row]) -> None:
+        distinct = list(dict.fromkeys(r.context for r in rows))
+        shared = _common_prefix_length(distinct) if len(distinct) > 1 else 0
+        self.usage.body_tokens += sum(len(c) for c in distinct) - shared * (len(distinct) - 1)
+        # A continuation's last token is predicted, never fed; its first is predicted by the context.
+        self.usage.body_tokens += sum(len(r.continuation) - 1 for r in rows)
+        self.usage.head_tokens += sum(len(r.continuation) for r in rows)
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """(body, head) parameters: those every position runs through, and the vocabulary
+        projection's (tied or not). The input embedding is a lookup, not a matmul: left out.
+        Counts stored values, so a quantized model's are approximate."""
+        from mlx.utils import tree_flatten
+
+        vocab = self.model.model.embed_tokens.weight.shape if self._split() else None
+        total = sum(v.size for _, v in tree_flatten(self.model.parameters()))
+        head = vocab[0] * vocab[1] if vocab else 0
+        tied = getattr(getattr(self.model, "args", None), "tie_word_embeddings", False)
+        return total - head * (1 if tied else 2), head
 
     def _run_batches(
         self, batches: list[list[_Row]], prefix: _Prefix | None
@@ -449,9 +493,14 @@ class LanguageModel:
         previous_limit = mx.set_cache_limit(GENERATION_BUFFER_CACHE)
         try:
             uids = generator.insert(encoded, [max_tokens] * len(encoded))
+            # Each prompt feeds its tokens and all its answer's but the last (see the loop below).
+            self.usage.body_tokens += sum(map(len, encoded)) - len(encoded)
             tokens: dict[int, list[int]] = {uid: [] for uid in uids}
             while responses := generator.next_generated():
                 for r in responses:
+                    self.usage.generated_tokens += 1
+                    self.usage.body_tokens += 1
+                    self.usage.head_tokens += 1
                     if r.finish_reason != "stop":
                         tokens[r.uid].append(r.token)
                     if r.finish_reason is not None:

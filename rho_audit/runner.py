@@ -15,11 +15,11 @@ import subprocess
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rho_audit import metrics
 from rho_audit.errors import PluginError, RhoAuditError
@@ -28,6 +28,9 @@ from rho_audit.plugins import PluginHost, Registered
 from rho_audit.probes import ProbeSet, load_probe_set
 from rho_audit.results import DimensionResult, Evaluation, finite
 from rho_audit.store import DEFAULT_STORE, RunStore
+
+if TYPE_CHECKING:
+    from rho_audit.model import ComputeUsage
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,9 @@ class AuditOutcome:
     status: str = "running"
     #: Calls, tokens and estimated cost of an LLM judge (see ``LLMJudge.usage``); None otherwise.
     judge_usage: dict[str, Any] | None = None
+    #: The audited model's work per dimension and its (body, head) parameter counts.
+    model_usage: dict[str, ComputeUsage] = field(default_factory=dict)
+    parameters: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -200,7 +206,7 @@ def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
         package_versions(),
         git_revision(),
     )
-    outcome = AuditOutcome(run_id, config.store, resolved.model_id)
+    outcome = AuditOutcome(run_id, config.store, resolved.model_id, parameters=lm.parameter_counts())
     if isinstance(judge, LLMJudge):
         judge.attach(store, run_id)  # verdicts cached in the store; usage recorded per run
     say(RunEvent("run_started", run_id, total=len(planned), message=resolved.model_id))
@@ -212,7 +218,9 @@ def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
                 say(RunEvent("progress", run_id, _name, done=done, total=total, unit=unit))
 
             ctx = AuditContext(lm, judge, template, config.seed, progress)
+            before = replace(lm.usage)
             result = evaluate_dimension(item, ctx, say, run_id)
+            outcome.model_usage[name] = lm.usage - before
             store.add_result(run_id, result)
             outcome.results.append(result)
             say(RunEvent("dimension_finished", run_id, name, result=result))
@@ -326,6 +334,14 @@ def write_json(path: Path, store: RunStore, run_id: str, outcome: AuditOutcome) 
         "run": asdict(run),
         "results": [r.to_json() for r in outcome.results],
         "judge_usage": store.judge_usage(run_id),
+        "model_usage": {
+            "body_parameters": outcome.parameters[0],
+            "head_parameters": outcome.parameters[1],
+            "dimensions": {
+                name: {**asdict(usage), "gflop": usage.gflop(*outcome.parameters)}
+                for name, usage in outcome.model_usage.items()
+            },
+        },
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(finite(doc), allow_nan=False, indent=2), encoding="utf-8")

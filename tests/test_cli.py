@@ -60,6 +60,12 @@ def test_run_all_eight_dimensions_on_the_tiny_model(tiny_model_path, tmp_path):
         assert ev["definition"] and ev["scoring"]
         if ev["score"] is not None and ev["ci_low"] is not None:
             assert ev["ci_low"] - 1e-9 <= ev["score"] <= ev["ci_high"] + 1e-9
+    usage = doc["model_usage"]
+    assert usage["body_parameters"] > 0 and usage["head_parameters"] > 0
+    assert set(usage["dimensions"]) == ALL_EIGHT
+    for name, work in usage["dimensions"].items():
+        assert work["head_tokens"] > 0 and work["gflop"] > 0, name
+        assert (work["generated_tokens"] > 0) == (name in {"reasoning", "overrefusal"}), name
     db = RunStore(store)
     [run] = db.runs()
     assert run.status == "complete" and run.config_sha256 and "mlx" in run.versions

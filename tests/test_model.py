@@ -181,3 +181,45 @@ def test_rows_are_grouped_by_context_and_sorted_to_pad_little():
     ]
     ordered = [r.index for r in _padding_order(rows)]
     assert ordered == [1, 3, 2, 0]  # the pair sharing context (1, 2, 3) stays together
+
+
+def test_usage_counts_the_work_once_whatever_the_batching(tiny_model_path):
+    """Distinct contexts once (a shared prefix once), every continuation token but the last
+    through the body, every continuation token through the vocabulary projection."""
+    from rho_audit.model import _common_prefix_length
+
+    counts = []
+    for batch_size in (1, None):
+        lm = LanguageModel.load(tiny_model_path, "tiny", batch_size=batch_size)
+        lm.score(SHARED, "chat")
+        counts.append(lm.usage)
+    contexts = list(dict.fromkeys(lm._context_ids(r.prompt, "chat") for r in SHARED))
+    shared = _common_prefix_length(contexts)
+    continuations = [len(lm.encode(r.continuation)) for r in SHARED]
+    body = sum(map(len, contexts)) - shared * (len(contexts) - 1) + sum(continuations) - len(SHARED)
+    assert counts[0] == counts[1]
+    assert (counts[0].body_tokens, counts[0].head_tokens) == (body, sum(continuations))
+
+
+def test_usage_counts_prompt_and_generated_tokens(lm):
+    before = lm.usage - type(lm.usage)()  # a copy
+    prompts = ["Hello there", "Name a colour."]
+    lm.generate(prompts, 5, "chat")
+    work = lm.usage - before
+    prompt_tokens = sum(len(lm.encode(lm.format_prompt(p, "chat"))) for p in prompts)
+    assert 2 <= work.generated_tokens <= 10
+    assert work.head_tokens == work.generated_tokens
+    assert work.body_tokens == prompt_tokens + work.generated_tokens - len(prompts)
+    body, head = lm.parameter_counts()
+    expected = 2 * (work.body_tokens * body + work.head_tokens * head) / 1e9
+    assert work.gflop(body, head) == pytest.approx(expected)
+
+
+def test_parameter_counts_split_body_and_vocabulary_projection(lm):
+    from mlx.utils import tree_flatten
+
+    body, head = lm.parameter_counts()
+    vocab, hidden = lm.model.model.embed_tokens.weight.shape
+    total = sum(v.size for _, v in tree_flatten(lm.model.parameters()))
+    assert head == vocab * hidden
+    assert body + head * (1 if lm.model.args.tie_word_embeddings else 2) == total
