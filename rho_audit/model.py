@@ -17,10 +17,12 @@ Templates
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -52,8 +54,8 @@ DEFAULT_PREFILL_BATCH = 8
 MAX_GENERATION_BATCH = 64
 #: Memory the KV caches of a generation batch may take (auto batch size).
 GENERATION_KV_BUDGET = 256 * 2**20
-#: Freed buffers MLX may keep for reuse while generating.
-GENERATION_BUFFER_CACHE = 64 * 2**20
+#: Freed buffers MLX may keep for reuse while scoring or generating.
+BUFFER_CACHE_LIMIT = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,7 @@ class LanguageModel:
         rows = _padding_order(rows)
         self._count_scoring_work(rows)
         done = len(requests) - len(rows)
-        with numpy_kernels(self.model):
+        with numpy_kernels(self.model), _bounded_buffer_cache():
             prefix = self._shared_prefix([r.context for r in rows])
             for batch, scores in self._run_batches(self._batches(rows), prefix):
                 for row, score in zip(batch, scores, strict=True):
@@ -236,7 +238,6 @@ class LanguageModel:
                 done += len(batch)
                 if progress:
                     progress(done, len(requests))
-        mx.clear_cache()
         return [r for r in results if r is not None]
 
     def _count_scoring_work(self, rows: Sequence[_Row]) -> None:
@@ -488,28 +489,57 @@ class LanguageModel:
             prefill_batch_size=min(batch_size, DEFAULT_PREFILL_BATCH),
             stream=mx.default_stream(mx.default_device()),
         )
-        # Every decode step has new shapes (the caches grow), so MLX's buffer cache would keep
-        # a copy of each size it freed: bound it, or a long generation holds gigabytes.
-        previous_limit = mx.set_cache_limit(GENERATION_BUFFER_CACHE)
-        try:
-            uids = generator.insert(encoded, [max_tokens] * len(encoded))
-            # Each prompt feeds its tokens and all its answer's but the last (see the loop below).
-            self.usage.body_tokens += sum(map(len, encoded)) - len(encoded)
-            tokens: dict[int, list[int]] = {uid: [] for uid in uids}
-            while responses := generator.next_generated():
-                for r in responses:
-                    self.usage.generated_tokens += 1
-                    self.usage.body_tokens += 1
-                    self.usage.head_tokens += 1
-                    if r.finish_reason != "stop":
-                        tokens[r.uid].append(r.token)
-                    if r.finish_reason is not None:
-                        on_finish()
-        finally:
-            generator.close()
-            mx.set_cache_limit(previous_limit)
-            mx.clear_cache()  # hand the decode buffers back rather than keep them for later
+        # Every decode step has new shapes (the caches grow): the buffer cache must be bounded.
+        with _bounded_buffer_cache(), numpy_kernels(self.model):
+            try:
+                uids = generator.insert(encoded, [max_tokens] * len(encoded))
+                # Each prompt feeds its tokens and all its answer's but the last (see below).
+                self.usage.body_tokens += sum(map(len, encoded)) - len(encoded)
+                tokens: dict[int, list[int]] = {uid: [] for uid in uids}
+                while responses := generator.next_generated():
+                    for r in responses:
+                        self.usage.generated_tokens += 1
+                        self.usage.body_tokens += 1
+                        self.usage.head_tokens += 1
+                        if r.finish_reason != "stop":
+                            tokens[r.uid].append(r.token)
+                        if r.finish_reason is not None:
+                            on_finish()
+            finally:
+                generator.close()
         return [tokens[uid] for uid in uids]
+
+
+@contextmanager
+def _bounded_buffer_cache() -> Iterator[None]:
+    """Bound MLX's cache of freed buffers for the block, then hand them all back.
+
+    Every scoring batch and every decode step has new shapes, so an unbounded cache keeps a
+    buffer of each size it ever freed: gigabytes over an audit. Reuse within a size still hits.
+    """
+    previous = mx.set_cache_limit(BUFFER_CACHE_LIMIT)
+    try:
+        yield
+    finally:
+        mx.set_cache_limit(previous)
+        mx.clear_cache()
+        _trim_heap()
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc only; elsewhere a no-op).
+
+    MLX and NumPy free their buffers with ``free``; glibc keeps the freed pages of buffers under
+    its (adaptive, up to 32 MB) mmap threshold in its arenas, so a scoring call left ~400 MB
+    resident that the next dimension could not reuse. A fixed 1 MB threshold would avoid it
+    but cost 25 % of scoring time in page faults, so the heap is trimmed between calls instead.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def _padding_order(rows: list[_Row]) -> list[_Row]:
