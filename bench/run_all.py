@@ -52,8 +52,9 @@ Targets and how each is measured
    tokens / seconds, counted by the model (``LanguageModel.usage``): the body's parameters (all
    but the embedding lookup) for each distinct context token once and each continuation token but
    the last, plus the vocabulary projection's for each scored token. Padding, recomputation and
-   attention FLOPs are not counted, so this is the useful work. Against the best fp32 square
-   matmul (1024, 2048) MLX reaches on this box.
+   attention FLOPs are not counted, so this is the useful work. Against the sustained rate of
+   MLX's fp32 square matmul on this box (the better of 1024² and 2048², 12 products timed
+   together), measured once before the sections and used by this row and the audit floor.
 """
 
 from __future__ import annotations
@@ -129,8 +130,9 @@ QUICK_GEN_MAX_TOKENS = 8
 # -- 1 + 5: scoring and hardware utilisation ---------------------------------------------------
 
 
-def scoring_rows(lm: LanguageModel, template: Template, probes_per_set: int, quick: bool) -> list[Row]:
-    import mlx.core as mx
+def scoring_rows(
+    lm: LanguageModel, template: Template, probes_per_set: int, peak: tuple[float, int]
+) -> list[Row]:
 
     requests = probe_requests(probes_per_set)
     contexts = {r.prompt for r in requests}
@@ -184,9 +186,7 @@ def scoring_rows(lm: LanguageModel, template: Template, probes_per_set: int, qui
     # 5: hardware utilisation of the batched scoring path.
     work = batched_usage
     achieved = work.gflop(*lm.parameter_counts()) / t_batched
-    progress("scoring: measuring the fp32 matmul peak")
-    peak, peak_n = matmul_peak((1024, 2048), repeats=3 if quick else 6)
-    mx.clear_cache()
+    peak, peak_n = peak
     rows.append(
         Row(
             "hardware utilisation: scoring path GFLOP/s vs matmul peak",
@@ -285,7 +285,7 @@ def _child_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, **extra}
 
 
-def audit_rows(model: str | None, limit: int | None = None) -> list[Row]:
+def audit_rows(model: str | None, peak: tuple[float, int], limit: int | None = None) -> list[Row]:
     """The audit rows; ``limit`` (``-n``: probes per dimension) makes a smoke run whose rows are INFO."""
     rows: list[Row] = []
     subset = f" (-n {limit} subset, not the target)" if limit else ""
@@ -339,7 +339,7 @@ def audit_rows(model: str | None, limit: int | None = None) -> list[Row]:
                 )
             )
             usage = json.loads((work / "audit.json").read_text())["model_usage"]
-            rows.append(compute_floor_row(usage, results, wall, subset))
+            rows.append(compute_floor_row(usage, results, wall, peak, subset))
         rows.append(
             Row(
                 "full audit peak RSS" + subset,
@@ -379,12 +379,13 @@ def audit_rows(model: str | None, limit: int | None = None) -> list[Row]:
     return rows
 
 
-def compute_floor_row(usage: dict, results: list[dict], wall: float, subset: str) -> Row:
+def compute_floor_row(
+    usage: dict, results: list[dict], wall: float, peak: tuple[float, int], subset: str
+) -> Row:
     """How long the audit's matmuls alone take at this box's matmul peak: the work is what the
     model counted (``ComputeUsage``: distinct contexts once, no padding, generated tokens), so
     no batching of the same audit can beat this floor on this box."""
-    progress("audit: measuring the fp32 matmul peak for the compute floor")
-    peak, peak_n = matmul_peak((1024, 2048), repeats=4)
+    peak, peak_n = peak
     dims = usage["dimensions"]
     gflop = sum(d["gflop"] for d in dims.values())
     elapsed = {r["dimension"]: r["elapsed_s"] for r in results}
@@ -529,16 +530,19 @@ def main(argv: list[str] | None = None) -> int:
     template = lm.resolve_template("auto")
     print(f"  {'model':<20}{resolved.model_id} ({resolved.path}), template {template}", flush=True)
 
+    progress("measuring the sustained fp32 matmul peak")
+    peak = matmul_peak((1024, 2048), repeats=4 if args.quick else 12)
+    progress(f"matmul peak {peak[0]:.1f} GFLOP/s at {peak[1]}²")
     rows: list[Row] = []
     try:
-        run_section("scoring", partial(scoring_rows, lm, template, args.probes_per_set, args.quick), rows)
+        run_section("scoring", partial(scoring_rows, lm, template, args.probes_per_set, peak), rows)
         run_section("generation", partial(generation_rows, lm, template, args.gen_prompts, args.quick), rows)
         del lm  # the training section loads its own copies
         if not args.skip_train:
             body = partial(train_rows, args.model, resolved.path, resolved.model_id, args.train_steps)
             run_section("train", body, rows)
         if not args.skip_audit:
-            run_section("audit", partial(audit_rows, args.model, args.audit_limit), rows)
+            run_section("audit", partial(audit_rows, args.model, peak, args.audit_limit), rows)
     except KeyboardInterrupt:
         print("\ninterrupted: the rows measured so far", file=sys.stderr)
         print(format_table(rows))
