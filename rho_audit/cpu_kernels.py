@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 
 _lock = threading.Lock()
@@ -84,8 +85,6 @@ def _numpy_mlp(cls: type) -> type:
 
 
 def _mlx_swiglu(gate: mx.array, up: mx.array) -> mx.array:
-    import mlx.nn as nn
-
     return nn.silu(gate) * up
 
 
