@@ -113,28 +113,128 @@ def test_generation_batch_is_sized_to_the_kv_budget(lm):
     args = lm.model.args
     kv_heads = args.num_key_value_heads or args.num_attention_heads
     head_dim = getattr(args, "head_dim", None) or args.hidden_size // args.num_attention_heads
-    for length in (10, 300, 5000, 100_000):
-        rows = lm.generation_batch_size(length)
-        per_row = len(lm.model.layers) * 2 * kv_heads * head_dim * 4 * (-(-length // 256) * 256)
-        assert 1 <= rows <= MAX_GENERATION_BATCH
-        assert rows == 1 or rows * per_row <= GENERATION_KV_BUDGET
-    assert lm.generation_batch_size(100_000) < lm.generation_batch_size(10)
+    for exact, streams in ((True, 1), (True, 2), (False, 1)):
+        for length in (10, 300, 5000, 100_000):
+            rows = lm.generation_batch_size(length, exact=exact, streams=streams)
+            positions = length if exact else -(-length // 256) * 256
+            per_row = len(lm.model.layers) * 2 * kv_heads * head_dim * 4 * positions
+            assert 1 <= rows <= MAX_GENERATION_BATCH
+            assert rows == 1 or rows * per_row * streams <= GENERATION_KV_BUDGET
+        sizes = [lm.generation_batch_size(n, exact, streams) for n in (100_000, 10)]
+        assert sizes[0] < sizes[1]
 
 
-def test_continuous_batching_matches_mlx_lm_generate_token_for_token(lm):
-    """Two rows decode while five prompts wait their turn; each answer has the token ids of
-    mlx-lm's own one-prompt greedy decoding (decoded alike: mlx-lm's streaming detokenizer drops
-    a leading space that ``tokenizer.decode`` keeps)."""
+def _mlx_lm_answers(lm, prompts, max_tokens, stop=()):
+    """mlx-lm's own one-prompt greedy decoding: token ids up to its end-of-sequence (or a
+    token of ``stop``)."""
     from mlx_lm.generate import stream_generate
 
-    prompts = ["Say something.", "What is two plus two?", "Hello there", "Name a colour.", "Why?"]
-    batched = lm.generate(prompts, 12, "chat", batch_size=2)
-    eos = set(lm.tokenizer.eos_token_ids)
-    sequential = []
+    answers = []
     for p in prompts:
-        steps = stream_generate(lm.model, lm.tokenizer, lm.encode(lm.format_prompt(p, "chat")), max_tokens=12)
-        sequential.append(lm.tokenizer.decode([r.token for r in steps if r.token not in eos]))
-    assert batched == sequential
+        ids = lm.encode(lm.format_prompt(p, "chat"))
+        tokens = [r.token for r in stream_generate(lm.model, lm.tokenizer, ids, max_tokens=max_tokens)]
+        ends = [i for i, t in enumerate(tokens) if t in set(lm.tokenizer.eos_token_ids) | set(stop)]
+        answers.append(tokens[: ends[0]] if ends else tokens)
+    return answers
+
+
+PROMPTS = ["Say something.", "What is two plus two?", "Hello there", "Name a colour.", "Why?"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batched_decoding_matches_mlx_lm_generate_token_for_token(tiny_model_path, workers):
+    """Two rows per batch, one or two batches at once, prompts of different lengths sharing a
+    long prefix: each answer has the token ids of mlx-lm's own one-prompt greedy decoding
+    (compared decoded alike: mlx-lm's streaming detokenizer drops a leading space that
+    ``tokenizer.decode`` keeps)."""
+    lm = LanguageModel.load(tiny_model_path, "tiny", scoring_workers=workers)
+    prompts = PROMPTS + [PREAMBLE + p for p in PROMPTS]
+    batched = lm.generate(prompts, 12, "chat", batch_size=2)
+    assert batched == [lm.tokenizer.decode(a) for a in _mlx_lm_answers(lm, prompts, 12)]
+
+
+def test_rows_whose_answer_ends_leave_the_batch_and_the_rest_are_unchanged(lm):
+    """A stop token ends rows at different steps; the finished rows are dropped from the
+    batch's caches mid-decoding and no other answer changes."""
+    from rho_audit import decoding
+
+    prompts = [PREAMBLE + p for p in PROMPTS] + PROMPTS
+    full = _mlx_lm_answers(lm, prompts, 16)
+    candidates = {t for answer in full for t in answer}
+
+    def ends(token):  # how many different answer lengths this stop token makes
+        return len({len(a) for a in _mlx_lm_answers(lm, prompts, 16, stop=[token])})
+
+    stop = max(sorted(candidates), key=ends)
+    expected = _mlx_lm_answers(lm, prompts, 16, stop=[stop])
+    assert len({len(a) for a in expected}) > 2
+    body, head = lm._split()
+    encoded = [lm.encode(lm.format_prompt(p, "chat")) for p in prompts]
+    stops = set(lm.tokenizer.eos_token_ids) | {stop}
+    taken = []
+    original = decoding.SharedPrefixCache.take
+    with pytest.MonkeyPatch.context() as mp:
+        record = lambda c, rows: taken.append(rows) or original(c, rows)  # noqa: E731
+        mp.setattr(decoding.SharedPrefixCache, "take", record)
+        got = decoding.greedy_decode(lm.model, body, head, encoded, 16, stops, batch_rows=10)
+    assert got == expected
+    assert taken  # rows really left the batch
+
+
+def test_prefix_cache_forward_equals_each_row_run_alone(lm, monkeypatch):
+    """Hidden states through the shared-prefix cache (prefilled two rows at a time, so gaps
+    are shifted into place; then one step; then rows dropped and another step) equal each row's
+    full sequence run alone without a cache: positions, masking and the gap are exact. (The
+    tiny model's greedy answers repeat a token, so comparing them alone would miss a wrong
+    position.)"""
+    from rho_audit import decoding
+
+    monkeypatch.setattr(decoding, "PREFILL_ROWS", 2)
+    body, head = lm._split()
+    prompts = [lm.encode(lm.format_prompt(PREAMBLE + p, "chat")) for p in PROMPTS]
+    prefix = decoding.shared_prefix(prompts)
+    assert len(prefix) > 10
+    kv = decoding._prefix_cache(lm.model, body, prefix)
+    suffixes = [p[len(prefix) :] for p in prompts]
+    gaps = [max(map(len, suffixes)) - len(s) for s in suffixes]
+    assert len(set(gaps)) > 2
+    cache = [decoding.SharedPrefixCache(k, gaps, len(prefix) + max(map(len, suffixes)) + 2) for k in kv]
+    first = decoding._prefill(lm.model, body, head, kv, cache, suffixes, gaps)
+    for i, p in enumerate(prompts):
+        assert first[i].item() == mx.argmax(head(body(mx.array([p]))[0, -1])).item()
+    step = body(mx.array([[7]] * len(prompts)), cache=cache)[:, -1]
+    for i, p in enumerate(prompts):
+        alone = body(mx.array([[*p, 7]]))[0, -1]
+        assert mx.abs(step[i] - alone).max().item() < 1e-4
+    keep = [4, 1, 3]
+    for c in cache:
+        c.take(mx.array(keep))
+    step = body(mx.array([[9]] * len(keep)), cache=cache)[:, -1]
+    for row, i in enumerate(keep):
+        alone = body(mx.array([[*prompts[i], 7, 9]]))[0, -1]
+        assert mx.abs(step[row] - alone).max().item() < 1e-4
+
+
+def test_architectures_without_a_known_cache_layout_decode_with_mlx_lm(lm, monkeypatch):
+    from rho_audit import decoding
+
+    monkeypatch.setattr(decoding, "SUPPORTED_MODEL_TYPES", frozenset())
+    assert not decoding.supports(lm.model)
+    batched = lm.generate(PROMPTS, 12, "chat", batch_size=2)
+    assert batched == [lm.tokenizer.decode(a) for a in _mlx_lm_answers(lm, PROMPTS, 12)]
+
+
+def test_shared_prefix_cache_masks_the_gap_and_sees_the_prefix():
+    from rho_audit.decoding import SharedPrefixCache, shared_prefix
+
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == [1, 2]
+    assert shared_prefix([[1, 2], [1, 2, 3]]) == [1]  # each prompt keeps a token of its own
+    prefix = mx.zeros((1, 1, 2, 4))
+    cache = SharedPrefixCache((prefix, prefix), gaps=[0, 2], capacity=8)
+    cache.update_and_fetch(mx.ones((2, 1, 3, 4)), mx.ones((2, 1, 3, 4)))  # positions 2, 3, 4
+    assert cache.offset.tolist() == [5, 3]  # row 1's own tokens start at RoPE position 2
+    mask = cache.make_mask(1)[:, 0, 0].tolist()  # the query at position 5
+    assert mask == [[True] * 6, [True, True, False, False, True, True]]
 
 
 def test_numpy_kernels_swap_for_the_block_only_and_change_nothing(lm):
@@ -202,13 +302,20 @@ def test_usage_counts_the_work_once_whatever_the_batching(tiny_model_path):
 
 
 def test_usage_counts_prompt_and_generated_tokens(lm):
+    """The prompts' shared prefix runs once; each prompt's own tokens and every generated
+    token but the last run through the body, every generated token through the head."""
     from dataclasses import replace
+
+    from rho_audit.decoding import shared_prefix
 
     before = replace(lm.usage)
     prompts = ["Hello there", "Name a colour."]
     lm.generate(prompts, 5, "chat")
     work = lm.usage - before
-    prompt_tokens = sum(len(lm.encode(lm.format_prompt(p, "chat"))) for p in prompts)
+    encoded = [lm.encode(lm.format_prompt(p, "chat")) for p in prompts]
+    prefix = len(shared_prefix(encoded))
+    assert prefix > 0
+    prompt_tokens = prefix + sum(len(e) - prefix for e in encoded)
     assert 2 <= work.generated_tokens <= 10
     assert work.head_tokens == work.generated_tokens
     assert work.body_tokens == prompt_tokens + work.generated_tokens - len(prompts)
