@@ -228,8 +228,8 @@ def generation_rows(lm: LanguageModel, template: Template, n_prompts: int, quick
 
     def sequential(prompts: list[str], limit: int) -> list[str]:
         # mlx-lm's own loop, one prompt at a time; greedy is its default sampler. It stops at an
-        # end-of-sequence token and leaves it out of the text, as batch_generate (under
-        # LanguageModel.generate) does, so the two return comparable text without normalising.
+        # end-of-sequence token and leaves it out of the text, as LanguageModel.generate does,
+        # so the two return comparable text without normalising.
         return [
             mlx_generate(lm.model, lm.tokenizer, ids, max_tokens=limit, verbose=False)
             for ids in (lm.encode(lm.format_prompt(p, template)) for p in prompts)

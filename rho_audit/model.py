@@ -438,9 +438,9 @@ class LanguageModel:
         """Greedy completions of ``prompts`` (deterministic), token for token what mlx-lm's
         one-prompt ``generate`` gives.
 
-        All prompts go to one mlx-lm ``BatchGenerator``: up to ``batch_size`` rows decode
-        together, a row leaves the batch at its end-of-sequence token and the next prompt takes
-        its place, so no row waits for the longest answer of a fixed chunk.
+        Llama and Qwen2 layouts decode in :func:`rho_audit.decoding.greedy_decode` (batches of
+        ``batch_size`` rows, sorted by prompt length); other architectures in one mlx-lm
+        ``BatchGenerator`` (continuous batching: a row that ends makes room for the next prompt).
         """
         encoded = [self.encode(self.format_prompt(p, template)) for p in prompts]
         if not encoded:
