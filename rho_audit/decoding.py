@@ -34,6 +34,10 @@ from rho_audit.blas import single_threaded_blas
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2"})
 #: Rows prefilled in one forward pass (larger passes ran no faster per token on CPU).
 PREFILL_ROWS = 16
+#: Rows a batch needs before a second stream pays: on the 2-core box 32 prompts decoded in
+#: 45.6 s as one batch of 16 rows per call on one stream, 55.2 s as two batches of 8 on two;
+#: 96 prompts in 69.9 s as two batches of 48 on two streams, 94.1 s as one of 89 on one.
+MIN_ROWS_PER_STREAM = 24
 #: Finished rows are dropped from the batch (a copy of every cache) once they are this share
 #: of it; until then they ride along, their tokens ignored.
 DROP_FINISHED_SHARE = 1 / 8
@@ -141,6 +145,7 @@ def greedy_decode(
     prefix = shared_prefix(prompts) if len(prompts) > 1 else []
     prefix_kv = _prefix_cache(model, body, prefix)
     order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
+    workers = max(1, min(workers, len(order) // MIN_ROWS_PER_STREAM))
     # Equal batches: a last batch of a few rows would decode as slowly as a full one.
     n_batches = -(-len(order) // batch_rows)
     n_batches += (-n_batches) % workers if len(order) >= workers * n_batches else 0

@@ -142,15 +142,29 @@ PROMPTS = ["Say something.", "What is two plus two?", "Hello there", "Name a col
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_batched_decoding_matches_mlx_lm_generate_token_for_token(tiny_model_path, workers):
+def test_batched_decoding_matches_mlx_lm_generate_token_for_token(tiny_model_path, workers, monkeypatch):
     """Two rows per batch, one or two batches at once, prompts of different lengths sharing a
     long prefix: each answer has the token ids of mlx-lm's own one-prompt greedy decoding
     (compared decoded alike: mlx-lm's streaming detokenizer drops a leading space that
     ``tokenizer.decode`` keeps)."""
+    from rho_audit import decoding
+
+    monkeypatch.setattr(decoding, "MIN_ROWS_PER_STREAM", 1)  # two streams even for 10 prompts
+    streams = []
+    monkeypatch.setattr(decoding, "single_threaded_blas", _recording(decoding.single_threaded_blas, streams))
     lm = LanguageModel.load(tiny_model_path, "tiny", scoring_workers=workers)
     prompts = PROMPTS + [PREAMBLE + p for p in PROMPTS]
     batched = lm.generate(prompts, 12, "chat", batch_size=2)
     assert batched == [lm.tokenizer.decode(a) for a in _mlx_lm_answers(lm, prompts, 12)]
+    assert len(streams) == (workers > 1)  # the parallel path really ran
+
+
+def _recording(context_manager, calls):
+    def record(*args, **kwargs):
+        calls.append(args)
+        return context_manager(*args, **kwargs)
+
+    return record
 
 
 def test_rows_whose_answer_ends_leave_the_batch_and_the_rest_are_unchanged(lm):
