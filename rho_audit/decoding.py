@@ -131,6 +131,7 @@ def greedy_decode(
     batch_rows: int,
     on_finish: Callable[[], object] = lambda: None,
     workers: int = 1,
+    after_batch: Callable[[], object] = lambda: None,
 ) -> list[list[int]]:
     """The greedy answer (token ids, without the stop token) of each prompt, at most
     ``max_tokens`` tokens, decoding ``batch_rows`` prompts at a time, ``workers`` batches at
@@ -138,10 +139,11 @@ def greedy_decode(
 
     ``body(tokens, cache=...)`` returns the final hidden states, ``head`` projects them onto
     the vocabulary (see ``LanguageModel._split``). ``on_finish`` is called once per prompt
-    as its answer ends, from the decoding threads.
+    as its answer ends, ``after_batch`` once a batch's caches are freed (to hand memory back),
+    both from the decoding threads.
     """
-    if not prompts:
-        return []
+    if not prompts or max_tokens < 1:
+        return [[] for _ in prompts]
     prefix = shared_prefix(prompts) if len(prompts) > 1 else []
     prefix_kv = _prefix_cache(model, body, prefix)
     order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
@@ -157,6 +159,7 @@ def greedy_decode(
         suffixes = [list(prompts[i][len(prefix) :]) for i in batch]
         decoded = _decode_batch(model, body, head, prefix_kv, suffixes, max_tokens, stop_tokens, on_finish)
         answers.update(zip(batch, decoded, strict=True))
+        after_batch()
 
     if workers < 2 or len(batches) < 2:
         for batch in batches:

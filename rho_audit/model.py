@@ -54,7 +54,7 @@ MIN_SHARED_PREFIX = 4
 DEFAULT_PREFILL_BATCH = 8
 MAX_GENERATION_BATCH = 64
 #: Memory the KV caches of a generation batch may take (auto batch size).
-GENERATION_KV_BUDGET = 768 * 2**20
+GENERATION_KV_BUDGET = 576 * 2**20
 #: Freed buffers MLX may keep for reuse while scoring or generating.
 BUFFER_CACHE_LIMIT = 64 * 2**20
 
@@ -511,6 +511,7 @@ class LanguageModel:
                 batch_size,
                 on_finish,
                 workers=workers,
+                after_batch=_release_memory,
             )
         prefix = len(decoding.shared_prefix(encoded)) if len(encoded) > 1 else 0
         generated = sum(len(a) + (len(a) < max_tokens) for a in answers)
@@ -569,6 +570,13 @@ def _bounded_buffer_cache() -> Iterator[None]:
         mx.set_cache_limit(previous)
         mx.clear_cache()
         _trim_heap()
+
+
+def _release_memory() -> None:
+    """Hand MLX's cached buffers and the C heap's free pages back to the system: between
+    generation batches, whose KV caches (tens of MB per layer) are freed and reallocated."""
+    mx.clear_cache()
+    _trim_heap()
 
 
 def _trim_heap() -> None:
