@@ -34,8 +34,8 @@ from rho_audit.blas import single_threaded_blas
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2"})
 #: Rows prefilled in one forward pass (larger passes ran no faster per token on CPU).
 PREFILL_ROWS = 16
-#: Rows a batch needs before a second stream pays: on the 2-core box 32 prompts decoded in
-#: 45.6 s as one batch of 16 rows per call on one stream, 55.2 s as two batches of 8 on two;
+#: Rows a batch needs before a second stream pays: on the 2-core box two calls of 16 prompts
+#: decoded in 45.6 s as one batch of 16 rows on one stream, 55.2 s as two batches of 8 on two;
 #: 96 prompts in 69.9 s as two batches of 48 on two streams, 94.1 s as one of 89 on one.
 MIN_ROWS_PER_STREAM = 24
 #: Finished rows are dropped from the batch (a copy of every cache) once they are this share
