@@ -71,7 +71,8 @@ class SharedPrefixCache:
         self.values: mx.array | None = None
 
     def _allocate(self, keys: mx.array, values: mx.array) -> None:
-        rows, heads, _, _ = keys.shape
+        """Zeroed storage for every row (shaped after ``keys``/``values``), prefix copied in."""
+        rows, heads = self.gaps.shape[0], keys.shape[1]
         self.keys = mx.zeros((rows, heads, self.capacity, keys.shape[3]), keys.dtype)
         self.values = mx.zeros((rows, heads, self.capacity, values.shape[3]), values.dtype)
         if self.prefix is not None:
@@ -113,12 +114,20 @@ class SharedPrefixCache:
         self.offset = self.offset[rows]
 
 
+def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """Length of the token prefix all ``sequences`` share."""
+    first = min(sequences)
+    last = max(sequences)  # lexicographic extremes: their common prefix is everyone's
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return n
+
+
 def shared_prefix(prompts: Sequence[Sequence[int]]) -> list[int]:
     """The longest token prefix common to all prompts, leaving each at least one token."""
-    first, length = prompts[0], min(len(p) for p in prompts) - 1
-    for prompt in prompts[1:]:
-        length = next((i for i in range(length) if prompt[i] != first[i]), length)
-    return list(first[:length])
+    shortest = min(len(p) for p in prompts) - 1
+    return list(prompts[0][: min(shortest, common_prefix_length([list(p) for p in prompts]))])
 
 
 def greedy_decode(
@@ -277,11 +286,8 @@ def _place_shifted(big: SharedPrefixCache, rows: slice, small: SharedPrefixCache
     columns right (the gap the group did not run)."""
     assert small.keys is not None and small.values is not None
     if big.keys is None:
-        batch = big.gaps.shape[0]
-        _, heads, _, dim = small.keys.shape
-        big.keys = mx.zeros((batch, heads, big.capacity, dim), small.keys.dtype)
-        big.values = mx.zeros((batch, heads, big.capacity, small.values.shape[3]), small.values.dtype)
-        big.prefix = None
+        big.prefix = None  # the group's copy of the prefix comes with it
+        big._allocate(small.keys, small.values)
     p = big.prefix_len
     big.keys[rows, :, :p] = small.keys[:, :, :p]
     big.values[rows, :, :p] = small.values[:, :, :p]

@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 
 from rho_audit import decoding  # noqa: E402
 from rho_audit.cpu_kernels import numpy_kernels  # noqa: E402
+from rho_audit.decoding import common_prefix_length as _common_prefix_length  # noqa: E402
 
 Template = Literal["chat", "raw"]
 ProgressFn = Callable[[int, int], None]
@@ -639,15 +640,6 @@ def _shifted(states: mx.array, index: mx.array) -> mx.array:
     """Per row i, columns ``[zeros ; states]`` picked by ``index[i]`` (see ``_context_cache``)."""
     padded = mx.concatenate([mx.zeros_like(states), states], axis=2)[0]
     return mx.take(padded, index, axis=1).transpose(1, 0, 2, 3)
-
-
-def _common_prefix_length(sequences: Sequence[tuple[int, ...]]) -> int:
-    first = min(sequences)
-    last = max(sequences)  # lexicographic extremes: their common prefix is everyone's
-    n = 0
-    while n < min(len(first), len(last)) and first[n] == last[n]:
-        n += 1
-    return n
 
 
 def _token_logprobs(logit_chunks: Iterable[mx.array], targets: np.ndarray) -> np.ndarray:
