@@ -185,3 +185,15 @@ def test_fast_commands_do_not_import_mlx(args):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "NO-MLX" in proc.stderr, proc.stderr
+
+
+def test_batch_size_help_states_the_real_generation_defaults():
+    """`run --help` teaches the automatic generation batch; it must not drift from the code."""
+    from click.testing import CliRunner
+
+    from rho_audit.cli import main
+    from rho_audit.model import GENERATION_KV_BUDGET, MAX_GENERATION_BATCH
+
+    out = " ".join(CliRunner().invoke(main, ["run", "--help"], terminal_width=200).output.split())
+    assert f"in {GENERATION_KV_BUDGET >> 20} MiB" in out
+    assert f"at most {MAX_GENERATION_BATCH} rows" in out
