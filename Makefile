@@ -9,6 +9,7 @@ demo: install
 ## make test: install (with dev tools and the example plugin), then run the whole test suite
 test: install-dev
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m pytest
 
 install:

@@ -48,8 +48,9 @@ def parse_judge_options(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE, e.g. model=claude-haiku-4-5",
-                                     param_hint="--judge-option")
+            raise click.BadParameter(
+                f"{item!r}: expected KEY=VALUE, e.g. model=claude-haiku-4-5", param_hint="--judge-option"
+            )
         pairs.append((key.strip(), value.strip()))
     return tuple(pairs)
 
@@ -85,8 +86,13 @@ class JudgedOutput:
 )
 @click.option("--dimension", "dimensions", multiple=True, help="Only these dimensions (repeatable).")
 @judge_run_options
-@click.option("--show", type=click.IntRange(min=0), default=SHOW_DISAGREEMENTS, show_default=True,
-              help="Disagreements listed per pair of judges.")
+@click.option(
+    "--show",
+    type=click.IntRange(min=0),
+    default=SHOW_DISAGREEMENTS,
+    show_default=True,
+    help="Disagreements listed per pair of judges.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def agree(
     names: str,
@@ -116,8 +122,9 @@ def agree(
 
     judge_names = [n.strip() for n in names.split(",") if n.strip()]
     if len(set(judge_names)) < 2:
-        raise click.BadParameter("name two or more different judges, e.g. keyword-refusal,claude",
-                                 param_hint="--judges")
+        raise click.BadParameter(
+            "name two or more different judges, e.g. keyword-refusal,claude", param_hint="--judges"
+        )
     if not store.is_file():
         raise RhoAuditError(f"no run store at {store}. Pass --store PATH.")
     host = load_host()
@@ -150,26 +157,47 @@ def agree(
 
     pairs = []
     for a, b in itertools.combinations(judge_names, 2):
-        kept = [k for k in range(len(items))
-                if labels[a][k].label not in NON_VERDICTS and labels[b][k].label not in NON_VERDICTS
-                and not labels[a][k].error and not labels[b][k].error]
+        kept = [
+            k
+            for k in range(len(items))
+            if labels[a][k].label not in NON_VERDICTS
+            and labels[b][k].label not in NON_VERDICTS
+            and not labels[a][k].error
+            and not labels[b][k].error
+        ]
         la, lb = [labels[a][k].label for k in kept], [labels[b][k].label for k in kept]
         stats = agreement(la, lb, [*declared[a], *declared[b]])
         refused = None
         if "refused" in set(la) | set(lb):
             refused = agreement(_refused_or_not(la), _refused_or_not(lb)).kappa
-        excluded = {name: _count_labels([v for v in labels[name] if v.label in NON_VERDICTS or v.error])
-                    for name in (a, b)}
+        excluded = {
+            name: _count_labels([v for v in labels[name] if v.label in NON_VERDICTS or v.error])
+            for name in (a, b)
+        }
         disagreements = [
-            {"dimension": items[k].dimension, "probe_id": items[k].probe_id, a: labels[a][k].label,
-             b: labels[b][k].label, "response": items[k].response}
-            for k in kept if labels[a][k].label != labels[b][k].label
+            {
+                "dimension": items[k].dimension,
+                "probe_id": items[k].probe_id,
+                a: labels[a][k].label,
+                b: labels[b][k].label,
+                "response": items[k].response,
+            }
+            for k in kept
+            if labels[a][k].label != labels[b][k].label
         ]
-        pairs.append({
-            "judges": [a, b], "n": stats.n, "excluded": excluded, "labels": list(stats.labels),
-            "confusion": [list(row) for row in stats.confusion], "observed_agreement": stats.observed,
-            "kappa": stats.kappa, "kappa_refused_vs_not": refused, "disagreements": disagreements,
-        })
+        pairs.append(
+            {
+                "judges": [a, b],
+                "n": stats.n,
+                "excluded": excluded,
+                "labels": list(stats.labels),
+                "confusion": [list(row) for row in stats.confusion],
+                "observed_agreement": stats.observed,
+                "kappa": stats.kappa,
+                "kappa_refused_vs_not": refused,
+                "disagreements": disagreements,
+            }
+        )
     if as_json:
         doc = {"run_id": run.run_id, "items": len(items), "pairs": pairs, "judge_usage": usage}
         click.echo(json.dumps(doc, indent=2))
@@ -203,8 +231,11 @@ def _judged_outputs(runs: Any, run: Any, host: Any, only: set[str]) -> list[Judg
         dimension = result["dimension"]
         if only and dimension not in only:
             continue
-        records = [r for r in runs.probe_records(run.run_id, dimension)
-                   if r.get("verdict") is not None and r.get("output") is not None]
+        records = [
+            r
+            for r in runs.probe_records(run.run_id, dimension)
+            if r.get("verdict") is not None and r.get("output") is not None
+        ]
         if not records:
             continue
         set_name = planned.get(dimension, {}).get("probe_set") or result["probe_set"]
@@ -216,13 +247,19 @@ def _judged_outputs(runs: Any, run: Any, host: Any, only: set[str]) -> list[Judg
                 f"loaded now ({err}). Install or import that set again, then retry."
             ) from None
         if probes.version != result["probe_set_version"]:
-            click.secho(f"warning: probe set {set_name!r} is now version {probes.version}, the run used "
-                        f"{result['probe_set_version']}; prompts may differ", fg="yellow", err=True)
+            click.secho(
+                f"warning: probe set {set_name!r} is now version {probes.version}, the run used "
+                f"{result['probe_set_version']}; prompts may differ",
+                fg="yellow",
+                err=True,
+            )
         prompts = {p.id: p.prompt for p in probes}
         for r in records:
             if r["probe_id"] not in prompts:
-                raise RhoAuditError(f"probe {r['probe_id']!r} of {dimension!r} is no longer in probe set "
-                                    f"{set_name!r}; its prompt is unknown.")
+                raise RhoAuditError(
+                    f"probe {r['probe_id']!r} of {dimension!r} is no longer in probe set "
+                    f"{set_name!r}; its prompt is unknown."
+                )
             items.append(JudgedOutput(dimension, r["probe_id"], prompts[r["probe_id"]], r["output"]))
     if not items:
         raise RhoAuditError(
@@ -267,14 +304,22 @@ def _print_agreement(
     per_dim: dict[str, int] = {}
     for item in items:
         per_dim[item.dimension] = per_dim.get(item.dimension, 0) + 1
-    console.print(f"run {run_id}: {len(items)} judged outputs ("
-                  + ", ".join(f"{d} {n}" for d, n in per_dim.items()) + ")")
+    console.print(
+        f"run {run_id}: {len(items)} judged outputs ("
+        + ", ".join(f"{d} {n}" for d, n in per_dim.items())
+        + ")"
+    )
     for pair in pairs:
         a, b = pair["judges"]
-        excluded = "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
-                             for name, counts in pair["excluded"].items() if counts)
-        console.print(f"\n[bold]{a} vs {b}[/]: {pair['n']} items compared"
-                      + (f" (left out: {excluded})" if excluded else ""))
+        excluded = "; ".join(
+            f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+            for name, counts in pair["excluded"].items()
+            if counts
+        )
+        console.print(
+            f"\n[bold]{a} vs {b}[/]: {pair['n']} items compared"
+            + (f" (left out: {excluded})" if excluded else "")
+        )
         agreed = "-" if pair["observed_agreement"] is None else f"{pair['observed_agreement']:.1%}"
         line = f"agreement {agreed}, Cohen's kappa {_fmt(pair['kappa'])}"
         if pair["kappa_refused_vs_not"] is not None or "refused" in pair["labels"]:
@@ -290,8 +335,12 @@ def _print_agreement(
         console.print(table)
         for d in pair["disagreements"][:show]:
             text = " ".join(d["response"].split())
-            console.print(f"  {d['dimension']}/{d['probe_id']}: {a}={d[a]}, {b}={d[b]}: "
-                          f"{text[:100]}{'…' if len(text) > 100 else ''}", markup=False, highlight=False)
+            console.print(
+                f"  {d['dimension']}/{d['probe_id']}: {a}={d[a]}, {b}={d[b]}: "
+                f"{text[:100]}{'…' if len(text) > 100 else ''}",
+                markup=False,
+                highlight=False,
+            )
         hidden = len(pair["disagreements"]) - show
         if hidden > 0:
             console.print(f"  … {hidden} more disagreements (--show N, or --json for all)")

@@ -608,9 +608,7 @@ def _padding_order(rows: list[_Row]) -> list[_Row]:
     groups: dict[tuple[int, ...], list[_Row]] = {}
     for row in rows:
         groups.setdefault(row.context, []).append(row)
-    order = sorted(
-        groups.items(), key=lambda g: (max(len(r.continuation) for r in g[1]), len(g[0]), g[0])
-    )
+    order = sorted(groups.items(), key=lambda g: (max(len(r.continuation) for r in g[1]), len(g[0]), g[0]))
     return [row for _, group in order for row in sorted(group, key=lambda r: len(r.continuation))]
 
 

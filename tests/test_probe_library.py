@@ -27,8 +27,18 @@ MIN_SIZES = {
     "ood-social": 40,
     "ood-logic": 40,
 }
-CARD_KEYS = {"name", "kind", "dimension", "version", "description", "construction", "size", "split_rule",
-             "limits", "licence"}
+CARD_KEYS = {
+    "name",
+    "kind",
+    "dimension",
+    "version",
+    "description",
+    "construction",
+    "size",
+    "split_rule",
+    "limits",
+    "licence",
+}
 
 
 def builtin_sets():
