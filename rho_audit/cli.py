@@ -156,7 +156,7 @@ def _parse_probe_choices(items: tuple[str, ...]) -> tuple:
     "--batch-size",
     type=click.IntRange(min=1),
     help="Rows per scoring and generation batch. Default: automatic (generation fits its KV caches "
-    "in 576 MiB across its streams, at most 64 rows; scoring at most 64 rows within --batch-tokens).",
+    "in 768 MiB across its streams, at most 64 rows; scoring at most 64 rows within --batch-tokens).",
 )
 @click.option(
     "--display",

@@ -244,6 +244,9 @@ def _decode_batch(
             keep = mx.array(remaining)
             for c in cache:
                 c.take(keep)
+                # Layer by layer, so that only one layer's old and new rows coexist: the whole
+                # batch's caches taken at once held both copies, a transient of the full cache.
+                mx.eval(c.keys, c.values)
             tokens = tokens[keep]
             live = [live[p] for p in remaining]
         hidden = body(tokens[:, None], cache=cache)
