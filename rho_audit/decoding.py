@@ -107,9 +107,12 @@ class SharedPrefixCache:
         return visible[:, None]
 
     def take(self, rows: mx.array) -> None:
-        """Keep only ``rows`` of the batch (in that order)."""
+        """Keep only ``rows`` of the batch (in that order), copied at once so that a batch's
+        layers are taken one after another: taken in one graph, the old and new copies of every
+        layer's cache coexisted, a transient of the whole batch cache."""
         if self.keys is not None:
             self.keys, self.values = self.keys[rows], self.values[rows]
+            mx.eval(self.keys, self.values)
         self.gaps = self.gaps[rows]
         self.offset = self.offset[rows]
 
@@ -244,9 +247,6 @@ def _decode_batch(
             keep = mx.array(remaining)
             for c in cache:
                 c.take(keep)
-                # Layer by layer, so that only one layer's old and new rows coexist: the whole
-                # batch's caches taken at once held both copies, a transient of the full cache.
-                mx.eval(c.keys, c.values)
             tokens = tokens[keep]
             live = [live[p] for p in remaining]
         hidden = body(tokens[:, None], cache=cache)
