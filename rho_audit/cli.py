@@ -155,8 +155,9 @@ def _parse_probe_choices(items: tuple[str, ...]) -> tuple:
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    help="Rows per scoring and generation batch. Default: automatic (generation fits its KV caches "
-    "in 768 MiB across its streams, at most 64 rows; scoring at most 64 rows within --batch-tokens).",
+    help="Rows per scoring and generation batch. Default: automatic (generation admits rows for "
+    "half their answer tokens, its KV caches growing in 768 MiB across its streams, at most 96 rows; "
+    "scoring at most 64 rows within --batch-tokens).",
 )
 @click.option(
     "--display",

@@ -43,16 +43,31 @@ def _swiglu_numpy(gate: mx.array, up: mx.array) -> mx.array:
 
 
 def _attention_numpy(
-    queries: mx.array, keys: mx.array, values: mx.array, scale: float, mask: Any
+    queries: mx.array,
+    keys: mx.array,
+    values: mx.array,
+    scale: float,
+    mask: Any,
+    prefix: tuple[mx.array, mx.array] | None = None,
 ) -> mx.array:
     """Scaled dot-product attention with the softmax in NumPy (grouped-query heads as in
     ``mx.fast.scaled_dot_product_attention``). A masked-out score becomes float32's lowest value,
-    so a query that sees no key (a left-padding row) gets finite, ignored outputs."""
+    so a query that sees no key (a left-padding row) gets finite, ignored outputs.
+
+    ``prefix``: keys and values (1, kv heads, positions, dim) that every row sees in full before
+    its own ``keys`` (``mask`` covers the own ones only); attended to with one matmul per head
+    for all rows' queries, so the prefix is never copied per row."""
     batch, n_heads, length, dim = queries.shape
     n_kv = keys.shape[1]
     grouped = (queries * scale).reshape(batch, n_kv, (n_heads // n_kv) * length, dim)
     scores = grouped @ keys.swapaxes(-1, -2)
-    mx.eval(scores)
+    head_major = prefix_scores = None
+    if prefix is not None:
+        head_major = grouped.transpose(1, 0, 2, 3).reshape(n_kv, -1, dim)
+        prefix_scores = head_major @ prefix[0][0].swapaxes(-1, -2)
+        mx.eval(scores, prefix_scores)
+    else:
+        mx.eval(scores)
     s = np.array(scores).reshape(batch, n_kv, n_heads // n_kv, length, keys.shape[2])
     if isinstance(mask, str):  # "causal": query i sees keys up to offset + i
         offset = keys.shape[2] - length
@@ -64,11 +79,20 @@ def _attention_numpy(
             np.copyto(s, np.finfo(np.float32).min, where=~m[:, :, None] if m.ndim == 4 else ~m)
         else:
             s += m[:, :, None] if m.ndim == 4 else m
+    if prefix_scores is not None:
+        shared = np.asarray(prefix_scores).reshape(n_kv, batch, n_heads // n_kv, length, -1)
+        s = np.concatenate([shared.transpose(1, 0, 2, 3, 4), s], axis=-1)
     s -= s.max(axis=-1, keepdims=True)
     np.exp(s, out=s)
     s /= s.sum(axis=-1, keepdims=True)
-    probs = mx.array(s.reshape(batch, n_kv, -1, keys.shape[2]))
-    return (probs @ values).reshape(batch, n_heads, length, dim)
+    if prefix is None:
+        probs = mx.array(s.reshape(batch, n_kv, -1, keys.shape[2]))
+        return (probs @ values).reshape(batch, n_heads, length, dim)
+    width = prefix[0].shape[2]
+    own = mx.array(np.ascontiguousarray(s[..., width:]).reshape(batch, n_kv, -1, keys.shape[2]))
+    shared = np.ascontiguousarray(s[..., :width].transpose(1, 0, 2, 3, 4)).reshape(n_kv, -1, width)
+    from_prefix = (mx.array(shared) @ prefix[1][0]).reshape(n_kv, batch, -1, dim).transpose(1, 0, 2, 3)
+    return (own @ values + from_prefix).reshape(batch, n_heads, length, dim)
 
 
 def _numpy_mlp(cls: type) -> type:
@@ -109,7 +133,7 @@ def _numpy_sdpa(original: Any) -> Any:
     def scaled_dot_product_attention(queries, keys, values, cache, scale, mask, sinks=None):
         if sinks is not None or hasattr(cache, "bits") or queries.dtype != mx.float32:
             return original(queries, keys, values, cache, scale=scale, mask=mask, sinks=sinks)
-        return _attention_numpy(queries, keys, values, scale, mask)
+        return _attention_numpy(queries, keys, values, scale, mask, getattr(cache, "split_prefix", None))
 
     return scaled_dot_product_attention
 

@@ -167,12 +167,8 @@ def _recording(context_manager, calls):
     return record
 
 
-def test_rows_whose_answer_ends_leave_the_batch_and_the_rest_are_unchanged(lm):
-    """A stop token ends rows at different steps; the finished rows are dropped from the
-    batch's caches mid-decoding and no other answer changes."""
-    from rho_audit import decoding
-
-    prompts = [PREAMBLE + p for p in PROMPTS] + PROMPTS
+def _answers_with_a_stop_that_ends_rows_early(lm, prompts):
+    """A stop token that makes answers end at several different steps, and mlx-lm's answers."""
     full = _mlx_lm_answers(lm, prompts, 16)
     candidates = {t for answer in full for t in answer}
 
@@ -182,26 +178,85 @@ def test_rows_whose_answer_ends_leave_the_batch_and_the_rest_are_unchanged(lm):
     stop = max(sorted(candidates), key=ends)
     expected = _mlx_lm_answers(lm, prompts, 16, stop=[stop])
     assert len({len(a) for a in expected}) > 2
+    return stop, expected
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_rows_whose_answer_ends_leave_the_batch_and_the_rest_are_unchanged(lm, split, monkeypatch):
+    """A stop token ends rows at different steps; the finished rows are dropped from the
+    batch's caches mid-decoding, the caches grow as answers lengthen, and no answer changes,
+    with the shared prefix attended to apart (NumPy attention) or in front of every row."""
+    from rho_audit import decoding
+    from rho_audit.cpu_kernels import numpy_kernels
+
+    prompts = [PREAMBLE + p for p in PROMPTS] + PROMPTS
+    stop, expected = _answers_with_a_stop_that_ends_rows_early(lm, prompts)
     body, head = lm._split()
     encoded = [lm.encode(lm.format_prompt(p, "chat")) for p in prompts]
     stops = set(lm.tokenizer.eos_token_ids) | {stop}
-    taken = []
-    original = decoding.SharedPrefixCache.take
-    with pytest.MonkeyPatch.context() as mp:
-        record = lambda c, rows: taken.append(rows) or original(c, rows)  # noqa: E731
-        mp.setattr(decoding.SharedPrefixCache, "take", record)
-        got = decoding.greedy_decode(lm.model, body, head, encoded, 16, stops, batch_rows=10)
+    resized = []
+    original = decoding.SharedPrefixCache.resize
+
+    def record(cache, rows, capacity):
+        resized.append((rows, capacity))
+        original(cache, rows, capacity)
+
+    monkeypatch.setattr(decoding.SharedPrefixCache, "resize", record)
+    monkeypatch.setattr(decoding, "GROW_COLUMNS", 3)
+    with numpy_kernels(lm.model) as numpy_attention:
+        assert numpy_attention or not split
+        got = decoding.greedy_decode(
+            lm.model, body, head, encoded, 16, stops, batch_rows=10, split_prefix=split
+        )
     assert got == expected
-    assert taken  # rows really left the batch
+    assert any(rows is not None for rows, _ in resized)  # rows really left the batch
+    assert len({capacity for _, capacity in resized}) > 2  # the caches really grew
 
 
-def test_prefix_cache_forward_equals_each_row_run_alone(lm, monkeypatch):
-    """Hidden states through the shared-prefix cache (prefilled two rows at a time, so gaps
-    are shifted into place; then one step; then rows dropped and another step) equal each row's
-    full sequence run alone without a cache: positions, masking and the gap are exact. (The
-    tiny model's greedy answers repeat a token, so comparing them alone would miss a wrong
-    position.)"""
+def test_a_batch_that_would_outgrow_its_budget_sets_rows_aside_and_decodes_them_later(lm, monkeypatch):
+    """With a KV budget too small for the whole batch's answers, the last rows are set aside
+    when the caches must grow and decoded in a later batch: every answer is still mlx-lm's."""
     from rho_audit import decoding
+
+    prompts = [PREAMBLE + p for p in PROMPTS] + PROMPTS
+    stop, expected = _answers_with_a_stop_that_ends_rows_early(lm, prompts)
+    body, head = lm._split()
+    encoded = [lm.encode(lm.format_prompt(p, "chat")) for p in prompts]
+    stops = set(lm.tokenizer.eos_token_ids) | {stop}
+    batches = []
+    original = decoding._decode_batch
+
+    def record(*args):
+        batches.append(len(args[3]))
+        return original(*args)
+
+    monkeypatch.setattr(decoding, "_decode_batch", record)
+    monkeypatch.setattr(decoding, "GROW_COLUMNS", 4)
+    own = max(map(len, encoded)) - len(decoding.shared_prefix(encoded))
+    args = lm.model.args
+    column = (
+        len(lm.model.layers)
+        * 2
+        * args.num_key_value_heads
+        * (args.hidden_size // args.num_attention_heads)
+        * 4
+    )
+    budget = 4 * (own + 16) * column  # four rows' longest answers fit, not ten
+    got = decoding.greedy_decode(lm.model, body, head, encoded, 16, stops, batch_rows=10, kv_budget=budget)
+    assert got == expected
+    assert batches[0] == len(prompts) and len(batches) > 1  # rows were set aside, then decoded
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_prefix_cache_forward_equals_each_row_run_alone(lm, monkeypatch, split):
+    """Hidden states through the shared-prefix cache (prefilled two rows at a time, so gaps
+    are shifted into place; then one step; then rows dropped and the cache grown, and another
+    step) equal each row's full sequence run alone without a cache: positions, masking and the
+    gap are exact, whether the attention reads the prefix apart (NumPy) or in front of every
+    row. (The tiny model's greedy answers repeat a token, so comparing them alone would miss a
+    wrong position.)"""
+    from rho_audit import decoding
+    from rho_audit.cpu_kernels import numpy_kernels
 
     monkeypatch.setattr(decoding, "PREFILL_ROWS", 2)
     body, head = lm._split()
@@ -212,21 +267,22 @@ def test_prefix_cache_forward_equals_each_row_run_alone(lm, monkeypatch):
     suffixes = [p[len(prefix) :] for p in prompts]
     gaps = [max(map(len, suffixes)) - len(s) for s in suffixes]
     assert len(set(gaps)) > 2
-    cache = [decoding.SharedPrefixCache(k, gaps, len(prefix) + max(map(len, suffixes)) + 2) for k in kv]
-    first = decoding._prefill(lm.model, body, head, kv, cache, suffixes, gaps)
+    keep = [4, 1, 3]
+    with numpy_kernels(lm.model) as numpy_attention:
+        assert numpy_attention or not split
+        cache = [decoding.SharedPrefixCache(k, gaps, max(map(len, suffixes)) + 1, split) for k in kv]
+        first = decoding._prefill(body, head, kv, cache, suffixes, gaps, split)
+        step = body(mx.array([[7]] * len(prompts)), cache=cache)[:, -1]
+        for c in cache:
+            c.resize(mx.array(keep), c.capacity + 2)
+        second = body(mx.array([[9]] * len(keep)), cache=cache)[:, -1]
     for i, p in enumerate(prompts):
         assert first[i].item() == mx.argmax(head(body(mx.array([p]))[0, -1])).item()
-    step = body(mx.array([[7]] * len(prompts)), cache=cache)[:, -1]
-    for i, p in enumerate(prompts):
         alone = body(mx.array([[*p, 7]]))[0, -1]
         assert mx.abs(step[i] - alone).max().item() < 1e-4
-    keep = [4, 1, 3]
-    for c in cache:
-        c.take(mx.array(keep))
-    step = body(mx.array([[9]] * len(keep)), cache=cache)[:, -1]
     for row, i in enumerate(keep):
         alone = body(mx.array([[*prompts[i], 7, 9]]))[0, -1]
-        assert mx.abs(step[row] - alone).max().item() < 1e-4
+        assert mx.abs(second[row] - alone).max().item() < 1e-4
 
 
 def test_architectures_without_a_known_cache_layout_decode_with_mlx_lm(lm, monkeypatch):
@@ -244,11 +300,14 @@ def test_shared_prefix_cache_masks_the_gap_and_sees_the_prefix():
     assert shared_prefix([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == [1, 2]
     assert shared_prefix([[1, 2], [1, 2, 3]]) == [1]  # each prompt keeps a token of its own
     prefix = mx.zeros((1, 1, 2, 4))
-    cache = SharedPrefixCache((prefix, prefix), gaps=[0, 2], capacity=8)
-    cache.update_and_fetch(mx.ones((2, 1, 3, 4)), mx.ones((2, 1, 3, 4)))  # positions 2, 3, 4
-    assert cache.offset.tolist() == [5, 3]  # row 1's own tokens start at RoPE position 2
-    mask = cache.make_mask(1)[:, 0, 0].tolist()  # the query at position 5
-    assert mask == [[True] * 6, [True, True, False, False, True, True]]
+    for split in (False, True):
+        cache = SharedPrefixCache((prefix, prefix), gaps=[0, 2], capacity=8, split=split)
+        keys, _ = cache.update_and_fetch(mx.ones((2, 1, 3, 4)), mx.ones((2, 1, 3, 4)))  # own columns 0-2
+        assert keys.shape[2] == (3 if split else 5)  # split: the prefix is not copied per row
+        assert cache.offset.tolist() == [5, 3]  # row 1's own tokens start at RoPE position 2
+        mask = cache.make_mask(1)[:, 0, 0].tolist()  # the query at own column 3
+        own = [[True] * 4, [False, False, True, True]]
+        assert mask == (own if split else [[True, True, *row] for row in own])
 
 
 def test_numpy_kernels_swap_for_the_block_only_and_change_nothing(lm):
