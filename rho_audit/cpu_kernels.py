@@ -61,13 +61,10 @@ def _attention_numpy(
     n_kv = keys.shape[1]
     grouped = (queries * scale).reshape(batch, n_kv, (n_heads // n_kv) * length, dim)
     scores = grouped @ keys.swapaxes(-1, -2)
-    head_major = prefix_scores = None
-    if prefix is not None:
-        head_major = grouped.transpose(1, 0, 2, 3).reshape(n_kv, -1, dim)
-        prefix_scores = head_major @ prefix[0][0].swapaxes(-1, -2)
-        mx.eval(scores, prefix_scores)
-    else:
-        mx.eval(scores)
+    prefix_scores = None
+    if prefix is not None:  # every row's queries of a head against that head's prefix keys
+        prefix_scores = grouped.transpose(1, 0, 2, 3).reshape(n_kv, -1, dim) @ prefix[0][0].swapaxes(-1, -2)
+    mx.eval(scores if prefix_scores is None else (scores, prefix_scores))
     s = np.array(scores).reshape(batch, n_kv, n_heads // n_kv, length, keys.shape[2])
     if isinstance(mask, str):  # "causal": query i sees keys up to offset + i
         offset = keys.shape[2] - length

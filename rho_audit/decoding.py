@@ -158,10 +158,6 @@ class SharedPrefixCache:
             self.gaps = self.gaps[rows]
             self.offset = self.offset[rows]
 
-    def take(self, rows: mx.array) -> None:
-        """Keep only ``rows`` of the batch, in that order."""
-        self.resize(rows, self.capacity)
-
 
 def _with_prefix(prefix: mx.array, own: mx.array) -> mx.array:
     """``own`` (rows, heads, columns, dim) after the shared ``prefix`` (1, heads, positions, dim)."""

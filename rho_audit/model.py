@@ -517,7 +517,7 @@ class LanguageModel:
         two batches at a time (one stream and a one-thread BLAS each, as in scoring: 1.44x one
         stream of the same rows, 96 reasoning prompts)."""
         body, head = split
-        with _bounded_buffer_cache(), numpy_kernels(self.model) as numpy_attention:
+        with _bounded_buffer_cache(), _mapped_large_buffers(), numpy_kernels(self.model) as numpy_attention:
             answers = decoding.greedy_decode(
                 self.model,
                 body,
@@ -589,6 +589,32 @@ def _bounded_buffer_cache() -> Iterator[None]:
         mx.set_cache_limit(previous)
         mx.clear_cache()
         _trim_heap()
+
+
+#: glibc's ``mallopt`` parameter for the size from which ``malloc`` maps memory of its own.
+_M_MMAP_THRESHOLD = -3
+
+
+@contextmanager
+def _mapped_large_buffers() -> Iterator[None]:
+    """Within the block, glibc serves allocations of 1 MB and more with mmap and gives them
+    back to the system when freed (glibc only; elsewhere a no-op).
+
+    Decoding frees and reallocates KV caches of a few MB per layer as batches grow and shrink;
+    kept in glibc's arenas, those pages stayed resident (the over-refusal prompts alone peaked
+    at 1635 MB RSS, 1501 MB with this, in the same time). Afterwards the threshold stays fixed
+    at glibc's dynamic maximum, 32 MB, where the default settles after its first large free.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        yield
+        return
+    mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+    try:
+        yield
+    finally:
+        mallopt(_M_MMAP_THRESHOLD, 32 << 20)
 
 
 def _release_memory() -> None:
