@@ -55,9 +55,10 @@ MIN_SHARED_PREFIX = 4
 #: Prompts prefilled together; at most this many rows decode together.
 DEFAULT_PREFILL_BATCH = 8
 MAX_GENERATION_BATCH = 96
-#: Memory the KV caches of a generation batch may take (auto batch size). 768 MiB: the full
-#: default-model audit peaked at 1.93 GiB RSS (2 GiB target); 288 reasoning prompts decoded in
-#: 126.5 s at 896 MiB vs 163.2 s at 576 MiB, identical answers.
+#: Memory the KV caches of a generation batch may take (auto batch size), across its streams.
+#: 768 MiB: the full default-model audit peaked at 1.61 GiB RSS. 1024 MiB (72 reasoning rows
+#: per batch instead of 48) decoded the 288 reasoning prompts alone in 148 s instead of ~181 s,
+#: identical answers, but the full audit then peaked at 1.98 GiB: too close to the 2 GiB target.
 GENERATION_KV_BUDGET = 768 * 2**20
 #: Share of ``max_tokens`` a batch's rows are admitted for (auto batch size). The caches grow as
 #: answers lengthen and rows whose answer ended leave, so the rows still decoding hold the
