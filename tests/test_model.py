@@ -167,8 +167,10 @@ def _recording(context_manager, calls):
     return record
 
 
-def _answers_with_a_stop_that_ends_rows_early(lm, prompts):
-    """A stop token that makes answers end at several different steps, and mlx-lm's answers."""
+def _rows_that_end_early(lm):
+    """Prompts encoded for the decoder, stop tokens among which one ends the answers at several
+    different steps, and mlx-lm's own answers under those stops."""
+    prompts = [PREAMBLE + p for p in PROMPTS] + PROMPTS
     full = _mlx_lm_answers(lm, prompts, 16)
     candidates = {t for answer in full for t in answer}
 
@@ -178,7 +180,8 @@ def _answers_with_a_stop_that_ends_rows_early(lm, prompts):
     stop = max(sorted(candidates), key=ends)
     expected = _mlx_lm_answers(lm, prompts, 16, stop=[stop])
     assert len({len(a) for a in expected}) > 2
-    return stop, expected
+    encoded = [lm.encode(lm.format_prompt(p, "chat")) for p in prompts]
+    return encoded, set(lm.tokenizer.eos_token_ids) | {stop}, expected
 
 
 @pytest.mark.parametrize("split", [False, True])
@@ -189,11 +192,8 @@ def test_rows_whose_answer_ends_leave_the_batch_and_the_rest_are_unchanged(lm, s
     from rho_audit import decoding
     from rho_audit.cpu_kernels import numpy_kernels
 
-    prompts = [PREAMBLE + p for p in PROMPTS] + PROMPTS
-    stop, expected = _answers_with_a_stop_that_ends_rows_early(lm, prompts)
+    encoded, stops, expected = _rows_that_end_early(lm)
     body, head = lm._split()
-    encoded = [lm.encode(lm.format_prompt(p, "chat")) for p in prompts]
-    stops = set(lm.tokenizer.eos_token_ids) | {stop}
     resized = []
     original = decoding.SharedPrefixCache.resize
 
@@ -218,11 +218,8 @@ def test_a_batch_that_would_outgrow_its_budget_sets_rows_aside_and_decodes_them_
     when the caches must grow and decoded in a later batch: every answer is still mlx-lm's."""
     from rho_audit import decoding
 
-    prompts = [PREAMBLE + p for p in PROMPTS] + PROMPTS
-    stop, expected = _answers_with_a_stop_that_ends_rows_early(lm, prompts)
+    encoded, stops, expected = _rows_that_end_early(lm)
     body, head = lm._split()
-    encoded = [lm.encode(lm.format_prompt(p, "chat")) for p in prompts]
-    stops = set(lm.tokenizer.eos_token_ids) | {stop}
     batches = []
     original = decoding._decode_batch
 
@@ -244,7 +241,7 @@ def test_a_batch_that_would_outgrow_its_budget_sets_rows_aside_and_decodes_them_
     budget = 4 * (own + 16) * column  # four rows' longest answers fit, not ten
     got = decoding.greedy_decode(lm.model, body, head, encoded, 16, stops, batch_rows=10, kv_budget=budget)
     assert got == expected
-    assert batches[0] == len(prompts) and len(batches) > 1  # rows were set aside, then decoded
+    assert batches[0] == len(encoded) and len(batches) > 1  # rows were set aside, then decoded
 
 
 @pytest.mark.parametrize("split", [False, True])
