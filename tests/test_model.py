@@ -90,13 +90,30 @@ SHARED = [
 @pytest.mark.parametrize("template", ["chat", "raw"])
 def test_shared_prompt_prefix_is_computed_once_and_changes_nothing(lm, template):
     contexts = [lm._context_ids(r.prompt, template) for r in SHARED]
-    prefix = lm._shared_prefix(contexts)
-    assert prefix is not None and len(prefix.tokens) >= len(lm.encode(PREAMBLE)) - 2
+    [prefix] = set(lm._prefix_groups(contexts).values())
+    assert len(prefix) >= len(lm.encode(PREAMBLE)) - 2
     batched = lm.score(SHARED, template)
     for request, score in zip(SHARED, batched, strict=True):
         ref, n = reference_logprob(lm, request, template)
         assert score.n_tokens == n
         assert score.sum_logprob == pytest.approx(ref, abs=1e-4)
+
+
+def test_batches_of_one_call_share_their_prefix_even_beside_bare_statements(tiny_model_path, monkeypatch):
+    """Bare statements (no prompt) share no prefix with chat prompts, so the shared prefix is
+    found per batch: the chat batches of a mixed call compute the preamble's states once
+    between them, the bare batch none, and every score is still the reference's."""
+    lm = LanguageModel.load(tiny_model_path, "tiny", batch_size=2)
+    computed = []
+    original = LanguageModel._prefix_states
+    monkeypatch.setattr(
+        LanguageModel, "_prefix_states", lambda lm, tokens: computed.append(tokens) or original(lm, tokens)
+    )
+    requests = SHARED + [r for r in REQUESTS if r.prompt is None]
+    scores = lm.score(requests, "chat")
+    assert len(computed) == 1 and len(computed[0]) >= len(lm.encode(PREAMBLE)) - 2
+    for request, score in zip(requests, scores, strict=True):
+        assert score.sum_logprob == pytest.approx(reference_logprob(lm, request, "chat")[0], abs=1e-4)
 
 
 def test_two_scoring_workers_give_the_numbers_of_one(tiny_model_path):
@@ -349,8 +366,12 @@ def test_rows_are_grouped_by_context_and_sorted_to_pad_little():
         _Row(2, (1, 2, 3), (5,)),
         _Row(3, (1, 2, 3, 4), (5, 5)),
     ]
-    ordered = [r.index for r in _padding_order(rows)]
+    no_prefix = dict.fromkeys((r.context for r in rows), ())
+    ordered = [r.index for r in _padding_order(rows, no_prefix)]
     assert ordered == [1, 3, 2, 0]  # the pair sharing context (1, 2, 3) stays together
+    # contexts of one prefix group come together, whatever their continuations
+    groups = {**no_prefix, (1, 2): (1,), (1, 2, 3, 4): (1,)}
+    assert [r.index for r in _padding_order(rows, groups)] == [2, 0, 1, 3]
 
 
 def test_usage_counts_the_work_once_whatever_the_batching(tiny_model_path):
