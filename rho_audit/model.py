@@ -716,8 +716,10 @@ def _token_logprobs(logit_chunks: Iterable[mx.array], targets: np.ndarray) -> np
     """log p(target) at each position, from logits that arrive in chunks of positions.
 
     The log-softmax runs in NumPy: its vectorised exp is ~5x faster than MLX's on CPU, and its
-    pairwise float32 sum over the 49K vocabulary is accurate to ~1e-7. The next chunk's
-    projection is queued on MLX's stream first, so the matmul and the exp overlap.
+    pairwise float32 sum over the 49K vocabulary is accurate to ~1e-7 (a float64 sum took 3.7x
+    as long). It works in place in MLX's own buffer of the chunk, which nothing else reads: a
+    copy out of it cost a third of the NumPy time. The next chunk's projection is queued on
+    MLX's stream first, so the matmul and the exp overlap.
     """
     out = np.empty(len(targets), dtype=np.float64)
     chunks = iter(logit_chunks)
@@ -729,13 +731,14 @@ def _token_logprobs(logit_chunks: Iterable[mx.array], targets: np.ndarray) -> np
         following = next(chunks, None)
         if following is not None:
             mx.async_eval(following)
-        logits = np.array(current.astype(mx.float32))
+        logits = np.asarray(current.astype(mx.float32))  # a view, no copy
         n = len(logits)
         picked = logits[np.arange(n), targets[start : start + n]].astype(np.float64)
         top = logits.max(axis=1, keepdims=True)
         np.subtract(logits, top, out=logits)
         np.exp(logits, out=logits)
-        out[start : start + n] = picked - top[:, 0] - np.log(logits.sum(axis=1, dtype=np.float64))
+        total = logits.sum(axis=1).astype(np.float64)
+        out[start : start + n] = picked - top[:, 0] - np.log(total)
         start += n
         current = following
     return out
