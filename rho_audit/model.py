@@ -732,6 +732,8 @@ def _token_logprobs(logit_chunks: Iterable[mx.array], targets: np.ndarray) -> np
         if following is not None:
             mx.async_eval(following)
         logits = np.asarray(current.astype(mx.float32))  # a view, no copy
+        if not logits.flags.writeable:  # a backend that exports its buffer read-only
+            logits = logits.copy()
         n = len(logits)
         picked = logits[np.arange(n), targets[start : start + n]].astype(np.float64)
         top = logits.max(axis=1, keepdims=True)
