@@ -318,15 +318,17 @@ class LanguageModel:
         ``()`` for a context that shares none (a bare statement's one token). Every context
         keeps at least one token of its own, whose position yields the logits of the
         continuation's first token."""
+        if self._split() is None:  # the prefix's states are fed to the body alone
+            return dict.fromkeys(contexts, ())
         groups: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
         for context in dict.fromkeys(contexts):
             groups.setdefault(context[:MIN_SHARED_PREFIX], []).append(context)
-        prefix_of: dict[tuple[int, ...], tuple[int, ...]] = {}
+        prefix_of: _PrefixGroups = {}
         for members in groups.values():
             length = min(_common_prefix_length(members), min(map(len, members)) - 1)
             shared = members[0][:length] if len(members) > 1 and length >= MIN_SHARED_PREFIX else ()
             prefix_of.update(dict.fromkeys(members, shared))
-        return prefix_of if self._split() is not None else dict.fromkeys(prefix_of, ())
+        return prefix_of
 
     def _prefix_states(self, tokens: tuple[int, ...]) -> _Prefix:
         from mlx_lm.models.cache import make_prompt_cache
