@@ -218,7 +218,7 @@ def greedy_decode(
     if not prompts or max_tokens < 1:
         return [[] for _ in prompts]
     prefix = shared_prefix(prompts) if len(prompts) > 1 else []
-    prefix_kv = _prefix_cache(model, body, prefix)
+    prefix_kv = prefix_states(model, body, prefix)
     answers: dict[int, list[int]] = {}
     set_aside: list[int] = []
 
@@ -273,7 +273,7 @@ def _run_batches(
                 future.cancel()
 
 
-def _prefix_cache(model: Any, body: Callable[..., mx.array], prefix: list[int]) -> list[Any]:
+def prefix_states(model: Any, body: Callable[..., mx.array], prefix: list[int]) -> list[Any]:
     """Each layer's (keys, values) of the shared prefix, from one single-row pass; None each if
     there is no shared prefix."""
     layers = len(model.layers)

@@ -331,13 +331,8 @@ class LanguageModel:
         return prefix_of
 
     def _prefix_states(self, tokens: tuple[int, ...]) -> _Prefix:
-        from mlx_lm.models.cache import make_prompt_cache
-
-        cache = make_prompt_cache(self.model)
-        self.model.model(mx.array([tokens]), cache=cache)
-        states = [(layer.keys[..., : len(tokens), :], layer.values[..., : len(tokens), :]) for layer in cache]
-        mx.eval(states)
-        return _Prefix(tokens, states)
+        body = self._split()[0]  # only called where the model has the body/head layout
+        return _Prefix(tokens, decoding.prefix_states(self.model, body, list(tokens)))
 
     def _batches(self, rows: list[_Row], prefix_of: _PrefixGroups) -> list[list[_Row]]:
         """Consecutive rows within the size limits; a batch's contexts share one prefix group."""

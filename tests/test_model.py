@@ -277,7 +277,7 @@ def test_prefix_cache_forward_equals_each_row_run_alone(lm, monkeypatch, split):
     prompts = [lm.encode(lm.format_prompt(PREAMBLE + p, "chat")) for p in PROMPTS]
     prefix = decoding.shared_prefix(prompts)
     assert len(prefix) > 10
-    kv = decoding._prefix_cache(lm.model, body, prefix)
+    kv = decoding.prefix_states(lm.model, body, prefix)
     suffixes = [p[len(prefix) :] for p in prompts]
     gaps = [max(map(len, suffixes)) - len(s) for s in suffixes]
     assert len(set(gaps)) > 2
