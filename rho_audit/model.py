@@ -230,6 +230,7 @@ class LanguageModel:
         progress: ProgressFn | None = None,
     ) -> list[Score]:
         """Log-probability of each continuation given its prompt, batched (see module doc)."""
+        self._evaluate_parameters()
         results: list[Score | None] = [None] * len(requests)
         rows: list[_Row] = []
         contexts: dict[str | None, tuple[int, ...]] = {}
@@ -256,6 +257,13 @@ class LanguageModel:
                 if progress:
                     progress(done, len(requests))
         return [r for r in results if r is not None]
+
+    def _evaluate_parameters(self) -> None:
+        """Compute any parameter still lazy (an adapter's weights as mlx-lm loads them, LoRA
+        factors just initialised) on this thread's stream. A worker thread cannot evaluate a
+        graph recorded on another thread's stream ("There is no Stream(cpu, 0) in current
+        thread"), and scoring and decoding run on worker threads. A no-op once evaluated."""
+        mx.eval(self.model.parameters())
 
     def _count_scoring_work(self, rows: Sequence[_Row]) -> None:
         # Each distinct context token position once: a token shared with another context's
@@ -470,6 +478,7 @@ class LanguageModel:
         encoded = [self.encode(self.format_prompt(p, template)) for p in prompts]
         if not encoded:
             return []
+        self._evaluate_parameters()
         split = self._split() if decoding.supports(self.model) else None
         workers = self.scoring_workers if split is not None else 1
         rows = batch_size or self.batch_size

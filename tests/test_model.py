@@ -423,3 +423,53 @@ def test_parameter_counts_split_body_and_vocabulary_projection(lm):
     total = sum(v.size for _, v in tree_flatten(lm.model.parameters()))
     assert head == vocab * hidden
     assert body + head * (1 if lm.model.args.tie_word_embeddings else 2) == total
+
+
+@pytest.fixture(scope="module")
+def lora_adapter(tiny_model_path, tmp_path_factory):
+    """An adapter folder as mlx-lm's LoRA training writes it, with non-zero factors so the
+    adapted model's numbers differ from the base model's."""
+    import json
+
+    from mlx.utils import tree_flatten
+    from mlx_lm import load
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    model, _ = load(str(tiny_model_path))
+    config = {
+        "fine_tune_type": "lora",
+        "num_layers": 2,
+        "lora_parameters": {"rank": 4, "scale": 4.0, "dropout": 0.0, "keys": ["self_attn.q_proj"]},
+    }
+    model.freeze()
+    linear_to_lora_layers(model, 2, config["lora_parameters"])
+    mx.random.seed(0)
+    weights = {
+        name: mx.random.normal(value.shape) * 0.1 for name, value in tree_flatten(model.trainable_parameters())
+    }
+    folder = tmp_path_factory.mktemp("adapter")
+    mx.save_safetensors(str(folder / "adapters.safetensors"), weights)
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.mark.parametrize("template", ["chat", "raw"])
+def test_an_adapted_model_scores_and_decodes_on_two_streams(tiny_model_path, lora_adapter, template):
+    """mlx-lm loads adapter weights lazily, on the main thread's stream; scoring the first
+    batches on worker threads once failed with "There is no Stream(cpu, 0) in current thread".
+    Bare statements share no prefix, so no main-thread pass evaluates the weights first."""
+    statements = [ScoreRequest(None, f"Statement number {i} is true.") for i in range(24)]
+
+    def load(workers):
+        return LanguageModel.load(
+            tiny_model_path, "tiny", adapter=lora_adapter, scoring_workers=workers, batch_size=2
+        )
+
+    two, one = load(2), load(1)
+    scores = two.score(statements, template)
+    assert not any(s.error for s in scores)
+    assert [s.sum_logprob for s in scores] == [s.sum_logprob for s in one.score(statements, template)]
+    base = LanguageModel.load(tiny_model_path, "tiny").score(statements[:1], template)[0]
+    assert scores[0].sum_logprob != pytest.approx(base.sum_logprob, abs=1e-3), "the adapter changes nothing"
+    prompts = [f"Question {i}" for i in range(8)]
+    assert load(2).generate(prompts, 4, template) == one.generate(prompts, 4, template)
