@@ -444,9 +444,8 @@ def lora_adapter(tiny_model_path, tmp_path_factory):
     model.freeze()
     linear_to_lora_layers(model, 2, config["lora_parameters"])
     mx.random.seed(0)
-    weights = {
-        name: mx.random.normal(value.shape) * 0.1 for name, value in tree_flatten(model.trainable_parameters())
-    }
+    trainable = tree_flatten(model.trainable_parameters())
+    weights = {name: mx.random.normal(value.shape) * 0.1 for name, value in trainable}
     folder = tmp_path_factory.mktemp("adapter")
     mx.save_safetensors(str(folder / "adapters.safetensors"), weights)
     (folder / "adapter_config.json").write_text(json.dumps(config))
