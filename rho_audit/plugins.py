@@ -2,8 +2,14 @@
 
 Each entry point of the ``rho_audit`` group is loaded on its own, so one plugin that fails to
 import is listed as broken instead of taking the CLI down (simonw/llm#1280), unless
-``RHO_AUDIT_STRICT_PLUGINS=1``. ``RHO_AUDIT_LOAD_PLUGINS`` (comma list of entry-point names)
-loads only those; ``RHO_AUDIT_DISABLE_PLUGINS`` skips the named ones.
+``RHO_AUDIT_STRICT_PLUGINS=1``. The same goes for what a plugin registers: a name two packages
+both register (a third party's ``toxicity``) is refused for both and each is listed as broken,
+naming the other; an instance, or a class that is not a Dimension/Judge/Trainer, is refused with
+a message saying what to register instead. Everything else keeps working.
+
+``RHO_AUDIT_LOAD_PLUGINS`` (comma list of entry-point names) loads only those;
+``RHO_AUDIT_DISABLE_PLUGINS`` skips the named ones. Where two distributions use the same
+entry-point name, ``DISTRIBUTION:ENTRY_POINT`` names one of them.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import metadata
@@ -39,8 +45,24 @@ class PluginSource:
 
 @dataclass(frozen=True)
 class BrokenPlugin:
+    """A plugin that failed to load, or one registration of it that was refused.
+
+    ``kind`` and ``name`` say what was refused (``"dimension"``, ``"toxicity"``) when the plugin
+    loaded but one of its registrations did not; both are empty when the whole plugin is broken.
+    """
+
     source: PluginSource
     error: str
+    kind: str = ""
+    name: str = ""
+
+
+#: What each class-registering hook must be given (``kind`` -> base class in hookspecs).
+CLASS_KINDS: dict[str, type] = {
+    "dimension": hookspecs.Dimension,
+    "judge": hookspecs.Judge,
+    "trainer": hookspecs.Trainer,
+}
 
 
 @dataclass(frozen=True)
@@ -63,49 +85,42 @@ class PluginHost:
 
     @cached_property
     def dimensions(self) -> dict[str, Registered]:
-        return self._collect("dimension", "register_dimensions", lambda cls: cls.name)
+        return self._collect("dimension", "register_dimensions")
 
     @cached_property
     def judges(self) -> dict[str, Registered]:
-        return self._collect("judge", "register_judges", lambda cls: cls.name)
+        return self._collect("judge", "register_judges")
 
     @cached_property
     def trainers(self) -> dict[str, Registered]:
-        return self._collect("trainer", "register_trainers", lambda cls: cls.name)
+        return self._collect("trainer", "register_trainers")
 
     @cached_property
     def probe_sets(self) -> dict[str, Registered]:
-        return self._collect("probe_set", "register_probe_sets", None)
+        return self._collect("probe_set", "register_probe_sets")
 
-    def _collect(
-        self, kind: str, hook_name: str, name_of: Callable[[Any], str] | None
-    ) -> dict[str, Registered]:
-        """Call each implementation with its own ``register`` so every entry knows its plugin."""
-        found: dict[str, Registered] = {}
-        clashes: list[str] = []
+    @cached_property
+    def report_sections(self) -> dict[str, Registered]:
+        return self._collect("report_section", "register_report_sections")
+
+    def _collect(self, kind: str, hook_name: str) -> dict[str, Registered]:
+        """Call each implementation with its own ``register`` so every entry knows its plugin.
+
+        A registration that breaks the hook's contract, and every claim on a name more than one
+        plugin registers, is refused and listed in :attr:`broken`; the rest is returned."""
+        claims: dict[str, list[Registered]] = {}
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             source = self.sources.get(impl.plugin_name) or _local_source(impl.plugin_name)
 
             def register(*args: Any, _source: PluginSource = source) -> None:
-                if name_of is None:  # probe sets: register(name, folder)
-                    name, obj = args[0], Path(args[1])
-                else:
-                    obj = args[0]
-                    if not isinstance(obj, type):
-                        raise PluginError(
-                            f"plugin {_source.entry_point!r} ({_source.distribution}) registered an "
-                            f"instance of {type(obj).__name__}; register the class itself."
-                        )
-                    name = name_of(obj)
-                if name in found:
-                    other = found[name].source
-                    clashes.append(
-                        f"{kind} {name!r} is registered by both {other.distribution} "
-                        f"(entry point {other.entry_point!r}) and {_source.distribution} "
-                        f"(entry point {_source.entry_point!r})"
-                    )
+                checked = _check_registration(kind, hook_name, args)
+                if isinstance(checked, str):
+                    self._mark_broken(_source, checked, kind)
                     return
-                found[name] = Registered(kind, name, obj, _source)
+                name, obj = checked
+                same = claims.setdefault(name, [])
+                if not any(c.source == _source and c.obj is obj for c in same):  # idempotent
+                    same.append(Registered(kind, name, obj, _source))
 
             try:
                 impl.function(register=register)
@@ -113,18 +128,27 @@ class PluginHost:
                 raise
             except Exception as err:  # a plugin's bug must not take the host down
                 self._mark_broken(source, f"{hook_name} failed: {type(err).__name__}: {err}")
-        if clashes:
-            raise PluginError(
-                "; ".join(clashes) + ". Uninstall one of the packages, or disable one with "
-                "RHO_AUDIT_DISABLE_PLUGINS=<entry point>."
-            )
+        found: dict[str, Registered] = {}
+        for name, regs in claims.items():
+            if len(regs) == 1:
+                found[name] = regs[0]
+                continue
+            for reg in regs:
+                self._mark_broken(reg.source, _clash_message(kind, name, reg, regs), kind, name)
         return found
 
-    def _mark_broken(self, source: PluginSource, error: str) -> None:
+    def _mark_broken(self, source: PluginSource, error: str, kind: str = "", name: str = "") -> None:
         if _strict():
-            raise PluginError(f"plugin {source.entry_point!r} ({source.distribution}) is broken: {error}")
+            raise PluginError(
+                f"plugin {source.entry_point!r} ({source.distribution}) is broken: {error} "
+                "(RHO_AUDIT_STRICT_PLUGINS is set, so any broken plugin stops rho-audit; unset it "
+                "to list broken plugins and run the rest.)"
+            )
+        broken = BrokenPlugin(source, error, kind, name)
+        if broken in self.broken:  # a registry collected twice reports its problems once
+            return
         log.warning("plugin %s is broken: %s", source.entry_point, error)
-        self.broken.append(BrokenPlugin(source, error))
+        self.broken.append(broken)
 
     # -- lookups with helpful errors ---------------------------------------------------------
 
@@ -162,6 +186,9 @@ class PluginHost:
 
 
 def unknown_name_message(kind: str, name: str, known: Iterable[str], broken: list[BrokenPlugin]) -> str:
+    refused = [b for b in broken if b.name == name and _kind_label(b.kind) == kind]
+    if refused:  # it is installed, but refused: say why rather than "unknown"
+        return refused[0].error
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -173,6 +200,73 @@ def unknown_name_message(kind: str, name: str, known: Iterable[str], broken: lis
         f"unknown {kind} {name!r}.{hint} Known: {', '.join(known) or 'none'}.{broken_note} "
         "Install the package that provides it, or check `rho-audit plugins`."
     )
+
+
+def _kind_label(kind: str) -> str:
+    return kind.replace("_", " ")
+
+
+def _describe(source: PluginSource) -> str:
+    version = f" {source.version}" if source.version else ""
+    return f"{source.distribution}{version} (entry point {source.entry_point!r})"
+
+
+def _check_registration(kind: str, hook_name: str, args: tuple[Any, ...]) -> tuple[str, Any] | str:
+    """``(name, object)`` for a registration that keeps the hook's contract, else what is wrong
+    with it and how to fix it."""
+    base = CLASS_KINDS.get(kind)
+    if base is None:  # probe sets and report sections: register(name, folder)
+        if len(args) != 2 or not isinstance(args[0], str) or not args[0].strip():
+            return (
+                f"{hook_name} called register{_args_repr(args)}; call register(name, folder) with a "
+                f"{_kind_label(kind)} name and the folder that holds it."
+            )
+        try:
+            return args[0], Path(args[1])
+        except TypeError:
+            return (
+                f"{hook_name} registered {_kind_label(kind)} {args[0]!r} with folder "
+                f"{args[1]!r}; pass a path (str or pathlib.Path) to the folder."
+            )
+    if len(args) != 1:
+        return f"{hook_name} called register{_args_repr(args)}; call register(MyClass) once per class."
+    obj = args[0]
+    if not isinstance(obj, type):
+        cls = type(obj).__name__
+        return (
+            f"{hook_name} registered an instance of {cls}; register the class itself: "
+            f"register({cls}), not register({cls}()). rho-audit creates instances when it needs them."
+        )
+    if not issubclass(obj, base):
+        return (
+            f"{hook_name} registered {obj.__name__}, which is not a subclass of "
+            f"rho_audit.hookspecs.{base.__name__}; subclass it (rho_audit/hookspecs.py documents "
+            "what it needs)."
+        )
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not name.strip():
+        return f'{hook_name} registered {obj.__name__}, which has no `name`; set name = "..." on the class.'
+    return name, obj
+
+
+def _args_repr(args: tuple[Any, ...]) -> str:
+    return "(" + ", ".join(repr(a) for a in args) + ")"
+
+
+def _clash_message(kind: str, name: str, reg: Registered, regs: list[Registered]) -> str:
+    others = [r.source for r in regs if r is not reg]
+    mine = reg.source
+    same_ep = any(o.entry_point == mine.entry_point for o in others)
+    disable = f"{mine.distribution}:{mine.entry_point}" if same_ep else mine.entry_point
+    if all(o == mine for o in others):
+        by = f"{_describe(mine)} registers it {len(regs)} times"
+        fix = "Register each name once."
+    else:
+        named = [_describe(r.source) for r in regs]
+        both = "both " if len(named) == 2 else ""
+        by = f"registered by {both}{', '.join(named[:-1])} and {named[-1]}"
+        fix = f"Uninstall one of the packages, or disable one, e.g. RHO_AUDIT_DISABLE_PLUGINS={disable}."
+    return f"{_kind_label(kind)} {name!r} is {by}, so rho-audit refuses it from all of them. {fix}"
 
 
 def _strict() -> bool:
@@ -204,22 +298,26 @@ def load_host(extra_plugins: Iterable[ModuleType | object] = ()) -> PluginHost:
     host = PluginHost(pm)
     allow = _env_list("RHO_AUDIT_LOAD_PLUGINS")
     deny = _env_list("RHO_AUDIT_DISABLE_PLUGINS") or set()
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # entry-point name -> distribution that used it first
     for ep in metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
-        if ep.name in seen:  # the same distribution visible twice on sys.path
-            continue
-        seen.add(ep.name)
-        if (allow is not None and ep.name not in allow) or ep.name in deny:
-            continue
         dist, version = _dist_of(ep)
+        if seen.get(ep.name) == dist:  # the same distribution visible twice on sys.path
+            continue
+        # Two packages may pick the same entry-point name (a third party's ``toxicity``): load
+        # both, under distinct plugin names, so a clash of what they register is reported.
+        plugin_name = ep.name if ep.name not in seen else f"{dist}:{ep.name}"
+        seen.setdefault(ep.name, dist)
+        names = {ep.name, f"{dist}:{ep.name}"}
+        if (allow is not None and not names & allow) or names & deny:
+            continue
         source = PluginSource(ep.name, ep.value, dist, version)
         try:
             plugin = ep.load()
         except Exception as err:  # ImportError, SyntaxError, anything raised at import time
             host._mark_broken(source, f"{type(err).__name__}: {err}")
             continue
-        if _register_checked(pm, plugin, ep.name, host, source):
-            host.sources[ep.name] = source
+        if _register_checked(pm, plugin, plugin_name, host, source):
+            host.sources[plugin_name] = source
     if (allow is None or user_probes.PLUGIN_NAME in allow) and user_probes.PLUGIN_NAME not in deny:
         source = PluginSource(user_probes.PLUGIN_NAME, user_probes.__name__, "imported (user data dir)", "")
         if _register_checked(pm, user_probes, user_probes.PLUGIN_NAME, host, source):
@@ -241,5 +339,11 @@ def _register_checked(
         if pm.is_registered(plugin):
             pm.unregister(plugin)
         host._mark_broken(source, f"{err}; check the hook names in rho_audit/hookspecs.py")
+        return False
+    except ValueError as err:  # the same module object registered under two entry points
+        host._mark_broken(
+            source,
+            f"{err}; each module can be registered once: point one entry point at another module.",
+        )
         return False
     return True

@@ -1300,8 +1300,7 @@ class SectionTemplates:
 
     @classmethod
     def from_host(cls, host: PluginHost) -> SectionTemplates:
-        found = host._collect("report_section", "register_report_sections", None)
-        return cls({name: Path(reg.obj) for name, reg in found.items()})
+        return cls({name: Path(reg.obj) for name, reg in host.report_sections.items()})
 
     def template_for(self, dimension: str, fmt: str) -> str | None:
         folder = self.folders.get(dimension)

@@ -92,23 +92,118 @@ def test_misspelt_hook_marks_the_plugin_broken(fake_site):
     assert "hookspecs" in broken.error
 
 
-def test_name_clash_names_both_packages(fake_site):
+def test_name_clash_refuses_both_lists_both_and_keeps_the_rest(fake_site, monkeypatch):
+    """A third party's ``toxicity`` (same entry-point name as the built-in, as it would be)."""
     install_fake_dist(
         fake_site,
         "clash-plugin",
-        {"clash_mod": GOOD_DIMENSION.format(name="factual")},
-        {"clash": "clash_mod"},
+        {"clash_mod": GOOD_DIMENSION.format(name="toxicity")},
+        {"toxicity": "clash_mod"},
     )
-    with pytest.raises(PluginError) as info:
+    host = load_host()
+    assert "toxicity" not in host.dimensions
+    assert BUILTIN_DIMENSIONS - {"toxicity"} <= set(host.dimensions)
+    refused = [b for b in host.broken if (b.kind, b.name) == ("dimension", "toxicity")]
+    assert {b.source.distribution for b in refused} == {"rho-audit", "clash-plugin"}
+    for b in refused:
+        assert "rho-audit" in b.error and "clash-plugin" in b.error
+        assert "RHO_AUDIT_DISABLE_PLUGINS=" in b.error
+    # asking for it says why it is missing, naming both packages
+    with pytest.raises(PluginError, match="registered by both") as info:
+        host.select_dimensions(["toxicity"])
+    assert "clash-plugin" in str(info.value)
+    assert host.select_dimensions(["factual"])[0].name == "factual"
+
+    # the fix the message offers works: disable the third party's entry point by distribution
+    monkeypatch.setenv("RHO_AUDIT_DISABLE_PLUGINS", "clash-plugin:toxicity")
+    host = load_host()
+    assert host.dimensions["toxicity"].source.distribution == "rho-audit" and not host.broken
+
+    monkeypatch.delenv("RHO_AUDIT_DISABLE_PLUGINS")
+    monkeypatch.setenv("RHO_AUDIT_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="clash-plugin"):
         load_host().dimensions  # noqa: B018
-    assert "rho-audit" in str(info.value) and "clash-plugin" in str(info.value)
 
 
-def test_registering_an_instance_is_refused(fake_site):
+def test_registering_an_instance_is_one_broken_entry(fake_site, monkeypatch):
     code = GOOD_DIMENSION.format(name="inst").replace("register(Good)", "register(Good())")
+    code += "\nclass Fine(PairDimension):\n    name = 'fine'\n\n"
+    code = code.replace("    register(Good())", "    register(Good())\n    register(Fine)")
     install_fake_dist(fake_site, "inst-plugin", {"inst_mod": code}, {"inst": "inst_mod"})
+    host = load_host()
+    assert "fine" in host.dimensions and "inst" not in host.dimensions  # the rest still registers
+    [broken] = host.broken
+    assert broken.source.distribution == "inst-plugin"
+    assert "register the class itself" in broken.error and "register(Good)" in broken.error
+    host.dimensions  # noqa: B018 - collected once: still one entry
+    assert len(host.broken) == 1
+
+    monkeypatch.setenv("RHO_AUDIT_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match="register the class itself"):
         load_host().dimensions  # noqa: B018
+
+
+class _Plain:
+    name = "plain"
+
+
+def _registering(hook: str, *args):
+    """An in-process plugin whose ``hook`` calls ``register(*args)``."""
+
+    class Plugin:
+        pass
+
+    def impl(self, register):
+        register(*args)
+
+    impl.__name__ = hook
+    setattr(Plugin, hook, hookspecs.hookimpl(impl))
+    return Plugin()
+
+
+def _classes(base, name):
+    return type(name.title().replace("-", ""), (base,), {"name": name})
+
+
+@pytest.mark.parametrize(
+    ("registry", "hook", "make"),
+    [
+        ("dimensions", "register_dimensions", lambda n: (_classes(hookspecs.PairDimension, n),)),
+        ("judges", "register_judges", lambda n: (_classes(hookspecs.Judge, n),)),
+        ("trainers", "register_trainers", lambda n: (_classes(hookspecs.Trainer, n),)),
+        ("probe_sets", "register_probe_sets", lambda n: (n, Path("/nowhere") / n)),
+        ("report_sections", "register_report_sections", lambda n: (n, Path("/nowhere") / n)),
+    ],
+)
+def test_every_registry_refuses_clashes_and_keeps_the_rest(registry, hook, make, monkeypatch):
+    plugins = [_registering(hook, *make("twice")), _registering(hook, *make("twice"))]
+    plugins.append(_registering(hook, *make("once")))
+    host = load_host(plugins)
+    found = getattr(host, registry)
+    assert "twice" not in found and "once" in found
+    refused = [b for b in host.broken if b.name == "twice"]
+    assert len(refused) == 2 and all("refuses it" in b.error for b in refused)
+
+    monkeypatch.setenv("RHO_AUDIT_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="twice"):
+        getattr(load_host(plugins), registry)
+
+
+@pytest.mark.parametrize(
+    ("registry", "hook", "args", "says"),
+    [
+        ("judges", "register_judges", (_Plain(),), "register the class itself"),
+        ("trainers", "register_trainers", (_Plain,), "not a subclass of rho_audit.hookspecs.Trainer"),
+        ("dimensions", "register_dimensions", (hookspecs.PairDimension,), "has no `name`"),
+        ("probe_sets", "register_probe_sets", ("only-a-name",), "register(name, folder)"),
+        ("report_sections", "register_report_sections", ("factual", 3), "pass a path"),
+    ],
+)
+def test_a_registration_that_breaks_the_contract_is_one_broken_entry(registry, hook, args, says):
+    host = load_host([_registering(hook, *args)])
+    getattr(host, registry)
+    [broken] = [b for b in host.broken if b.source.distribution == "(registered in-process)"]
+    assert says in broken.error
 
 
 def test_allow_and_deny_lists(monkeypatch):
