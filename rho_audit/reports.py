@@ -195,6 +195,74 @@ class Statistic:
 
 
 @dataclass(frozen=True)
+class JudgeUsage:
+    """An LLM judge's work in one run (a ``judge_usage`` row of the store; see ``LLMJudge.usage``)."""
+
+    judge: str
+    model: str
+    rubric: str
+    context: str
+    calls: int
+    retries: int
+    input_tokens: int
+    output_tokens: int
+    #: Estimated USD; None when some call had no known price.
+    cost_usd: float | None
+    cache_hits: int
+    judged: int
+    skipped_budget: int
+    unparseable: int
+    errors: int
+    max_usd: float | None
+    max_calls: int | None
+
+    @property
+    def cost(self) -> str:
+        return "unknown (some calls unpriced)" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+
+    @property
+    def budget(self) -> str:
+        """The run's judge budget (``--judge-max-usd``, ``--judge-max-calls``), or none."""
+        usd = [f"at most ${self.max_usd:g}"] if self.max_usd is not None else []
+        calls = [f"at most {self.max_calls} calls"] if self.max_calls is not None else []
+        return ", ".join(usd + calls) or "none"
+
+
+def judge_usage_rows(store: RunStore, run_id: str) -> tuple[JudgeUsage, ...]:
+    """The run's LLM-judge usage rows, as stored (none for judges that cost nothing)."""
+
+    def count(row: Mapping[str, Any], key: str) -> int:
+        value = row.get(key)
+        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+    rows = []
+    for row in store.judge_usage(run_id):
+        cost = _num(row.get("cost_usd")) if row.get("cost_known", True) else None
+        max_calls = row.get("max_calls")
+        rows.append(
+            JudgeUsage(
+                judge=str(row.get("judge_id", "?")),
+                model=str(row.get("judge_model", "?")),
+                rubric=str(row.get("rubric", "?")),
+                context=str(row.get("context", "?")),
+                calls=count(row, "calls"),
+                retries=count(row, "retries"),
+                input_tokens=count(row, "input_tokens"),
+                output_tokens=count(row, "output_tokens"),
+                cost_usd=cost,
+                cache_hits=count(row, "cache_hits"),
+                judged=count(row, "judged"),
+                skipped_budget=count(row, "skipped_budget"),
+                unparseable=count(row, "unparseable"),
+                errors=count(row, "errors"),
+                max_usd=_num(row.get("max_usd")),
+                max_calls=int(max_calls) if isinstance(max_calls, int) else None,
+            )
+        )
+    return tuple(rows)
+
+
+@dataclass(frozen=True)
 class AuditCard:
     title: str
     header: RunHeader
@@ -203,6 +271,8 @@ class AuditCard:
     figures: tuple[Figure, ...]
     statistics: tuple[Statistic, ...]
     kind: str = "audit"
+    #: Calls, tokens and estimated cost of the run's LLM judge(s); empty for free judges.
+    judge_usage: tuple[JudgeUsage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -613,6 +683,7 @@ def build_audit_card(store: RunStore, run_id: str, texts: ProbeTexts | None = No
         sections=tuple(sections),
         figures=_audit_figures(rows),
         statistics=AUDIT_STATISTICS,
+        judge_usage=judge_usage_rows(store, run.run_id),
     )
 
 

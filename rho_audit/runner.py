@@ -14,6 +14,7 @@ import secrets
 import subprocess
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -168,7 +169,7 @@ def emit(host: PluginHost, event: RunEvent) -> None:
 
 def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
     from rho_audit.engine import AuditContext
-    from rho_audit.judging import LLMJudge, configure_judge
+    from rho_audit.judging import LLMJudge, check_judge_fits, configure_judge
     from rho_audit.model import LanguageModel
     from rho_audit.model_paths import resolve_model
 
@@ -179,6 +180,7 @@ def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
     # No key, or no price for a USD budget: fail here, before the model loads.
     warn = lambda m: say(RunEvent("warning", run_id, message=m))  # noqa: E731
     configure_judge(judge, config.judge_max_usd, config.judge_max_calls, warn)
+    check_judge_fits(judge, {p.label: p.registered.obj.judge_labels for p in planned})  # rubric, endpoint
 
     say(RunEvent("model_loading", run_id, message=config.model or "default"))
     resolved = resolve_model(
@@ -264,6 +266,8 @@ def evaluate_dimension(
         evaluation = Evaluation(cls.metric, "", None, None, None, 0, (), secondary={})
     interval = metrics.Interval(evaluation.score, evaluation.ci_low, evaluation.ci_high)
     status = metrics.status_for(evaluation.metric, interval, cls.thresholds.pass_at, cls.thresholds.warn_at)
+    if status == "ERROR" and error is None:
+        error = _unscored_cause(evaluation)
     return DimensionResult(
         dimension=name,
         plugin=f"{item.registered.source.distribution} {item.registered.source.version}".strip(),
@@ -275,6 +279,15 @@ def evaluate_dimension(
         thresholds=asdict(cls.thresholds),
         error=error,
     )
+
+
+def _unscored_cause(evaluation: Evaluation) -> str:
+    """Why nothing was scored, from the probes' errors (e.g. every judge call failed)."""
+    errors = Counter(r.error for r in evaluation.records if r.error)
+    if not errors:
+        return "nothing was scored (no probe gave a usable result)"
+    (common, count), total = errors.most_common(1)[0], sum(errors.values())
+    return f"nothing was scored: {total} of {len(evaluation.records)} probes failed; {count} with: {common}"
 
 
 def _run_config(

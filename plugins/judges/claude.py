@@ -6,7 +6,10 @@ input of a forced ``record_verdict`` tool call whose ``label`` is an enum of the
 (a bare JSON object in a text block is accepted too); anything else is malformed. Caching,
 budget, malformed-answer retry and concurrency live in :class:`rho_audit.judging.LLMJudge`;
 this module sends requests and retries transport failures (429, 5xx, 529 overloaded, timeouts,
-connection errors) with backoff, honouring ``retry-after``.
+connection errors, and replies that are not the JSON they claim to be, as a misbehaving proxy
+sends) with backoff, honouring ``retry-after``. Before a run generates anything, :meth:`Claude.preflight`
+lists one model (``GET /v1/models``, which is free): an unreachable endpoint or a rejected key fails
+the run in seconds instead of after a full generation and every retry.
 
 Options (``--judge-option KEY=VALUE``): model, rubric (refusal, honesty, persona-discriminator or a
 .j2 path), max_tokens, temperature, concurrency, timeout (seconds per request), max_retries,
@@ -19,7 +22,8 @@ import json
 import os
 import re
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from rho_audit_plugins.judges import RUBRIC_DIR
 
@@ -28,12 +32,15 @@ from rho_audit.judging import (
     Answer,
     JudgeError,
     LLMJudge,
+    Meter,
     RetryPolicy,
     call_with_retries,
     load_rubric,
     parse_options,
     parse_retry_after,
 )
+
+T = TypeVar("T")
 
 DEFAULT_MODEL = "claude-haiku-4-5"
 TOOL = "record_verdict"
@@ -79,7 +86,6 @@ class Claude(LLMJudge):
         opts = parse_options(self.name, options, OPTIONS)
         self.model = opts["model"]
         self.rubric = load_rubric(opts["rubric"], RUBRIC_DIR)
-        self.labels = self.rubric.labels
         self.max_tokens = opts["max_tokens"]
         self.temperature = _temperature(opts["temperature"])
         self.concurrency, self.timeout = max(1, opts["concurrency"]), opts["timeout"]
@@ -109,6 +115,37 @@ class Claude(LLMJudge):
                 "--judge-option usd_per_mtok_input=X --judge-option usd_per_mtok_output=Y (USD per "
                 "million tokens)."
             )
+
+    def preflight(self) -> None:
+        """One free request (list one model) with the run's retry policy, uncounted: raise
+        :class:`JudgeError` if the endpoint is unreachable, keeps failing, or rejects the key. An
+        endpoint without the Models API (a Messages-only proxy: 404, 405, 501) answers, so passes."""
+        import anthropic
+
+        client = self.client
+        policy = RetryPolicy(max_retries=min(self.retry.max_retries, 2), base_s=self.retry.base_s)
+        where = f"the Messages API at {client.base_url}"
+        try:
+            call_with_retries(
+                lambda: _decoded(lambda: client.models.list(limit=1)), _classify, Meter(), policy, self._sleep
+            )
+        except anthropic.APIStatusError as err:
+            if err.status_code in (401, 403):
+                raise JudgeError(
+                    f"{where} rejected the API key ({err.status_code}: {_redact(err.message)[:200]}). Set "
+                    "ANTHROPIC_API_KEY to a valid key for this endpoint (and ANTHROPIC_BASE_URL if the "
+                    "endpoint is not Anthropic's)."
+                ) from None
+            if _classify(err)[0]:  # 429 / 5xx through every retry
+                raise JudgeError(
+                    f"{where} kept failing before any generation ({err.status_code}: "
+                    f"{_redact(err.message)[:200]}). Try again later, or check ANTHROPIC_BASE_URL."
+                ) from None
+        except (anthropic.APIConnectionError, _UndecodableReply) as err:
+            raise JudgeError(
+                f"{where} cannot be used ({_redact(str(err))[:200]}). Check ANTHROPIC_BASE_URL (unset "
+                "it for Anthropic's API) and the network, then run again; nothing was generated."
+            ) from None
 
     @property
     def client(self) -> Any:
@@ -143,14 +180,16 @@ class Claude(LLMJudge):
         extra = {} if self.temperature is None else {"temperature": self.temperature}
         try:
             message = call_with_retries(
-                lambda: client.messages.create(
-                    model=self.model,
-                    max_tokens=self.max_tokens,
-                    system=SYSTEM,
-                    messages=[{"role": "user", "content": text}],
-                    tools=[tool],
-                    tool_choice={"type": "tool", "name": TOOL},
-                    extra_body=extra,
+                lambda: _decoded(
+                    lambda: client.messages.create(
+                        model=self.model,
+                        max_tokens=self.max_tokens,
+                        system=SYSTEM,
+                        messages=[{"role": "user", "content": text}],
+                        tools=[tool],
+                        tool_choice={"type": "tool", "name": TOOL},
+                        extra_body=extra,
+                    )
                 ),
                 _classify,
                 self.meter,
@@ -170,6 +209,8 @@ class Claude(LLMJudge):
             return Answer(None, error=f"Messages API timed out ({self.timeout:g}s a request, retries spent)")
         except anthropic.APIConnectionError as err:
             return Answer(None, error=f"Messages API unreachable at {client.base_url}: {_redact(str(err))}")
+        except _UndecodableReply as err:
+            return Answer(None, error=f"Messages API at {client.base_url}: {_redact(str(err))[:300]}")
         self._meter_usage(getattr(message, "usage", None))
         return self._parse(message)
 
@@ -212,14 +253,31 @@ def _temperature(value: str) -> float | None:
         raise JudgeError(f"judge 'claude': temperature must be a number or none, not {value!r}.") from None
 
 
+class _UndecodableReply(Exception):
+    """A reply the SDK could not decode (not JSON, or not the shape it claims): a transport fault."""
+
+
+def _decoded(send: Callable[[], T]) -> T:
+    """``send()``, with an undecodable reply raised as :class:`_UndecodableReply`. The SDK raises
+    ``json.JSONDecodeError`` for a 200 whose body is not JSON although labelled so (a misbehaving
+    proxy), and ``APIResponseValidationError`` for a body of the wrong shape."""
+    import anthropic
+
+    try:
+        return send()
+    except (ValueError, anthropic.APIResponseValidationError) as err:
+        raise _UndecodableReply(f"undecodable reply ({type(err).__name__}: {str(err)[:200]})") from err
+
+
 def _classify(err: BaseException) -> tuple[bool, float | None]:
-    """Retry 408/409/429, 5xx (529 overloaded included), timeouts and connection errors."""
+    """Retry 408/409/429, 5xx (529 overloaded included), timeouts, connection errors and
+    undecodable replies."""
     import anthropic
 
     if isinstance(err, anthropic.APIStatusError):
-        retryable = err.status_code in (408, 409, 429) or err.status_code >= 500
+        retryable = err.status_code in (408, 409, 429) or (err.status_code >= 500 and err.status_code != 501)
         return retryable, parse_retry_after(err.response.headers)
-    return isinstance(err, anthropic.APIConnectionError), None
+    return isinstance(err, anthropic.APIConnectionError | _UndecodableReply), None
 
 
 def _redact(text: str) -> str:
