@@ -18,6 +18,7 @@ nothing ever runs on a half-valid set.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rho_audit.errors import ProbeFileError
 
@@ -33,8 +34,20 @@ SCHEMA_VERSION = 1
 PROBE_FILE = "probes.jsonl"
 CARD_FILE = "card.yaml"
 MAX_REPORTED_ERRORS = 20
+#: Bounds of one JSONL line: longer or deeper lines are reported, never parsed.
+MAX_LINE_BYTES = 1 << 20
+MAX_JSON_DEPTH = 64
+MAX_CARD_BYTES = 1 << 20
+_BOM = "\ufeff"
 
-NonEmpty = Annotated[str, Field(min_length=1)]
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must contain text, not only whitespace")
+    return text
+
+
+NonEmpty = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
 
 
 class _Record(BaseModel):
@@ -85,7 +98,7 @@ class GenerationProbe(_Record):
 
 class NumericProbe(_Record):
     prompt: NonEmpty
-    answer: float
+    answer: float = Field(allow_inf_nan=False)
     misleading_prefix: NonEmpty | None = None
 
 
@@ -167,29 +180,172 @@ class ContrastPair:
     negative: str
 
 
-def load_probe_set(folder: Path, name: str | None = None) -> ProbeSet:
-    """Load and validate a probe-set folder (or a ``probes.jsonl`` inside one)."""
-    folder = Path(folder)
-    if folder.is_file():
-        folder = folder.parent
-    card = load_card(folder / CARD_FILE)
-    probes = load_records(folder / PROBE_FILE, card.kind)
-    return ProbeSet(name or card.name, card, folder, probes)
+def load_probe_set(path: Path, name: str | None = None) -> ProbeSet:
+    """Load and validate a probe set: a folder, its ``card.yaml``, or a ``.jsonl`` records file.
+
+    A ``.jsonl`` file is validated as the records of the set whose card sits next to it, even if
+    it is not the folder's ``probes.jsonl`` (a draft, say). Such a set is named
+    ``<card name>/<file name>``, so its results are never mistaken for the folder's own set.
+    """
+    path = Path(path)
+    records = path / PROBE_FILE
+    if path.is_file():
+        if path.name == CARD_FILE:
+            records = path.parent / PROBE_FILE
+        elif path.suffix.lower() == ".jsonl":
+            records = path
+        else:
+            raise ProbeFileError(
+                f"{path}: not a probe file: expected a probe-set folder, its {CARD_FILE}, or a .jsonl "
+                "file of records (one JSON object per line) next to a card.yaml."
+            )
+        path = path.parent
+    card = load_card(path / CARD_FILE, records if records.name != PROBE_FILE else None)
+    probes = load_records(records, card.kind)
+    if name is None:
+        name = card.name if records.name == PROBE_FILE else f"{card.name}/{records.name}"
+    return ProbeSet(name, card, path, probes)
 
 
-def load_card(path: Path) -> ProbeCard:
+def load_card(path: Path, records: Path | None = None) -> ProbeCard:
+    """Read and validate ``card.yaml``; every problem is reported as ``file:line: field: ...``."""
     if not path.is_file():
+        owner = f" {records} is read as the records of the set in {path.parent}, so" if records else ""
         raise ProbeFileError(
-            f"{path}: probe-set card not found. A probe set is a folder with card.yaml "
+            f"{path}: probe-set card not found.{owner} A probe set is a folder with card.yaml "
             f"(name, kind, version) and {PROBE_FILE}; create the card next to the probes."
         )
+    raw = path.read_bytes()
+    if len(raw) > MAX_CARD_BYTES:
+        raise ProbeFileError(
+            f"{path}: card is {len(raw)} bytes, more than the {MAX_CARD_BYTES} a card may have; "
+            "keep card.yaml to the name, kind, version and documentation of the set."
+        )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return ProbeCard.model_validate(data)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1)
+        raise ProbeFileError(
+            f"{path}:{line}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at byte offset {column} of the "
+            "line); save the card as UTF-8."
+        ) from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ProbeFileError(f"{path}: not valid YAML ({err}). Fix the syntax.") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise ProbeFileError(f"{where}: not valid YAML: {problem}. Fix the syntax there.") from None
+    except RecursionError:
+        raise ProbeFileError(
+            f"{path}: YAML nested too deeply to read; a card is a flat mapping of name, kind, version "
+            "and documentation keys."
+        ) from None
+    if not isinstance(data, dict):
+        raise ProbeFileError(
+            f"{path}:1: card: expected a mapping with name, kind and version, got "
+            f"{type(data).__name__ if data is not None else 'an empty file'}."
+        )
+    try:
+        return ProbeCard.model_validate(data)
     except ValidationError as err:
-        raise ProbeFileError(f"{path}: invalid card. {_describe(err)}") from None
+        problems = []
+        for e in err.errors():
+            key = str(e["loc"][0]) if e["loc"] else ""
+            problems.append(f"{path}:{_key_line(root, key)}: {key or 'card'}: {e['msg']}")
+        raise ProbeFileError(
+            "invalid probe-set card.\n  " + "\n  ".join(problems) + "\nFix each field; a card needs "
+            "name (text), kind (pair, choice, generation or numeric) and version (text, e.g. '1')."
+        ) from None
+
+
+def _key_line(root: yaml.Node | None, key: str) -> int:
+    """1-based line of top-level ``key`` in a composed YAML mapping (1 when it is absent)."""
+    for k, _ in getattr(root, "value", None) or []:
+        if isinstance(k, yaml.ScalarNode) and k.value == key:
+            return k.start_mark.line + 1
+    return 1
+
+
+def iter_json_lines(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """``(line number, value, problem)`` for every non-blank line of a JSONL file.
+
+    ``problem`` is None when the line parsed, else what was wrong (bad UTF-8 with its byte
+    offset, a line over :data:`MAX_LINE_BYTES`, nesting over :data:`MAX_JSON_DEPTH`, a JSON
+    syntax error with its column). Lines end at ``\\n`` only, so a raw CR inside a record is
+    reported on the line where it is; a UTF-8 byte-order mark is skipped.
+    """
+    with open(path, "rb") as handle:
+        lineno = 0
+        while True:
+            raw = handle.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            lineno += 1
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                size = len(raw)
+                while raw and not raw.endswith(b"\n"):  # skip the rest of the long line
+                    raw = handle.readline(MAX_LINE_BYTES)
+                    size += len(raw)
+                yield (
+                    lineno,
+                    None,
+                    f"line is {size} bytes long, over the limit of {MAX_LINE_BYTES}; "
+                    "put one record per line (is a newline missing?)",
+                )
+                continue
+            raw = raw.rstrip(b"\n").removesuffix(b"\r")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield (
+                    lineno,
+                    None,
+                    f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at byte offset {err.start} of the "
+                    "line); save the file as UTF-8",
+                )
+                continue
+            text = text.removeprefix(_BOM)
+            if not text.strip():
+                continue
+            value, problem = parse_json_line(text)
+            yield lineno, value, problem
+
+
+def parse_json_line(text: str) -> tuple[Any, str | None]:
+    """Parse one JSON record (a line without its newline): ``(value, None)`` or ``(None, problem)``."""
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _nesting_depth(text) > MAX_JSON_DEPTH:
+        return None, f"JSON nested more than {MAX_JSON_DEPTH} levels deep; flatten the record"
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as err:
+        if err.msg.startswith("Invalid control character"):
+            return None, (
+                f"not valid JSON: raw control character {text[err.pos]!r} inside a string at column "
+                f"{err.colno} (escape it, e.g. as \\n, \\r or \\t)"
+            )
+        msg = err.msg.removesuffix(" at")
+        if err.pos >= len(text.rstrip()):
+            return None, f"not valid JSON: {msg} at the end of the line, column {err.colno} (is it cut off?)"
+        return None, f"not valid JSON: {msg} at column {err.colno}"
+    except RecursionError:
+        return None, f"JSON nested too deeply; flatten the record (at most {MAX_JSON_DEPTH} levels)"
+    except ValueError as err:  # e.g. an integer of more than 4300 digits
+        return None, f"not valid JSON: {err}"
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[][{}]")
+
+
+def _nesting_depth(text: str) -> int:
+    depth = deepest = 0
+    for m in _BRACKET.finditer(_JSON_STRING.sub("", text)):
+        depth += 1 if m.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def load_records(path: Path, kind: str) -> tuple[Probe, ...]:
@@ -202,25 +358,20 @@ def load_records(path: Path, kind: str) -> tuple[Probe, ...]:
     probes: list[Probe] = []
     errors: list[str] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = model.model_validate(json.loads(line))
-            except json.JSONDecodeError as err:
-                errors.append(f"{path}:{lineno}: not valid JSON ({err.msg} at column {err.colno})")
-                continue
-            except ValidationError as err:
-                errors.append(f"{path}:{lineno}: {_describe(err, kind)}")
-                continue
-            if record.id in seen:
-                errors.append(
-                    f"{path}:{lineno}: duplicate id {record.id!r} (first on line {seen[record.id]})"
-                )
-                continue
-            seen[record.id] = lineno
-            probes.append(record)  # type: ignore[arg-type]
+    for lineno, value, problem in iter_json_lines(path):
+        if problem is not None:
+            errors.append(f"{path}:{lineno}: {problem}")
+            continue
+        try:
+            record = model.model_validate(value)
+        except ValidationError as err:
+            errors.append(f"{path}:{lineno}: {_describe(err, kind)}")
+            continue
+        if record.id in seen:
+            errors.append(f"{path}:{lineno}: duplicate id {record.id!r} (first on line {seen[record.id]})")
+            continue
+        seen[record.id] = lineno
+        probes.append(record)  # type: ignore[arg-type]
     if not probes and not errors:
         errors.append(f"{path}: no records")
     if errors:
@@ -241,7 +392,7 @@ def _describe(err: ValidationError, kind: str | None = None) -> str:
     parts = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "record"
-        parts.append(f"field {loc!r}: {e['msg']}")
+        parts.append(f"field {loc!r}: {e['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
 
 
