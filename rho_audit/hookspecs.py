@@ -328,10 +328,32 @@ class Judge:
 
 @dataclass(frozen=True)
 class TrainerOption:
-    """A numeric option of a trainer, exposed as ``--NAME`` and as a sweep grid key."""
+    """A numeric option of a trainer, exposed as ``--NAME`` and as a sweep grid key.
+
+    ``min``/``max`` are inclusive bounds (None: unbounded). ``rho-audit train`` checks a value
+    against them before any work, and a sweep file's values are checked with their file line."""
 
     default: float
     help: str
+    min: float | None = None
+    max: float | None = None
+
+    def __post_init__(self) -> None:
+        problem = self.problem(self.default)
+        if problem:
+            raise ValueError(f"TrainerOption default {self.default!r} {problem}")
+
+    def problem(self, value: float) -> str | None:
+        """Why ``value`` is not allowed, e.g. ``"must be ≥ 0 (got -0.2)"``; None when it is."""
+        import math
+
+        if not math.isfinite(value):
+            return f"must be a finite number (got {value!r})"
+        if self.min is not None and value < self.min:
+            return f"must be ≥ {self.min:g} (got {value:g})"
+        if self.max is not None and value > self.max:
+            return f"must be ≤ {self.max:g} (got {value:g})"
+        return None
 
 
 @dataclass(frozen=True)

@@ -60,8 +60,27 @@ def resolve_model(spec: str | None, progress: ProgressFn | None = None) -> Resol
 
     Raises :class:`ModelError` naming the cause and the fix when that is impossible.
     """
-    if spec is None or spec == "default":
+    source = check_model(spec)
+    if spec is None or source == "default":
         return ResolvedModel(_convert_cached(default_gguf(), progress), DEFAULT_MODEL_ID, "default")
+    path = Path(spec).expanduser()
+    if source == "gguf":
+        return ResolvedModel(_convert_cached(path, progress), path.stem, "gguf")
+    if source == "local":
+        return ResolvedModel(path.resolve(), path.resolve().name, "local")
+    return ResolvedModel(_download(spec, progress), spec, "hub")
+
+
+def check_model(spec: str | None) -> Source:
+    """What kind of ``--model`` value ``spec`` is, without converting or downloading anything.
+
+    Raises the :class:`ModelError` :func:`resolve_model` would for a missing or unusable local
+    path (or an uninstalled default model); a Hugging Face repo id passes, as only its download
+    can tell whether it exists.
+    """
+    if spec is None or spec == "default":
+        default_gguf()
+        return "default"
     path = Path(spec).expanduser()
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
@@ -69,7 +88,7 @@ def resolve_model(spec: str | None, progress: ProgressFn | None = None) -> Resol
                 f"GGUF file {path} does not exist; pass an existing .gguf file, a local HF-format directory, "
                 "a Hugging Face repo id, or omit --model for the bundled default."
             )
-        return ResolvedModel(_convert_cached(path, progress), path.stem, "gguf")
+        return "gguf"
     if path.is_dir():
         problem = _missing_files(path)
         if problem:
@@ -78,15 +97,14 @@ def resolve_model(spec: str | None, progress: ProgressFn | None = None) -> Resol
                 "(config.json, *.safetensors and tokenizer files, as mlx_lm.convert writes them), "
                 "a .gguf file, or omit --model for the bundled default."
             )
-        return ResolvedModel(path.resolve(), path.resolve().name, "local")
+        return "local"
     if path.exists():
         raise ModelError(
             f"--model {spec} is a file, not a model directory; pass a local HF-format directory, a .gguf "
             "file, a Hugging Face repo id, or omit --model for the bundled default."
         )
     if _REPO_ID.match(spec) and not spec.startswith((".", "/", "~")):
-        # Looks like owner/name and is no local path: a Hugging Face repo id.
-        return ResolvedModel(_download(spec, progress), spec, "hub")
+        return "hub"  # looks like owner/name and is no local path: a Hugging Face repo id
     raise ModelError(
         f"model directory {path} does not exist; pass a local HF-format directory, a .gguf file, "
         "a Hugging Face repo id, or omit --model for the bundled default."

@@ -108,14 +108,18 @@ def train(**kw: Any) -> None:
     from rho_audit.plugins import load_host
     from rho_audit.runner import emit
     from rho_audit.store import RunStore
+    from rho_audit.training import check_config
     from rho_audit.training import train as run_training
 
     config = build_config(kw)
     host = load_host()
+    # Every setting is checked before the base model is audited or loaded: a wrong option
+    # must not cost a minute of auditing first.
+    check_config(host, config)
+    audit_dims = _audit_dimensions(kw["audit_dimensions"], config.dimensions, host)
     shown = make_display(kw["display"])
     if shown is not None:
         host.pm.register(shown, name="rho-audit-display")
-    audit_dims = _audit_dimensions(kw["audit_dimensions"], config.dimensions, host)
     before = _audit(kw, config, None, audit_dims, host) if kw["audit"] else None
     store = RunStore(kw["store"])
     try:
@@ -218,8 +222,9 @@ def _audit(kw, config, adapter: Path | None, dims: tuple[str, ...], host):
 
 
 def _print_deltas(before, after) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from rho_audit.console import print_table
 
     table = Table(title="eval split: base → adapter", header_style="bold")
     for col in ("dimension", "metric", "base", "adapter", "delta"):
@@ -231,8 +236,7 @@ def _print_deltas(before, after) -> None:
         s1 = r.evaluation.score
         delta = f"{s1 - s0:+.3f}" if s0 is not None and s1 is not None else "-"
         table.add_row(r.dimension, r.evaluation.metric, _num(s0), _num(s1), delta)
-    console = Console()
-    (console if console.is_terminal else Console(width=120)).print(table)
+    print_table(table)
 
 
 def _num(value: float | None) -> str:

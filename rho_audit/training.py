@@ -66,7 +66,7 @@ class TrainConfig(BaseModel):
     corpus: Path | None = None
     trap_texts: int = Field(200, ge=0)
     options: dict[str, float] = Field(default_factory=dict)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     lora_rank: int = Field(8, ge=1)
     lora_alpha: float = Field(16.0, gt=0)
     lora_keys: list[str] = Field(
@@ -114,20 +114,44 @@ class _Plan:
 
 
 def resolve_trainer(host: PluginHost, config: TrainConfig) -> tuple[Trainer, dict[str, float]]:
-    """The trainer instance and its options with defaults filled; unknown options are errors."""
+    """The trainer instance and its options with defaults filled; an unknown option, or a value
+    outside the option's declared range, is an error."""
     from rho_audit.plugins import unknown_name_message
 
     if config.trainer not in host.trainers:
         raise PluginError(unknown_name_message("trainer", config.trainer, host.trainers, host.broken))
     trainer: Trainer = host.trainers[config.trainer].obj()
-    unknown = set(config.options) - set(trainer.options)
+    unknown = sorted(set(config.options) - set(trainer.options))
     if unknown:
+        name = unknown[0]
         known = ", ".join(f"--{k}" for k in trainer.options) or "none"
+        takers = sorted(n for n, reg in host.trainers.items() if name in getattr(reg.obj, "options", {}))
+        fix = f", or pick a trainer that takes it ({', '.join(takers)})" if takers else ""
         raise RhoAuditError(
-            f"trainer {trainer.name!r} has no option {sorted(unknown)[0]!r} (its options: {known})."
+            f"trainer {trainer.name!r} has no option {name!r} (its options: {known}). Drop --{name}{fix}."
         )
+    for name, value in config.options.items():
+        option = trainer.options[name]
+        problem = option.problem(value)
+        if problem:
+            raise RhoAuditError(
+                f"trainer {trainer.name!r}: --{name} ({option.help}) {problem}. Pass a value in that range."
+            )
     options = {k: float(config.options.get(k, opt.default)) for k, opt in trainer.options.items()}
     return trainer, options
+
+
+def check_config(host: PluginHost, config: TrainConfig) -> None:
+    """Everything about ``config`` that can be checked without loading the model: the trainer, its
+    options and their ranges, the dimensions' contrast pairs, the corpus file and the model path.
+    ``rho-audit train`` calls it before it audits or trains anything."""
+    from rho_audit.model_paths import check_model
+
+    resolve_trainer(host, config)
+    contrast_pairs(host, config.dimensions)
+    if config.corpus:
+        load_corpus(config.corpus)
+    check_model(config.model)
 
 
 def contrast_pairs(host: PluginHost, dimensions: Sequence[str]) -> dict[str, list[ContrastPair]]:

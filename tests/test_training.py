@@ -305,3 +305,59 @@ def test_bad_training_yaml_names_file_line_and_key(tmp_path):
     assert (
         f"{bad}:2: lora_rank:" in stderr and f"{bad}:3: learning_rat:" in stderr and "unknown key" in stderr
     )
+
+
+# --------------------------------------------------------------------------------------------
+# `rho-audit train` checks every setting before it audits or loads anything
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--trainer", "sft", "--lambda", "0.5"],
+            "trainer 'sft' has no option 'lambda' (its options: none). Drop --lambda, or pick a trainer "
+            "that takes it (rho-guided, shuffled).",
+        ),
+        (
+            ["--trainer", "rho-guided", "--lambda", "-0.2"],
+            "--lambda (weight λ of the contrastive term) must be ≥ 0 (got -0.2)",
+        ),
+        (
+            ["--trainer", "contrastive-only", "--margin", "-0.1"],
+            "--margin (hinge margin γ, in nats per token) must be ≥ 0",
+        ),
+        (["--trainer", "shuffled", "--lambda", "nan"], "must be a finite number"),
+        (["--model", "no/such/model/dir"], "model directory no/such/model/dir does not exist"),
+        (["--dimensions", "overrefusal"], "dimension 'overrefusal' yields no contrast pairs"),
+    ],
+)
+def test_train_refuses_a_bad_setting_before_any_audit(tmp_path, monkeypatch, args, expected):
+    from click.testing import CliRunner
+
+    from rho_audit.cli import main
+
+    def must_not_run(*args, **kw):
+        raise AssertionError("the base model was audited before the settings were checked")
+
+    monkeypatch.setattr("rho_audit.runner.run_audit", must_not_run)
+    monkeypatch.setattr("rho_audit.training.train", must_not_run)
+    store = tmp_path / "runs.sqlite"
+    result = CliRunner().invoke(main, ["train", *args, "--store", str(store), "--display", "none"])
+    assert isinstance(result.exception, RhoAuditError), (result.exception, result.output)
+    assert result.exception.exit_code == 2 and expected in str(result.exception)
+    assert not store.exists()
+
+
+def test_train_option_from_a_config_file_is_checked_too(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from rho_audit.cli import main
+
+    monkeypatch.setattr("rho_audit.runner.run_audit", lambda *a, **k: pytest.fail("audited"))
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text("trainer: rho-guided\noptions: {margin: -1}\n")
+    result = CliRunner().invoke(main, ["train", "--config", str(cfg), "--store", str(tmp_path / "s.sqlite")])
+    assert isinstance(result.exception, RhoAuditError) and "--margin" in str(result.exception)
+    assert "must be ≥ 0 (got -1)" in str(result.exception)

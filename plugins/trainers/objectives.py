@@ -4,8 +4,8 @@ from typing import ClassVar
 
 from rho_audit.hookspecs import LossTerms, Trainer, TrainerOption, hookimpl
 
-LAMBDA = TrainerOption(0.2, "weight λ of the contrastive term")
-MARGIN = TrainerOption(0.1, "hinge margin γ, in nats per token")
+LAMBDA = TrainerOption(0.2, "weight λ of the contrastive term", min=0.0)
+MARGIN = TrainerOption(0.1, "hinge margin γ, in nats per token", min=0.0)
 
 
 class SFT(Trainer):
