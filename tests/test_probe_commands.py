@@ -146,3 +146,39 @@ def test_import_csv_with_column_mapping(tmp_path):
     assert again.returncode == 2 and "--force" in again.stderr
     clash = rho_audit(*args[:5], "--name", "factual", *args[7:], env_extra=env)
     assert clash.returncode == 2 and "already a probe set" in clash.stderr
+
+
+def test_a_file_path_validates_and_scores_that_file_not_its_sibling(tmp_path, tiny_model_path):
+    folder = write_user_set(tmp_path)  # its probes.jsonl is valid
+    draft = folder / "draft.jsonl"
+    draft.write_text('{"id": "d1", "split": "eval", "positive": "Same.", "negative": "Same."}\n')
+    proc = rho_audit("probes", "validate", str(draft))
+    assert proc.returncode == 1
+    assert f"{draft}:1: field 'record': positive and negative are identical" in proc.stdout
+    run = rho_audit("run", "--probes", f"factual={draft}", "--store", str(tmp_path / "s.sqlite"))
+    assert run.returncode == 2 and f"{draft}:1:" in run.stderr
+
+    rows = [
+        {"id": f"d{i}", "split": "eval", "positive": f"{i} is {i}.", "negative": f"{i} is {i + 1}."}
+        for i in range(3)
+    ]
+    draft.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = rho_audit("probes", "validate", str(draft))
+    assert "my-facts/draft.jsonl: 3 pair probes" in proc.stdout  # not the folder's 8 records
+    store = tmp_path / "runs.sqlite"
+    common = ["--model", str(tiny_model_path), "--store", str(store), "--display", "plain"]
+    run = rho_audit("run", "--probes", str(draft), *common)
+    assert run.returncode == 0, run.stderr
+    db = RunStore(store)
+    [result] = db.results(db.runs()[0].run_id)
+    assert (result["probe_set"], result["evaluation"]["n"]) == ("my-facts/draft.jsonl", 3)
+
+    notes = folder / "notes.txt"
+    notes.write_text("not records\n")
+    proc = rho_audit("probes", "validate", str(notes))
+    assert proc.returncode == 1 and f"{notes}: not a probe file" in proc.stdout
+    lone = tmp_path / "lone" / "draft.jsonl"
+    lone.parent.mkdir()
+    lone.write_text(json.dumps(rows[0]) + "\n")
+    run = rho_audit("run", "--probes", f"factual={lone}", "--store", str(store))
+    assert run.returncode == 2 and f"{lone} is read as the records of the set in {lone.parent}" in run.stderr
