@@ -194,8 +194,7 @@ def run(
     Generation dimensions report a rate. Each finished dimension is saved to --store at once,
     so Ctrl-C keeps what was done.
     """
-    from rich.console import Console
-
+    from rho_audit.console import print_table, stdout_console
     from rho_audit.display import make_display, results_table
     from rho_audit.plugins import load_host
     from rho_audit.runner import AuditConfig, run_audit
@@ -223,10 +222,8 @@ def run(
     if shown is not None:
         host.pm.register(shown, name="rho-audit-display")
     outcome = run_audit(config, host)
-    console = Console()
-    if not console.is_terminal:  # pipes and CI logs: wide enough that no cell is cut
-        console = Console(width=120)
-    console.print(results_table(outcome.results, title=f"{outcome.model_id} — run {outcome.run_id}"))
+    console = stdout_console()
+    print_table(results_table(outcome.results, title=f"{outcome.model_id} — run {outcome.run_id}"), console)
     console.print(
         f"saved to {outcome.store} (run {outcome.run_id})" + (f"; JSON: {json_out}" if json_out else "")
     )
@@ -253,13 +250,14 @@ def plugins_cmd(as_json: bool) -> None:
     Filter with RHO_AUDIT_LOAD_PLUGINS=a,b (only these entry points) or
     RHO_AUDIT_DISABLE_PLUGINS=a,b.
     """
-    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    from rho_audit.console import print_table
     from rho_audit.plugins import load_host
 
     host = load_host()
-    registries = [host.dimensions, host.judges, host.trainers, host.probe_sets]
+    registries = [host.dimensions, host.judges, host.trainers, host.probe_sets, host.report_sections]
     rows = [reg for registry in registries for reg in registry.values()]
     if as_json:
         doc = {
@@ -284,9 +282,13 @@ def plugins_cmd(as_json: bool) -> None:
     for col in ("kind", "name", "provided by", "entry point", "description"):
         table.add_column(col)
     for r in rows:
-        desc = str(r.obj) if r.kind == "probe_set" else getattr(r.obj, "description", "")
+        desc = str(r.obj) if r.kind in ("probe_set", "report_section") else getattr(r.obj, "description", "")
         table.add_row(
-            r.kind, r.name, f"{r.source.distribution} {r.source.version}", r.source.entry_point, desc
+            r.kind,
+            escape(r.name),
+            f"{r.source.distribution} {r.source.version}",
+            r.source.entry_point,
+            escape(desc),
         )
     for b in host.broken:
         table.add_row(
@@ -294,18 +296,18 @@ def plugins_cmd(as_json: bool) -> None:
             b.source.entry_point,
             f"{b.source.distribution} {b.source.version}",
             b.source.module,
-            f"[red]{b.error}[/]",
+            f"[red]{escape(b.error)}[/]",
         )
-    Console().print(table)
+    print_table(table)
 
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def models(paths: tuple[Path, ...]) -> None:
     """List the bundled default model, converted models in the cache, and any PATHS given."""
-    from rich.console import Console
     from rich.table import Table
 
+    from rho_audit.console import print_table
     from rho_audit.model_paths import default_model_status, describe_local_dir, list_local_models
 
     table = Table(header_style="bold")
@@ -319,7 +321,7 @@ def models(paths: tuple[Path, ...]) -> None:
         table.add_row(m.model_id, m.source, str(m.path))
     for p in paths:
         table.add_row(p.name, "local", describe_local_dir(p))
-    Console().print(table)
+    print_table(table)
 
 
 main.add_command(probes)

@@ -297,10 +297,11 @@ def _fmt(value: float | None) -> str:
 def _print_agreement(
     run_id: str, items: Sequence[JudgedOutput], pairs: list[dict[str, Any]], show: int
 ) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console() if sys.stdout.isatty() else Console(width=120)
+    from rho_audit.console import print_table, stdout_console
+
+    console = stdout_console()
     per_dim: dict[str, int] = {}
     for item in items:
         per_dim[item.dimension] = per_dim.get(item.dimension, 0) + 1
@@ -332,7 +333,7 @@ def _print_agreement(
             table.add_column(label, justify="right")
         for label, row in zip(pair["labels"], pair["confusion"], strict=True):
             table.add_row(label, *[str(x) for x in row])
-        console.print(table)
+        print_table(table, console)
         for d in pair["disagreements"][:show]:
             text = " ".join(d["response"].split())
             console.print(

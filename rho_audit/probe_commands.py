@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from rho_audit.console import print_table, stdout_console
+
 EPILOG = """\b
 Examples:
   rho-audit probes list                            every set, with train/eval counts
@@ -32,13 +34,6 @@ def probes() -> None:
     pairs from `train`, audits after training report on `eval`. The built-in library splits by
     the id: train if int(sha256(id)[:8], 16) is even, else eval.
     """
-
-
-def _console():
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=120)  # pipes: no cut cells
 
 
 def _host():
@@ -104,7 +99,7 @@ def list_sets(as_json: bool) -> None:
             r["version"],
             r["provided_by"],
         )
-    _console().print(table)
+    print_table(table)
 
 
 @probes.command()
@@ -126,7 +121,7 @@ def show(name: str, count: int, split: str, seed: int) -> None:
     from rho_audit.probes import load_probe_set
 
     ps = load_probe_set(_host().resolve_probe_set(name))
-    console = _console()
+    console = stdout_console()
     console.print(f"[bold]{ps.name}[/] {ps.version} ({ps.kind}, {len(ps)} records) — {ps.path}")
     for key, value in ps.card.model_dump(by_alias=True).items():
         if key not in ("name", "kind", "version") and value not in (None, "", {}):

@@ -112,6 +112,7 @@ def sweep(
     Complete cells are skipped, the interrupted training resumes from its last checkpoint, and an
     audit that had finished is not repeated. Cell status lives in --store (table sweep_cells).
     """
+    from rho_audit.console import print_table, stdout_console
     from rho_audit.errors import RhoAuditError
     from rho_audit.plugins import load_host
     from rho_audit.sweep import EXECUTORS, plan_sweep, run_sweep, summarize
@@ -120,9 +121,9 @@ def sweep(
         raise RhoAuditError(f"unknown executor {executor!r} (known: {', '.join(sorted(EXECUTORS))}).")
     host = load_host()
     plan = plan_sweep(file, host, quick=quick, out=out)
-    console = _stdout_console()
+    console = stdout_console()
     if dry_run:
-        console.print(plan_table(plan, store))
+        print_table(plan_table(plan, store), console)
         return
     shown = None if quiet else make_sweep_display("tui" if tui else display)
     if shown is not None:
@@ -146,7 +147,7 @@ def sweep(
         _stop(shown)
     summary = summarize(plan, store)
     for table in summary_tables(summary):
-        console.print(table)
+        print_table(table, console)
     console.print(_footer(plan, outcome, store))
     if outcome.failed:
         names = ", ".join(r.cell_id for r in outcome.failed)
@@ -160,13 +161,6 @@ def _stop(shown: object | None) -> None:
     stop = getattr(shown, "stop", None)
     if stop:
         stop()
-
-
-def _stdout_console() -> Any:
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=160)  # logs: no cell cut
 
 
 def _footer(plan: SweepPlan, outcome: SweepRun, store: Path) -> str:
