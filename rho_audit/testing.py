@@ -76,7 +76,7 @@ try:  # the fixture needs pytest; build_tiny_model does not
 except ImportError:  # pragma: no cover - exercised only where pytest is absent
     pytest = None  # type: ignore[assignment]
 
-__all__ = ["CHAT_TEMPLATE", "SPECIAL_TOKENS", "TINY_MODEL_CORPUS", "build_tiny_model"]
+__all__ = ["CHAT_TEMPLATE", "SPECIAL_TOKENS", "TINY_MODEL_CORPUS", "build_lora_adapter", "build_tiny_model"]
 
 #: Special tokens, in id order (ids 0, 1, 2), as in SmolLM2.
 SPECIAL_TOKENS: tuple[str, ...] = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
@@ -353,6 +353,37 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
             os.replace(staging / name, out_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
+
+
+def build_lora_adapter(
+    model_path: Path, out_dir: Path, keys: tuple[str, ...] = ("self_attn.q_proj",), seed: int = 0
+) -> Path:
+    """Write a LoRA adapter folder for the model at ``model_path``, as mlx-lm's LoRA training
+    lays it out (``adapter_config.json`` + ``adapters.safetensors``), with random non-zero
+    factors on ``keys`` of every layer, so that ``rho-audit run --adapter out_dir`` scores a
+    model that differs from the base. For tests of the adapter path; not a trained adapter.
+    """
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm import load
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    model, _ = load(str(model_path))
+    layers = len(model.layers)
+    lora = {"rank": 4, "scale": 4.0, "dropout": 0.0, "keys": list(keys)}
+    model.freeze()
+    linear_to_lora_layers(model, layers, lora)
+    mx.random.seed(seed)
+    weights = {
+        name: mx.random.normal(value.shape) * 0.1
+        for name, value in tree_flatten(model.trainable_parameters())
+    }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mx.save_safetensors(str(out_dir / "adapters.safetensors"), weights)
+    config = {"fine_tune_type": "lora", "num_layers": layers, "lora_parameters": lora}
+    (out_dir / "adapter_config.json").write_text(json.dumps(config, indent=2))
     return out_dir
 
 

@@ -60,3 +60,31 @@ def test_batched_scoring_matches_one_at_a_time_on_real_probes():
     for request, score in zip(requests, batched, strict=True):
         alone = lm.score([request], "chat")[0]
         assert score.sum_logprob == pytest.approx(alone.sum_logprob, abs=1e-4 * score.n_tokens)
+
+
+def test_an_adapter_audits_on_full_probe_sets(tmp_path):
+    """The tool's central use: every probe of the paper's main dimensions, scored through an
+    adapter on both scoring streams (this once ended every such dimension in ERROR)."""
+    from rho_audit.model_paths import resolve_model
+    from rho_audit.testing import build_lora_adapter
+
+    adapter = build_lora_adapter(resolve_model(None).path, tmp_path / "adapter", keys=("self_attn.q_proj",))
+    out = tmp_path / "out.json"
+    args = ["run", "--adapter", str(adapter), "-p", "toxicity,factual", "--json", str(out), "--display=plain"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "rho_audit.cli", *args, "--store", str(tmp_path / "s.sqlite")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = {r["dimension"]: r for r in json.loads(out.read_text())["results"]}
+    from rho_audit.plugins import load_host
+    from rho_audit.probes import load_probe_set
+
+    host = load_host()
+    for name in ("toxicity", "factual"):
+        assert results[name]["status"] != "ERROR", results[name]
+        evaluation = results[name]["evaluation"]
+        full = len(load_probe_set(host.probe_set_path(name)).probes)
+        assert evaluation["n"] == full and not any(r["error"] for r in evaluation["records"])

@@ -4,6 +4,7 @@ import mlx.core as mx
 import pytest
 
 from rho_audit.model import LanguageModel, ScoreRequest
+from rho_audit.testing import build_lora_adapter
 
 REQUESTS = [
     ScoreRequest(None, "The capital of France is Paris."),
@@ -427,29 +428,7 @@ def test_parameter_counts_split_body_and_vocabulary_projection(lm):
 
 @pytest.fixture(scope="module")
 def lora_adapter(tiny_model_path, tmp_path_factory):
-    """An adapter folder as mlx-lm's LoRA training writes it, with non-zero factors so the
-    adapted model's numbers differ from the base model's."""
-    import json
-
-    from mlx.utils import tree_flatten
-    from mlx_lm import load
-    from mlx_lm.tuner.utils import linear_to_lora_layers
-
-    model, _ = load(str(tiny_model_path))
-    config = {
-        "fine_tune_type": "lora",
-        "num_layers": 2,
-        "lora_parameters": {"rank": 4, "scale": 4.0, "dropout": 0.0, "keys": ["self_attn.q_proj"]},
-    }
-    model.freeze()
-    linear_to_lora_layers(model, 2, config["lora_parameters"])
-    mx.random.seed(0)
-    trainable = tree_flatten(model.trainable_parameters())
-    weights = {name: mx.random.normal(value.shape) * 0.1 for name, value in trainable}
-    folder = tmp_path_factory.mktemp("adapter")
-    mx.save_safetensors(str(folder / "adapters.safetensors"), weights)
-    (folder / "adapter_config.json").write_text(json.dumps(config))
-    return folder
+    return build_lora_adapter(tiny_model_path, tmp_path_factory.mktemp("adapter"))
 
 
 @pytest.mark.parametrize("template", ["chat", "raw"])
