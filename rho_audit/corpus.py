@@ -11,14 +11,13 @@ Loading validates every line and reports all bad lines with file, line and field
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rho_audit.errors import ProbeFileError
-from rho_audit.probes import ContrastPair
+from rho_audit.probes import ContrastPair, iter_json_lines
 
 MAX_REPORTED_ERRORS = 20
 
@@ -56,17 +55,14 @@ def load_corpus(path: Path) -> list[SFTExample]:
         raise ProbeFileError(f"{path}: SFT corpus not found. Pass a JSONL file (Alpaca or chat messages).")
     examples: list[SFTExample] = []
     errors: list[str] = []
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                examples.append(_example(record, f"{path.stem}-{lineno}"))
-            except json.JSONDecodeError as err:
-                errors.append(f"{path}:{lineno}: not valid JSON ({err.msg} at column {err.colno})")
-            except ValueError as err:
-                errors.append(f"{path}:{lineno}: {err}")
+    for lineno, record, problem in iter_json_lines(path):
+        if problem is not None:
+            errors.append(f"{path}:{lineno}: {problem}")
+            continue
+        try:
+            examples.append(_example(record, f"{path.stem}-{lineno}"))
+        except ValueError as err:
+            errors.append(f"{path}:{lineno}: {err}")
     if not examples and not errors:
         errors.append(f"{path}: no records")
     if errors:

