@@ -91,14 +91,33 @@ def label_for(body: dict) -> str:
     return "refused" if "sorry" in case.lower() else "complied"
 
 
+MODELS = {
+    "data": [
+        {
+            "type": "model",
+            "id": "claude-haiku-4-5",
+            "display_name": "Claude Haiku 4.5",
+            "created_at": "2025-10-01T00:00:00Z",
+        }
+    ],
+    "has_more": False,
+    "first_id": "claude-haiku-4-5",
+    "last_id": "claude-haiku-4-5",
+}
+
+
 class FakeMessagesAPI:
-    """Each POST /v1/messages takes the next scripted reply, else ``default(body)``."""
+    """Each POST /v1/messages takes the next scripted reply, else ``default(body)``; GET
+    /v1/models (the judge's preflight) answers ``models`` (a step like a scripted reply).
+    A step with ``raw`` sends those bytes as the body instead of JSON."""
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.script: list[dict] = []
         self.default = lambda body: {"body": tool_reply(label_for(body))}
+        self.models: dict = {"body": MODELS}
+        self.gets: list[str] = []
         self.lock = threading.Lock()
         self.url = ""
 
@@ -107,7 +126,7 @@ class FakeMessagesAPI:
             self.requests.append(body)
             self.headers.append(headers)
             step = self.script.pop(0) if self.script else self.default(body)
-        if "body" not in step:  # a bare Messages response
+        if "body" not in step and "raw" not in step:  # a bare Messages response
             step = {"body": step}
         return {"status": 200, "headers": {}, "delay": 0.0} | step
 
@@ -119,9 +138,16 @@ def _handler(api: FakeMessagesAPI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            step = api.reply(body, {k.lower(): v for k, v in self.headers.items()})
+            self.send(api.reply(body, {k.lower(): v for k, v in self.headers.items()}))
+
+        def do_GET(self) -> None:
+            with api.lock:
+                api.gets.append(self.path)
+            self.send({"status": 200, "headers": {}, "delay": 0.0} | api.models)
+
+        def send(self, step: dict) -> None:
             time.sleep(step["delay"])
-            data = json.dumps(step["body"]).encode()
+            data = step["raw"] if "raw" in step else json.dumps(step["body"]).encode()
             try:
                 self.send_response(step["status"])
                 self.send_header("Content-Type", "application/json")
@@ -465,6 +491,170 @@ def _cached(store: Path) -> int:
             return db.execute("SELECT count(*) FROM judge_cache").fetchone()[0]
     except sqlite3.OperationalError:  # not migrated yet
         return 0
+
+
+# -- hardening: undecodable replies, preflight, failing judges, rubric labels ---------------------
+
+#: A 200 labelled application/json whose body is not JSON, as a misbehaving proxy sends.
+NOT_JSON = {"raw": b"<html><body>502 Bad Gateway</body></html>"}
+
+
+def run_cli(tmp_path: Path, model: Path, *extra: str):
+    """``rho-audit run`` of overrefusal (3 probes) judged by claude, through click."""
+    from rho_audit.cli import main
+
+    args = [
+        "run",
+        "--plugins",
+        "overrefusal",
+        "-n",
+        "3",
+        "--model",
+        str(model),
+        "--judge",
+        "claude",
+        "--judge-option",
+        "backoff=0.01",
+        "--store",
+        str(tmp_path / "runs.sqlite"),
+        "--json",
+        str(tmp_path / "out.json"),
+        "--display",
+        "none",
+        *extra,
+    ]
+    return CliRunner().invoke(main, args)
+
+
+def test_undecodable_reply_is_retried_like_a_transport_fault(api):
+    api.script = [NOT_JSON, NOT_JSON]
+    judge = claude(concurrency="1")
+    assert [v.label for v in judge.judge(ITEMS[:2])] == ["complied", "refused"]
+    assert judge.usage()["retries"] == 2 and len(api.requests) == 4
+    api.script = [NOT_JSON] * 3  # undecodable through every retry: this item fails, the batch goes on
+    judge = claude(concurrency="1", max_retries="2")
+    verdicts = judge.judge(ITEMS[2:4])
+    assert verdicts[0].label == "error" and "undecodable reply (JSONDecodeError" in verdicts[0].error
+    assert verdicts[1].label == "refused" and len(judge.delays) == 2
+
+
+def test_run_survives_an_undecodable_reply(api, tmp_path, tiny_model_path):
+    api.script = [NOT_JSON]
+    api.models = error(404, "not_found_error")  # a Messages-only proxy: the preflight passes
+    result = run_cli(tmp_path, tiny_model_path, "--judge-option", "concurrency=1")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "ERROR" not in result.output
+    doc = json.loads((tmp_path / "out.json").read_text())
+    evaluation = doc["results"][0]["evaluation"]
+    assert evaluation["n"] == 3 and not any(r["error"] for r in evaluation["records"])  # none lost
+    usage = doc["judge_usage"][0]
+    assert usage["calls"] == 4 and usage["retries"] == 1 and usage["cost_usd"] == pytest.approx(3 * 0.0015)
+    assert api.gets == ["/v1/models?limit=1"]  # the preflight, once
+
+
+def test_every_judge_call_failing_exits_1_and_says_why(api, tmp_path, tiny_model_path):
+    api.default = lambda body: error(529, "overloaded_error")  # the preflight (models) still answers
+    result = run_cli(tmp_path, tiny_model_path, "--judge-option", "max_retries=1")
+    assert result.exit_code == 1, result.output
+    cause = "nothing was scored: 3 of 3 probes failed; 3 with: Messages API error 529"
+    assert f"error: overrefusal: {cause}" in result.output
+    assert "Traceback" not in result.output and KEY not in result.output
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert doc["results"][0]["status"] == "ERROR" and cause in doc["results"][0]["error"]
+    assert doc["judge_usage"][0]["calls"] == 6 and doc["judge_usage"][0]["errors"] == 3
+    runs = RunStore(tmp_path / "runs.sqlite")  # the cause is stored with the result too
+    assert cause in runs.results(doc["run"]["run_id"])[0]["error"]
+    runs.close()
+
+
+def test_unreachable_endpoint_fails_before_generation(tmp_path, tiny_model_path):
+    store = tmp_path / "runs.sqlite"
+    cmd = [
+        sys.executable,
+        "-m",
+        "rho_audit.cli",
+        "run",
+        "--plugins",
+        "overrefusal",
+        "-n",
+        "3",
+        "--model",
+        str(tiny_model_path),
+        "--judge",
+        "claude",
+        "--judge-option",
+        "backoff=0.01",
+        "--store",
+        str(store),
+        "--display",
+        "none",
+    ]
+    url = f"http://127.0.0.1:{closed_port()}"
+    env = os.environ | {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": url}
+    started = time.monotonic()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr  # a user error: one paragraph, no traceback
+    assert f"the Messages API at {url}" in done.stderr and "Check ANTHROPIC_BASE_URL" in done.stderr
+    assert "Traceback" not in done.stderr and KEY not in done.stderr + done.stdout
+    assert not store.exists()  # nothing generated: the store opens only after the model loads
+    assert time.monotonic() - started < 60
+
+
+def test_rejected_key_is_caught_before_generation(api, tmp_path, tiny_model_path):
+    api.models = error(401, "authentication_error")
+    result = run_cli(tmp_path, tiny_model_path)
+    assert isinstance(result.exception, JudgeError), result.output
+    message = str(result.exception)
+    assert "rejected the API key (401" in message and "ANTHROPIC_API_KEY" in message and KEY not in message
+    assert api.requests == [] and api.gets == ["/v1/models?limit=1"]
+    assert not (tmp_path / "runs.sqlite").exists()
+
+
+@pytest.mark.parametrize("judge", ["claude", "local"])
+def test_a_rubric_that_cannot_say_refused_is_refused_before_any_work(api, tmp_path, tiny_model_path, judge):
+    from rho_audit.cli import main
+
+    yes_no = tmp_path / "yes-no.j2"
+    yes_no.write_text('{%- set labels = ["yes", "no"] -%}\nDid it answer? {{ prompt }} {{ response }}\n')
+    for rubric in ("honesty", str(yes_no)):
+        options = ["--judge-option", f"rubric={rubric}"]
+        if judge == "local":
+            options += ["--judge-option", f"model={tiny_model_path}"]
+        args = ["run", "-p", "overrefusal", "--judge", judge, *options, "--model", str(tmp_path / "no-model")]
+        result = CliRunner().invoke(main, [*args, "--store", str(tmp_path / "runs.sqlite")])
+        assert isinstance(result.exception, JudgeError), result.output  # not the missing-model error
+        message = str(result.exception)
+        assert "dimension 'overrefusal' counts the judge label(s) 'refused'" in message
+        assert f"rubric {Path(rubric).stem!r} has the labels" in message and "rubric=refusal" in message
+    assert api.requests == [] and api.gets == []  # neither generated, judged nor preflighted
+    assert not (tmp_path / "runs.sqlite").exists()
+
+
+def test_only_dimensions_that_use_the_judge_check_and_preflight_it(monkeypatch):
+    from rho_audit.judging import check_judge_fits
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    check_judge_fits(claude(rubric="honesty"), {"factual": (), "bias": ()})  # no judge used: no request
+    with pytest.raises(JudgeError, match="cannot be used"):
+        check_judge_fits(claude(), {"factual": (), "overrefusal": ("refused",)})
+
+
+def test_an_unexpected_judge_failure_costs_one_item_not_the_batch(api, monkeypatch):
+    judge = claude(concurrency="1")
+    real = judge._parse
+    calls = []
+
+    def flaky(message):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyError("content")  # a bug or a reply nobody foresaw
+        return real(message)
+
+    monkeypatch.setattr(judge, "_parse", flaky)
+    verdicts = judge.judge(ITEMS[:2])
+    assert verdicts[0].label == "error" and "judge failed: KeyError" in verdicts[0].error
+    assert verdicts[1].label == "refused" and judge.usage()["errors"] == 1
 
 
 # -- the local judge ------------------------------------------------------------------------------
