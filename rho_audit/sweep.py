@@ -375,6 +375,7 @@ class _Vocabulary:
     """Names the file may use, from the installed plugins and TrainConfig."""
 
     trainers: dict[str, dict[str, float]]  # trainer -> its options with their defaults
+    declared: dict[str, dict[str, Any]]  # trainer -> its TrainerOption declarations (ranges)
     dimensions: set[str]
     trainable: set[str]
     judges: set[str]
@@ -384,8 +385,10 @@ class _Vocabulary:
     def from_host(cls, host: PluginHost) -> _Vocabulary:
         from rho_audit.training import TrainConfig
 
+        declared = {n: dict(getattr(reg.obj, "options", None) or {}) for n, reg in host.trainers.items()}
         return cls(
             trainers={name: _option_defaults(reg.obj) for name, reg in host.trainers.items()},
+            declared=declared,
             dimensions=set(host.dimensions),
             trainable={name for name, reg in host.dimensions.items() if reg.obj.trainable},
             judges=set(host.judges),
@@ -424,12 +427,16 @@ class _Expansion:
             self.grid[key] = (values, ("quick", "grid", key))
         self.train = _merge(doc.train, ("train",), q.train if q else {}, ("quick", "train"))
         self.audit = _merge(doc.audit, ("audit",), q.audit if q else {}, ("quick", "audit"))
+        #: Keys already reported (unknown, reserved, misplaced): left out of the cells, so
+        #: TrainConfig does not report them a second time in other words.
+        self.rejected: set[str] = set()
 
     # -- checks ----------------------------------------------------------------------------
 
     def _check_key(self, key: str, at: KeyPath) -> bool:
         if key in RESERVED_KEYS:
             self.problems.add(at, f"{key!r} cannot be set here: {RESERVED_KEYS[key]}")
+            self.rejected.add(key)
             return False
         if key in self.vocab.fields or key in self.vocab.options:
             return True
@@ -441,6 +448,7 @@ class _Expansion:
             f"unknown key {key!r} (a TrainConfig field or a trainer option such as "
             f"{', '.join(sorted(self.vocab.options)) or 'lambda'}{hint})",
         )
+        self.rejected.add(key)
         return False
 
     def _check_name(self, value: Any, at: KeyPath, kind: str, known: set[str]) -> None:
@@ -459,6 +467,7 @@ class _Expansion:
                 self.problems.add(
                     at, "make each trainer option a grid key of its own, e.g. `lambda: [0.1, 0.2]`"
                 )
+                self.rejected.add(key)
             elif self._check_key(key, at) and key == "trainer":
                 for i, value in enumerate(values):
                     self._check_name(value, (*at, i), "trainer", set(self.vocab.trainers))
@@ -492,8 +501,11 @@ class _Expansion:
                 )
 
     def _check_option_use(self) -> None:
-        """An option grid key no trainer of the sweep takes is a typo or a wasted axis."""
+        """An option grid key no trainer of the sweep takes is a typo or a wasted axis. Not
+        judged while a trainer name is unknown: that name is the problem, already reported."""
         trainers = self._trainer_names()
+        if any(t not in self.vocab.trainers for t in trainers):
+            return
         taken = {name for t in trainers for name in self.vocab.trainers.get(t, {})}
         for key, (_, at) in self.grid.items():
             if key in self.vocab.options and key not in self.vocab.fields and key not in taken:
@@ -554,8 +566,15 @@ class _Expansion:
             yield list(combo)
 
     def _model_labels(self) -> list[str]:
+        from rho_audit.errors import ModelError
+        from rho_audit.model_paths import check_model
+
         labels = []
         for i, model in enumerate(self.models):
+            try:
+                check_model(model)  # a missing path is found now, at its line, not after the baseline
+            except ModelError as err:
+                self.problems.add((*self.models_at, i), str(err).replace("omit --model", "write null"))
             label = (
                 "default" if model in (None, "default") else _slug(re.split(r"[\\/]", model.rstrip("/"))[-1])
             )
@@ -574,7 +593,7 @@ class _Expansion:
     ) -> CellSpec | None:
         values, origin, id_parts, skipped = self._cell_values(combo)
         config = self._train_config(values | {"model": model, "adapter_dir": Path(".")}, origin)
-        if config is None:
+        if config is None or not self._check_values(config, origin):
             return None
         condition = "_".join([_slug(config.trainer), *(_id_part(k, v) for k, v in id_parts if k != "seed")])
         cell_id = "_".join([condition, *(_id_part(k, v) for k, v in id_parts if k == "seed")])
@@ -621,6 +640,8 @@ class _Expansion:
         id_parts: list[tuple[str, Any]] = []
         skipped = False
         for key, value, at in entries:
+            if key in self.rejected:
+                continue
             if key == "options" and isinstance(value, dict):
                 options.update({k: v for k, v in value.items() if k in takes})
                 origin.update({f"options.{k}": (*at, k) for k in value})
@@ -637,6 +658,26 @@ class _Expansion:
                 id_parts.append((key, value))
         values["options"] = dict(takes) | options
         return values, origin, id_parts, skipped
+
+    def _check_values(self, config: Any, origin: dict[str, KeyPath]) -> bool:
+        """What TrainConfig's types cannot say: each trainer option within the range its
+        trainer declares, and the corpus file present. False after reporting a problem."""
+        ok = True
+        declared = self.vocab.declared.get(config.trainer, {})
+        for name, value in config.options.items():
+            check = getattr(declared.get(name), "problem", None)
+            problem = check(value) if check else None
+            if problem:
+                self.problems.add(origin.get(f"options.{name}", ("train", "options", name)), problem)
+                ok = False
+        if config.corpus is not None and not Path(config.corpus).is_file():
+            self.problems.add(
+                origin.get("corpus", ("train", "corpus")),
+                f"no corpus file {str(config.corpus)!r} (a JSONL file; a relative path is taken from the "
+                "folder rho-audit runs in)",
+            )
+            ok = False
+        return ok
 
     def _train_config(self, values: dict[str, Any], origin: dict[str, KeyPath]) -> Any:
         from rho_audit.training import TrainConfig
@@ -690,7 +731,8 @@ def _id_part(key: str, value: Any) -> str:
         shown = "+".join(map(str, value))
     else:
         shown = str(value)
-    return f"{_slug(key.replace('_', '-'))}{_slug(shown)}"
+    sign = "-" if shown.startswith("-") else ""  # _slug strips it: -0.2 and 0.2 must differ
+    return f"{_slug(key.replace('_', '-'))}{sign}{_slug(shown)}"
 
 
 def _sha(data: Any) -> str:

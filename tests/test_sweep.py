@@ -47,7 +47,10 @@ class FakeSFT(Trainer):
 
 class FakeGuided(Trainer):
     name = "fake-guided"
-    options: ClassVar = {"lambda": TrainerOption(0.2, "weight"), "margin": TrainerOption(0.1, "margin")}
+    options: ClassVar = {
+        "lambda": TrainerOption(0.2, "weight", min=0.0),
+        "margin": TrainerOption(0.1, "margin"),
+    }
 
 
 class FakeTrainers:
@@ -220,12 +223,21 @@ def test_sweep_id_follows_the_cells_not_the_wording(tmp_path, host):
     assert quick.train_cells[0].train["max_sft_examples"] == 4 and quick.cells[0].audit["limit"] == 4
 
 
+def model_dir(folder: Path) -> Path:
+    """Enough of an HF-format model folder to pass the sweep's check (config and weights)."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"")
+    return folder
+
+
 def test_several_models_prefix_ids_and_get_a_baseline_each(tmp_path, host):
-    text = GOOD.replace("models: [null]", "models: [null, /models/My-Model]")
+    model = model_dir(tmp_path / "models" / "My-Model")
+    text = GOOD.replace("models: [null]", f"models: [null, {model}]")
     plan = plan_of(tmp_path, host, text)
     assert [c.cell_id for c in plan.baselines] == ["default_baseline", "My-Model_baseline"]
     assert "My-Model_fake-guided_lambda0.1_seed2" in {c.cell_id for c in plan.cells}
-    assert {c.model for c in plan.train_cells} == {None, "/models/My-Model"}
+    assert {c.model for c in plan.train_cells} == {None, str(model)}
 
 
 def test_no_baseline_and_options_in_the_train_block(tmp_path, host):
@@ -334,6 +346,110 @@ def test_invalid_file_runs_nothing_through_the_command(tmp_path, host, fakes, mo
     assert isinstance(result.exception, RhoAuditError), result.output
     assert "grid.trainer[1]: unknown trainer 'fake-guidd'" in str(result.exception)
     assert fakes[0].calls == [] and fakes[1].calls == [] and not store.exists()
+
+
+def sweep_problems(tmp_path, host, fakes, monkeypatch, text: str) -> list[str]:
+    """Run the command on ``text``; it must refuse before anything runs. The problem lines."""
+    monkeypatch.setattr("rho_audit.plugins.load_host", lambda: host)
+    path, store = write(tmp_path, text), tmp_path / "runs.sqlite"
+    result = CliRunner().invoke(sweep, [str(path), "--store", str(store), "--out", str(tmp_path / "o")])
+    assert isinstance(result.exception, sw.SweepFileError), result.output
+    assert result.exception.exit_code == 2
+    assert fakes[0].calls == [] and fakes[1].calls == [] and not store.exists()
+    head, *lines = str(result.exception).splitlines()
+    assert head == f"{path} has {len(lines)} problem{'s' if len(lines) > 1 else ''}; nothing was run:"
+    return [line.strip().removeprefix(f"{path}:") for line in lines]
+
+
+def test_each_problem_is_reported_once_at_its_line(tmp_path, host, fakes, monkeypatch):
+    text = (
+        """\
+    name: once
+    models: [null, {tmp}/no-such-model]
+    grid:
+      trainer: [fake-sft, fake-guidde]
+      lambda: [0.1, 0.2]
+      lamda: [1]
+      seed: [1]
+    train: {{max_sft_exampels: 8, corpus: {tmp}/missing.jsonl}}
+    quick:
+      grid: {{seed: [2]}}
+    """.replace("{tmp}", str(tmp_path))
+        .replace("{{", "{")
+        .replace("}}", "}")
+    )
+    problems = sweep_problems(tmp_path, host, fakes, monkeypatch, text)
+    assert problems == [
+        f"2: models[1]: model directory {tmp_path}/no-such-model does not exist; pass a local HF-format "
+        "directory, a .gguf file, a Hugging Face repo id, or write null for the bundled default.",
+        "4: grid.trainer[1]: unknown trainer 'fake-guidde' (known: fake-guided, fake-sft; did you mean "
+        "'fake-guided'?)",
+        "6: grid.lamda: unknown key 'lamda' (a TrainConfig field or a trainer option such as lambda, "
+        "margin; did you mean 'lambda'?)",
+        "8: train.max_sft_exampels: unknown key 'max_sft_exampels' (a TrainConfig field or a trainer "
+        "option such as lambda, margin; did you mean 'max_sft_examples'?)",
+        f"8: train.corpus: no corpus file '{tmp_path}/missing.jsonl' (a JSONL file; a relative path is "
+        "taken from the folder rho-audit runs in)",
+    ]
+
+
+def test_a_model_folder_without_weights_is_refused_at_its_line(tmp_path, host, fakes, monkeypatch):
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    text = f"name: m\nmodels:\n  - null\n  - {tmp_path}/half\ngrid: {{trainer: [fake-sft], seed: [1]}}\n"
+    [problem] = sweep_problems(tmp_path, host, fakes, monkeypatch, text)
+    assert problem.startswith(f"4: models[1]: model directory {tmp_path}/half has no *.safetensors weights")
+
+
+class FakeShift(Trainer):
+    """A trainer whose option may be negative (no range declared)."""
+
+    name = "fake-shift"
+    options: ClassVar = {"shift": TrainerOption(0.0, "offset")}
+
+
+class ShiftTrainer:
+    @hookimpl
+    def register_trainers(self, register):
+        register(FakeShift)
+
+
+def test_option_ranges_are_checked_and_ids_keep_the_sign(tmp_path, host, fakes, monkeypatch):
+    # fake-guided declares lambda ≥ 0: a negative value is refused at its line, once (not as a
+    # repeat of 0.2, which it was when the id dropped the sign), in the grid, `train:` and `quick:`.
+    text = """\
+    name: signs
+    grid:
+      trainer: [fake-guided]
+      lambda: [-0.2, 0.2]
+      seed: [1, 2]
+    train: {options: {margin: .nan}}
+    quick:
+      grid: {lambda: [-1]}
+    """
+    problems = sweep_problems(tmp_path, host, fakes, monkeypatch, text)
+    assert problems == [
+        "4: grid.lambda[0]: must be ≥ 0 (got -0.2)",
+        "6: train.options.margin: must be a finite number (got nan)",
+        "8: quick.grid.lambda[0]: must be ≥ 0 (got -1)",
+    ]
+    # Where negative values are allowed, -0.2 and 0.2 are two cells with two ids.
+    shift_host = load_host(extra_plugins=[FakeTrainers(), ShiftTrainer()])
+    monkeypatch.setattr("rho_audit.plugins.load_host", lambda: shift_host)
+    path = write(tmp_path, "name: shift\ngrid:\n  trainer: [fake-shift]\n  shift: [-0.2, 0.2]\n  seed: [1]\n")
+    args = [str(path), "--dry-run", "--store", str(tmp_path / "runs.sqlite"), "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(sweep, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "fake-shift_shift-0.2_seed1" in result.output and "fake-shift_shift0.2_seed1" in result.output
+
+
+def test_the_shipped_trainers_refuse_a_negative_lambda(tmp_path, fakes, monkeypatch):
+    real = load_host()
+    if "rho-guided" not in real.trainers:
+        pytest.skip("the built-in trainers are not installed")
+    text = "name: neg\ngrid:\n  trainer: [sft, rho-guided]\n  lambda: [-0.2, 0.2]\n  seed: [42]\n"
+    problems = sweep_problems(tmp_path, real, fakes, monkeypatch, text)
+    assert problems == ["4: grid.lambda[0]: must be ≥ 0 (got -0.2)"]
 
 
 def test_dry_run_lists_cells_and_runs_nothing(tmp_path, host, fakes, monkeypatch):
