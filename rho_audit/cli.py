@@ -272,7 +272,12 @@ def plugins_cmd(as_json: bool) -> None:
                 for r in rows
             ],
             "broken": [
-                {"entry_point": b.source.entry_point, "distribution": b.source.distribution, "error": b.error}
+                {
+                    "entry_point": b.source.entry_point,
+                    "distribution": b.source.distribution,
+                    "refused": {"kind": b.kind, "name": b.name} if b.name else None,
+                    "error": b.error,
+                }
                 for b in host.broken
             ],
         }
@@ -293,9 +298,9 @@ def plugins_cmd(as_json: bool) -> None:
     for b in host.broken:
         table.add_row(
             "[red]broken[/]",
-            b.source.entry_point,
+            escape(b.name or b.source.entry_point),
             f"{b.source.distribution} {b.source.version}",
-            b.source.module,
+            b.source.entry_point,
             f"[red]{escape(b.error)}[/]",
         )
     print_table(table)

@@ -35,8 +35,9 @@ def print_table(renderable: Any, console: Console | None = None) -> None:
     if console.is_terminal:
         console.print(renderable)
         return
-    for line in plain_lines(renderable):
-        console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    for line in plain_lines(renderable):  # written as is: Rich would expand the tabs to spaces
+        console.file.write(line + "\n")
+    console.file.flush()
 
 
 def plain_lines(renderable: Any) -> list[str]:

@@ -115,7 +115,7 @@ class PluginHost:
             def register(*args: Any, _source: PluginSource = source) -> None:
                 checked = _check_registration(kind, hook_name, args)
                 if isinstance(checked, str):
-                    self._mark_broken(_source, checked, kind)
+                    self._mark_broken(_source, checked, kind, _claimed_name(args))
                     return
                 name, obj = checked
                 same = claims.setdefault(name, [])
@@ -247,6 +247,13 @@ def _check_registration(kind: str, hook_name: str, args: tuple[Any, ...]) -> tup
     if not isinstance(name, str) or not name.strip():
         return f'{hook_name} registered {obj.__name__}, which has no `name`; set name = "..." on the class.'
     return name, obj
+
+
+def _claimed_name(args: tuple[Any, ...]) -> str:
+    """The name a refused registration was for, where it says one (so asking for it explains)."""
+    first = args[0] if args else None
+    name = first if isinstance(first, str) else getattr(first, "name", "")
+    return name if isinstance(name, str) else ""
 
 
 def _args_repr(args: tuple[Any, ...]) -> str:

@@ -312,3 +312,96 @@ def test_hook_run_event():
     host = load_host([Observer(), Crashing()])
     emit(host, RunEvent("warning", "r1", message="hi"))  # the crashing observer is only logged
     assert seen == ["warning"]
+
+
+# -- through the CLI: a real installed distribution (dist-info + entry_points.txt on PYTHONPATH) --
+
+CLASH_AND_INSTANCE = """
+from rho_audit.hookspecs import Judge, PairDimension, hookimpl
+
+class ThirdPartyToxicity(PairDimension):
+    name = "toxicity"
+    probe_set = "toxicity"
+
+class Picky(Judge):
+    name = "picky"
+
+@hookimpl
+def register_dimensions(register):
+    register(ThirdPartyToxicity)
+
+@hookimpl
+def register_judges(register):
+    register(Picky())
+"""
+
+
+def _rho_audit(*args, site, env_extra=None):
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"PYTHONPATH": str(site)} | (env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "rho_audit.cli", *args], capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+@pytest.fixture
+def clash_site(tmp_path):
+    """A third-party package whose `toxicity` entry point clashes with the built-in one and whose
+    judge is registered as an instance."""
+    site = tmp_path / "site"
+    install_fake_dist(site, "acme-toxicity", {"acme_tox": CLASH_AND_INSTANCE}, {"toxicity": "acme_tox"})
+    return site
+
+
+def test_cli_plugins_lists_a_clash_and_an_instance_as_broken_and_exits_0(clash_site):
+    import json
+
+    listing = _rho_audit("plugins", site=clash_site)
+    assert listing.returncode == 0, listing.stderr
+    rows = [line.split("\t") for line in listing.stdout.splitlines()]  # stdout is a pipe: plain rows
+    assert rows[0] == ["kind", "name", "provided by", "entry point", "description"]
+    broken = [row for row in rows if row[0] == "broken"]
+    clash = [row for row in broken if row[1] == "toxicity"]
+    assert {row[2].split()[0] for row in clash} == {"rho-audit", "acme-toxicity"}
+    assert all("registered by both" in row[4] for row in clash)
+    [instance] = [row for row in broken if row[1] == "picky"]
+    assert "register the class itself" in instance[4] and instance[3] == "toxicity"
+    assert ["dimension", "factual"] == rows[[r[1] for r in rows].index("factual")][:2]  # the rest loads
+    assert not any(row[:2] == ["dimension", "toxicity"] for row in rows)  # refused, not offered
+
+    doc = json.loads(_rho_audit("plugins", "--json", site=clash_site).stdout)
+    broken = doc["broken"]
+    clash = [b for b in broken if "'toxicity'" in b["error"]]
+    assert {b["distribution"] for b in clash} == {"rho-audit", "acme-toxicity"}
+    for b in clash:
+        assert "rho-audit" in b["error"] and "acme-toxicity" in b["error"]
+    [instance] = [b for b in broken if "register the class itself" in b["error"]]
+    assert instance["distribution"] == "acme-toxicity" and "register(Picky)" in instance["error"]
+    assert instance["refused"] == {"kind": "judge", "name": "picky"}
+    assert len(broken) == 3
+    kinds = {(p["kind"], p["name"]) for p in doc["plugins"]}
+    assert ("dimension", "factual") in kinds and ("dimension", "toxicity") not in kinds
+
+    strict = _rho_audit("plugins", site=clash_site, env_extra={"RHO_AUDIT_STRICT_PLUGINS": "1"})
+    assert strict.returncode == 2 and "Traceback" not in strict.stderr
+    assert "acme-toxicity" in strict.stderr and "RHO_AUDIT_STRICT_PLUGINS" in strict.stderr
+
+
+def test_cli_run_of_an_unrelated_dimension_works_beside_a_clash(clash_site, tiny_model_path, tmp_path):
+    store = tmp_path / "runs.sqlite"
+    base = ("run", "--model", str(tiny_model_path), "-n", "4", "--store", str(store), "--display", "none")
+    ok = _rho_audit(*base, "--plugins", "factual", site=clash_site)
+    assert ok.returncode == 0, ok.stderr
+    assert any(line.startswith("factual\t") for line in ok.stdout.splitlines()), ok.stdout
+
+    refused = _rho_audit(*base, "--plugins", "toxicity", site=clash_site)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "registered by both" in refused.stderr and "acme-toxicity" in refused.stderr
+
+    strict = _rho_audit(
+        *base, "--plugins", "factual", site=clash_site, env_extra={"RHO_AUDIT_STRICT_PLUGINS": "1"}
+    )
+    assert strict.returncode == 2 and "acme-toxicity" in strict.stderr and "Traceback" not in strict.stderr
