@@ -434,6 +434,9 @@ def test_judged_run_records_usage_budget_and_never_the_key(api, tmp_path, tiny_m
     result = CliRunner().invoke(report_commands.report, args)
     assert result.exit_code == 0, result.output
     assert KEY not in card.read_text()
+    usage_table = card.read_text().split('<table id="judge-usage-table">')[1].split("</table>")[0]
+    assert "<td>audit</td>" in usage_table and "$0.0045" in usage_table  # the run's 3 calls
+    assert "<td>agree</td>" in usage_table  # and what `judges agree` sent
 
 
 def test_killed_run_resends_only_unjudged_items(api, tmp_path, tiny_model_path):

@@ -242,6 +242,45 @@ def audit_store(path):
     return store
 
 
+AUDIT_RUN = "20260101-000000-aaaaaa"
+
+
+def usage_record(**overrides):
+    """A judge-usage row as ``LLMJudge.usage`` makes it (the judge model name is hostile text)."""
+    usage = {
+        "judge_id": "claude@1",
+        "judge_model": f"claude-haiku-4-5 temperature=0.0 {HOSTILE}",
+        "rubric": "refusal",
+        "rubric_sha256": "ab" * 32,
+        "calls": 7,
+        "retries": 2,
+        "malformed_retries": 1,
+        "input_tokens": 5000,
+        "output_tokens": 500,
+        "cost_usd": 0.0075,
+        "cost_known": True,
+        "cache_hits": 3,
+        "judged": 4,
+        "unparseable": 1,
+        "skipped_budget": 2,
+        "errors": 0,
+        "max_usd": 0.5,
+        "max_calls": None,
+    }
+    return usage | overrides
+
+
+def judged_audit_store(path):
+    """The audit store, judged by claude during the run and by a local model in `judges agree`."""
+    store = audit_store(path)
+    store.record_judge_usage(AUDIT_RUN, "audit", usage_record())
+    unpriced = usage_record(
+        judge_id="local@1", judge_model="tiny", cost_known=False, max_usd=None, max_calls=10
+    )
+    store.record_judge_usage(AUDIT_RUN, "agree", unpriced)
+    return store
+
+
 def hostile_texts(name, version):
     if name != "factual":
         return {}
@@ -626,6 +665,35 @@ def test_markdown_cards_escape_untrusted_text(tmp_path):
     assert "\\<script\\>" in md and "\\|" in md and "\\`tick\\`" in md and " ↵ " in md
     assert "&lt;script&gt;alert" in html  # GitHub shows the text, does not run it
     assert "![rho per dimension with 95% bootstrap CI](card-rho-ci.svg)" in md
+
+
+def test_report_cards_show_judge_calls_tokens_and_cost(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    judged_audit_store(path).close()
+    for fmt in ("html", "md"):
+        args = [AUDIT_RUN, "--store", str(path), "--format", fmt, "--out", str(tmp_path / f"card.{fmt}")]
+        res = CliRunner().invoke(report, args)
+        assert res.exit_code == 0, res.output
+    claude = ["claude@1", "refusal", "audit", "7", "2", "5000", "500", "$0.0075", "3", "4", "2", "1", "0"]
+    local = ["local@1", "tiny", "refusal", "agree", "7", "2", "5000", "500", "unknown (some calls unpriced)"]
+
+    html = (tmp_path / "card.html").read_text()
+    assert_inert_html(html)  # the hostile judge model name is text
+    table = html.split('<table id="judge-usage-table">')[1].split("</table>")[0]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL) for row in table.split("<tr>")[2:]]
+    assert [rows[0][0], *rows[0][2:-1]] == claude and rows[0][-1] == "at most $0.5"
+    assert rows[1][:9] == local and rows[1][-1] == "at most 10 calls"
+
+    md = (tmp_path / "card.md").read_text()
+    assert_valid_markdown(md)
+    (block,) = [b for b in markdown_tables(md) if b[0].startswith("| judge | model | rubric |")]
+    rows = [[cell.strip() for cell in cells_of(line)] for line in block[2:]]
+    assert [rows[0][0], *rows[0][2:-1]] == claude and rows[0][-1] == "at most $0.5"
+    assert rows[1][:9] == local and rows[1][-1] == "at most 10 calls"
+    assert "\\<script\\>" in rows[0][1]  # escaped in Markdown too
+
+    plain = reports.build_audit_card(audit_store(tmp_path / "free.sqlite"), AUDIT_RUN, hostile_texts)
+    assert plain.judge_usage == () and "judge-usage" not in reports.render(plain, "html").text
 
 
 def test_md_escape_rules():
@@ -1024,7 +1092,7 @@ def _unfilter(kind, line, prev, channels):
 
 def test_html_card_renders_in_headless_chromium(tmp_path):
     chromium = chromium_binary()
-    store = audit_store(tmp_path / "runs.sqlite")
+    store = judged_audit_store(tmp_path / "runs.sqlite")
     card = reports.build_audit_card(store, "20260101-000000-aaaaaa", hostile_texts)
     page = tmp_path / "card.html"
     reports.write_report(card, "html", page)
@@ -1043,6 +1111,7 @@ def test_html_card_renders_in_headless_chromium(tmp_path):
         [*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True
     ).stdout
     assert '<table id="scores-table">' in dom and "<svg" in dom
+    assert '<table id="judge-usage-table">' in dom and "$0.0075" in dom  # calls, tokens, est. cost
     assert "<script>alert" not in dom
     keep = os.environ.get("RHO_AUDIT_SCREENSHOT_DIR")
     if keep:
