@@ -561,7 +561,8 @@ def judge_usage_line(usage: Mapping[str, Any]) -> str:
     return (
         f"{usage.get('calls', 0)} calls, {usage.get('input_tokens', 0)} input + "
         f"{usage.get('output_tokens', 0)} output tokens, est. {cost}; {usage.get('cache_hits', 0)} cache "
-        f"hits, {usage.get('skipped_budget', 0)} skipped (budget), {usage.get('unparseable', 0)} unparseable"
+        f"hits, {usage.get('skipped_budget', 0)} skipped (budget), {usage.get('unparseable', 0)} "
+        f"unparseable, {usage.get('errors', 0)} failed"
     )
 
 

@@ -560,7 +560,7 @@ def test_every_judge_call_failing_exits_1_and_says_why(api, tmp_path, tiny_model
     result = run_cli(tmp_path, tiny_model_path, "--judge-option", "max_retries=1")
     assert result.exit_code == 1, result.output
     cause = "nothing was scored: 3 of 3 probes failed; 3 with: Messages API error 529"
-    assert f"error: overrefusal: {cause}" in result.output
+    assert f"error: overrefusal: {cause}" in result.output and "0 unparseable, 3 failed" in result.output
     assert "Traceback" not in result.output and KEY not in result.output
     doc = json.loads((tmp_path / "out.json").read_text())
     assert doc["results"][0]["status"] == "ERROR" and cause in doc["results"][0]["error"]
