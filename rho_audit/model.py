@@ -155,13 +155,14 @@ class LanguageModel:
                 f"adapter directory {adapter} has no adapter_config.json. Pass the folder that "
                 "mlx-lm's LoRA training wrote (it holds adapter_config.json and adapters.safetensors)."
             )
+        from rho_audit.model_paths import check_model_files, describe_load_error
+
+        check_model_files(Path(path), Path(adapter) if adapter else None)
         try:
             model, tokenizer = load(str(path), adapter_path=str(adapter) if adapter else None)
-        except (OSError, ValueError, KeyError) as err:
-            raise ModelError(
-                f"could not load the model at {path}: {err}. Check that the folder holds a "
-                "Hugging Face-format model (config.json, *.safetensors, tokenizer files)."
-            ) from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as err:
+            # a config.json that does not fit the weights, a broken tokenizer file, unreadable weights
+            raise ModelError(describe_load_error(Path(path), err)) from None
         return cls(model, tokenizer, model_id, Path(path), Path(adapter) if adapter else None, **kw)
 
     # -- templates -------------------------------------------------------------------------

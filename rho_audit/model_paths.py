@@ -216,3 +216,112 @@ def describe_local_dir(path: Path) -> str:
         return f"{path}: does not exist"
     problem = _missing_files(path)
     return f"{path}: {problem}" if problem else str(path)
+
+
+_MAX_SAFETENSORS_HEADER = 100 << 20  # the format's own limit
+
+
+def check_model_files(path: Path, adapter: Path | None = None) -> None:
+    """Check what ``mlx_lm.load()`` would choke on before it runs: ``config.json`` must be a JSON
+    object naming its ``model_type``, and every ``*.safetensors`` file (model and adapter) must
+    hold all the tensor data its header announces (a cut-off download or conversion does not).
+
+    Raises :class:`ModelError` naming the file and the fix.
+    """
+    _check_config(path / "config.json", "model_type")
+    if adapter is not None:
+        _check_config(adapter / "adapter_config.json", None)
+    for folder in (path, adapter) if adapter is not None else (path,):
+        for weights in sorted(folder.glob("*.safetensors")):
+            problem = _safetensors_problem(weights)
+            if problem:
+                raise ModelError(f"{weights}: {problem}. {_refetch_hint(folder)}")
+
+
+def describe_load_error(path: Path, err: BaseException) -> str:
+    """The :class:`ModelError` text for ``mlx_lm.load()`` failing on an already checked folder."""
+    return (
+        f"could not load the model at {path}: {type(err).__name__}: {str(err).rstrip('.')}. Check that "
+        f"{path / 'config.json'} describes the weights next to it (architecture, sizes) and that the "
+        "tokenizer files are intact. " + _refetch_hint(path)
+    )
+
+
+def _refetch_hint(folder: Path) -> str:
+    try:
+        cached = folder.resolve().is_relative_to(models_dir().resolve())
+    except OSError:
+        cached = False
+    if cached:
+        return f"It is rho-audit's conversion cache: delete {folder} and run again to re-convert it."
+    return "Re-convert or re-download the model (an interrupted copy or download leaves such files)."
+
+
+def _check_config(config: Path, required: str | None) -> None:
+    if not config.is_file():
+        return  # mlx-lm names a missing file itself; _missing_files reports it for --model
+    raw = config.read_bytes()
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise ModelError(
+            f"{config}:{line}: not valid UTF-8 (byte 0x{raw[err.start]:02x}); save it as UTF-8 or "
+            "re-download the model."
+        ) from None
+    except json.JSONDecodeError as err:
+        raise ModelError(
+            f"{config}:{err.lineno}:{err.colno}: not valid JSON: {err.msg.removesuffix(' at')}. Fix the "
+            "syntax there or re-download the model."
+        ) from None
+    except (ValueError, RecursionError) as err:
+        raise ModelError(f"{config}: not valid JSON ({err}). Re-download the model.") from None
+    if not isinstance(data, dict):
+        raise ModelError(
+            f"{config}:1: expected a JSON object of settings, got a {type(data).__name__}. Re-download "
+            "the model."
+        )
+    if required and not (isinstance(data.get(required), str) and data[required].strip()):
+        got = "missing" if required not in data else f"{data[required]!r}"
+        raise ModelError(
+            f'{config}: {required}: expected the architecture name (e.g. "llama"), got {got}. Fix the '
+            "file or re-download the model."
+        )
+
+
+def _safetensors_problem(weights: Path) -> str | None:
+    """Why ``weights`` is not a complete safetensors file (None: its header and size agree)."""
+    size = weights.stat().st_size
+    with weights.open("rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            return f"only {size} bytes long, too short for a safetensors file: it is truncated"
+        n = int.from_bytes(head, "little")
+        if n > min(size - 8, _MAX_SAFETENSORS_HEADER):
+            return (
+                f"its header announces {n} bytes but the file holds {size}: it is truncated or not a "
+                "safetensors file"
+            )
+        try:
+            header = json.loads(handle.read(n).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return "its header is not valid JSON: the file is corrupt or not a safetensors file"
+    if not isinstance(header, dict):
+        return "its header is not a JSON object: the file is corrupt or not a safetensors file"
+    data_size = size - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1]
+        ):
+            return f"tensor {name!r} has no valid data_offsets in the header: the file is corrupt"
+        if offsets[1] > data_size:
+            return (
+                f"tensor {name!r} needs {8 + n + offsets[1]} bytes but the file holds {size}: it is truncated"
+            )
+    return None
