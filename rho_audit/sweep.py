@@ -28,7 +28,7 @@ import os
 import re
 import statistics
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -881,9 +881,11 @@ def _train_cell(
     row.set("training")
 
     def say(event: RunEvent) -> None:
-        if event.kind == "train_started" and event.run_id != row.train_run_id:
-            row.train_run_id = event.run_id  # recorded at once: a kill from here on resumes this run
-            row.set("training")
+        if event.kind == "train_started":
+            _close_orphans(store, cell, event.run_id)
+            if event.run_id != row.train_run_id:
+                row.train_run_id = event.run_id  # recorded at once: a kill from here on resumes this run
+                row.set("training")
         emit(host, event)
 
     config = training.TrainConfig.model_validate(cell.train)
@@ -892,6 +894,23 @@ def _train_cell(
     if outcome.status != "complete":
         raise RuntimeError(f"training ended with status {outcome.status!r}")
     return outcome.steps, dict(outcome.final_metrics)
+
+
+def _close_orphans(store: RunStore, cell: CellSpec, current: str) -> None:
+    """Mark ``interrupted`` the cell's earlier training runs still marked ``running``: a kill
+    before a run's first checkpoint leaves nothing to resume, so training starts over under a new
+    run id and the old one would otherwise stay ``running`` forever. The sweep lock guarantees
+    that no other process is training into this cell's folder."""
+    stale = store.db.execute(
+        "SELECT run_id FROM runs WHERE kind = 'train' AND status = 'running' AND adapter = ? AND run_id != ?",
+        (str(Path(cell.adapter_dir or "")), current),
+    ).fetchall()
+    for (run_id,) in stale:
+        store.finish_run(
+            run_id,
+            "interrupted",
+            f"stopped before its first checkpoint; the sweep restarted the cell as {current}",
+        )
 
 
 class _AuditWatcher:
@@ -995,15 +1014,29 @@ class SweepRun:
 
 
 def run_sweep(
-    plan: SweepPlan, store_path: Path, host: PluginHost, executor: Executor | None = None
+    plan: SweepPlan,
+    store_path: Path,
+    host: PluginHost,
+    executor: Executor | None = None,
+    wait: bool = False,
+    on_wait: Callable[[str], None] | None = None,
 ) -> SweepRun:
-    """Run every cell that is not complete yet, baselines first, then seed by seed."""
+    """Run every cell that is not complete yet, baselines first, then seed by seed.
+
+    Refuses while another process runs the same sweep on the same store (or writes into the same
+    adapter folder); ``wait=True`` waits for it instead, telling ``on_wait`` (default: a
+    ``warning`` event), and then skips what it completed."""
     from rho_audit.runner import emit
 
     executor = executor or LocalExecutor()
     ctx = CellContext(Path(store_path), host)
     outcome = SweepRun()
-    with sweep_lock(plan.out_dir):
+    if on_wait is None:
+
+        def on_wait(message: str) -> None:
+            emit(host, RunEvent("warning", plan.sweep_id, message=message))
+
+    with sweep_lock(ctx.store_path, plan.sweep_id, plan.out_dir, wait=wait, on_wait=on_wait):
         write_manifest(plan)
         done = _register_cells(plan, ctx.store_path)
         cells = plan.run_order()
@@ -1088,30 +1121,75 @@ def _score_line(result: CellResult) -> str:
 
 
 @contextmanager
-def sweep_lock(directory: Path) -> Iterator[None]:
-    """One process per sweep at a time: two would train the same cell into the same folder.
-    An OS file lock, so a killed process never leaves a stale lock behind."""
+def sweep_lock(
+    store_path: Path,
+    sweep_id: str,
+    out_dir: Path | None = None,
+    wait: bool = False,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[None]:
+    """One process per sweep at a time, keyed on the sweep in the store: two processes would
+    train and audit every cell twice and overwrite each other's rows, whatever their --out.
+    ``out_dir`` (the sweep's adapter folder) is locked too: two stores must not train into the
+    same folders. Each lock is an OS file lock (``flock``) on a file holding the holder's pid:
+    the kernel releases it when the holder dies, SIGKILL included, so a lock file left by a dead
+    process never blocks; the pid in it only names the holder in the refusal."""
+    store_path = Path(store_path).resolve()
+    where = f"sweep {sweep_id} on the store {store_path}"
+    with _file_lock(store_path.parent / f".{store_path.name}.{sweep_id}.lock", where, wait, on_wait):
+        if out_dir is None:
+            yield
+            return
+        with _file_lock(Path(out_dir) / ".lock", f"a sweep writing adapters to {out_dir}", wait, on_wait):
+            yield
+
+
+@contextmanager
+def _file_lock(
+    path: Path, what: str, wait: bool, on_wait: Callable[[str], None] | None, poll_s: float = 0.2
+) -> Iterator[None]:
     import fcntl
 
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "a+", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            pid = handle.read().strip() or "?"
-            raise RhoAuditError(
-                f"another rho-audit process (pid {pid}) is running this sweep ({directory}). Wait for it to "
-                "finish, or stop it; a re-run then resumes where it stopped."
-            ) from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as handle:
+        told = None
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pid = _lock_holder(path)
+                if not wait:
+                    raise RhoAuditError(
+                        f"another rho-audit process (pid {pid}) is running {what}. Wait for it to "
+                        "finish (add --wait to start when it does), or stop it; a re-run then resumes "
+                        "where it stopped."
+                    ) from None
+                if pid != told and on_wait is not None:
+                    on_wait(f"waiting for rho-audit pid {pid}, which is running {what}")
+                told = pid
+                time.sleep(poll_s)
         handle.seek(0)
         handle.truncate()
-        handle.write(str(os.getpid()))
+        handle.write(f"{os.getpid()}\n")
         handle.flush()
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_holder(path: Path) -> str:
+    """The pid the holder wrote (it writes it just after taking the lock: retry briefly)."""
+    for _ in range(20):
+        try:
+            pid = path.read_text(encoding="utf-8").strip()
+        except OSError:
+            pid = ""
+        if pid:
+            return pid
+        time.sleep(0.05)
+    return "?"
 
 
 def write_manifest(plan: SweepPlan) -> Path:

@@ -85,6 +85,12 @@ A sweep file (validated entirely before anything runs; errors name file:line and
     "after the current cell.",
 )
 @click.option(
+    "--wait",
+    is_flag=True,
+    help="If another process is running this sweep on this store, wait for it to end, then run what it "
+    "left (without --wait: refuse, naming its pid).",
+)
+@click.option(
     "--executor",
     default="local",
     show_default=True,
@@ -100,6 +106,7 @@ def sweep(
     quiet: bool,
     display: str,
     tui: bool,
+    wait: bool,
     executor: str,
 ) -> None:
     """Train and audit every cell of a YAML grid (trainers × options × seeds × models).
@@ -129,8 +136,17 @@ def sweep(
     if shown is not None:
         host.pm.register(shown, name="rho-audit-sweep-display")
 
+    def waiting(message: str) -> None:
+        if shown is None or getattr(shown, "follow", None) is None:  # the TUI shows warning events
+            click.echo(f"{message}...", err=True)
+        else:
+            from rho_audit.events import RunEvent
+            from rho_audit.runner import emit
+
+            emit(host, RunEvent("warning", plan.sweep_id, message=message))
+
     def work() -> SweepRun:
-        return run_sweep(plan, store, host, EXECUTORS[executor]())
+        return run_sweep(plan, store, host, EXECUTORS[executor](), wait=wait, on_wait=waiting)
 
     try:
         follow = getattr(shown, "follow", None)  # the TUI: the sweep runs in a thread under the app

@@ -67,15 +67,21 @@ def host(monkeypatch):
     return load_host(extra_plugins=[FakeTrainers()])
 
 
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing the process would do on its way out runs."""
+
+
 class FakeTrain:
     """Stands in for rho_audit.training.train with the same contract: resumes from its own
-    checkpoint file, returns at once when the adapter is finished, logs steps to the store."""
+    checkpoint file (same run id), starts a new run id without one, returns at once when the
+    adapter is finished, logs steps to the store."""
 
     def __init__(self, steps: int = 4) -> None:
         self.steps = steps
         self.calls: list[str] = []
         self.interrupt: dict[str, int] = {}  # cell dir name -> step that raises KeyboardInterrupt
         self.crash: set[str] = set()  # cell dir names whose training raises RuntimeError
+        self.die: dict[str, int] = {}  # cell dir name -> step before which the process "is killed"
 
     def __call__(self, config, host, store, say=None, resume=True):
         from rho_audit.training import TrainOutcome
@@ -91,13 +97,16 @@ class FakeTrain:
             raise RuntimeError("loss is NaN")
         checkpoint = out / "checkpoint.json"
         state = json.loads(checkpoint.read_text()) if checkpoint.exists() else None
-        run_id = state["run_id"] if state else f"train-{name}"
+        attempt = self.calls.count(name)
+        run_id = state["run_id"] if state else f"train-{name}" + (f"-{attempt}" if attempt > 1 else "")
         start = state["step"] if state else 0
         store.start_run(
             run_id, "fake", None, str(out), config.seed, {}, config.config_sha256(), {}, None, "train"
         )
         say(RunEvent("train_started", run_id, done=start, total=self.steps, message=name))
         for step in range(start + 1, self.steps + 1):
+            if self.die.get(name) == step:
+                raise Killed
             if self.interrupt.get(name) == step:
                 store.finish_run(run_id, "interrupted")
                 raise KeyboardInterrupt
@@ -626,11 +635,111 @@ def test_a_user_error_in_a_cell_stops_the_sweep(tmp_path, host, fakes, monkeypat
 
 
 def test_one_process_per_sweep(tmp_path, host, fakes):
-    plan = plan_of(tmp_path, host)
-    with sw.sweep_lock(plan.out_dir):
+    plan, store = plan_of(tmp_path, host), tmp_path / "runs.sqlite"
+    with sw.sweep_lock(store, plan.sweep_id):
         with pytest.raises(RhoAuditError, match=f"pid {os.getpid()}"):
-            sw.run_sweep(plan, tmp_path / "runs.sqlite", host)
-    sw.run_sweep(plan, tmp_path / "runs.sqlite", host)  # the lock went with its holder
+            sw.run_sweep(plan, store, host)
+    # Two stores, one adapter folder: the second would train into the first one's folders.
+    with sw.sweep_lock(tmp_path / "other.sqlite", plan.sweep_id, plan.out_dir):
+        with pytest.raises(RhoAuditError, match=rf"pid {os.getpid()}\) is running a sweep writing adapters"):
+            sw.run_sweep(plan, store, host)
+    sw.run_sweep(plan, store, host)  # the lock went with its holder
+
+
+HOLD_LOCK = """\
+import sys, time
+from pathlib import Path
+from rho_audit.sweep import sweep_lock
+store, sweep_id, out, seconds = sys.argv[1:]
+with sweep_lock(Path(store), sweep_id, Path(out)):
+    print("held", flush=True)
+    time.sleep(float(seconds))
+"""
+
+
+def hold_lock(store: Path, sweep_id: str, out_dir: Path, seconds: float) -> subprocess.Popen:
+    """Another process that holds the sweep's lock (as a running sweep does) for ``seconds``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(store), sweep_id, str(out_dir), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_the_sweep_lock_is_the_sweep_in_the_store_not_the_out_folder(tmp_path, host, fakes, monkeypatch):
+    """The same sweep on the same store with another --out must be refused with the holder's pid
+    (it used to train and audit every cell a second time); once the holder is SIGKILLed, its
+    lock file does not block the next run."""
+    monkeypatch.setattr("rho_audit.plugins.load_host", lambda: host)
+    path, store = write(tmp_path, GOOD), tmp_path / "runs.sqlite"
+    sweep_id = plan_of(tmp_path, host).sweep_id
+    holder = hold_lock(store, sweep_id, tmp_path / "A" / sweep_id, 300)
+    try:
+        args = [str(path), "--quiet", "--store", str(store), "--out", str(tmp_path / "B")]
+        result = CliRunner().invoke(sweep, args)
+        assert isinstance(result.exception, RhoAuditError), result.output
+        assert f"another rho-audit process (pid {holder.pid}) is running sweep {sweep_id}" in str(
+            result.exception
+        )
+        assert "--wait" in str(result.exception)
+        assert fakes[0].calls == [] and fakes[1].calls == []
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    lock_files = list(tmp_path.glob(f".runs.sqlite.{sweep_id}.lock"))
+    assert lock_files and lock_files[0].read_text().strip() == str(holder.pid)  # stale, and harmless
+    result = CliRunner().invoke(sweep, args)
+    assert result.exit_code == 0, result.output
+    assert "ran 7 cells" in result.output and len(fakes[0].calls) == 6
+
+
+def test_wait_runs_after_the_holder_and_skips_what_it_finished(tmp_path, host, fakes, monkeypatch):
+    monkeypatch.setattr("rho_audit.plugins.load_host", lambda: host)
+    path, store, out = write(tmp_path, GOOD), tmp_path / "runs.sqlite", tmp_path / "o"
+    args = [str(path), "--quiet", "--store", str(store), "--out", str(out)]
+    assert CliRunner().invoke(sweep, args).exit_code == 0
+    fakes[0].calls.clear()
+    sweep_id = plan_of(tmp_path, host).sweep_id
+    holder = hold_lock(store, sweep_id, out / sweep_id, 1.5)
+    try:
+        started = time.monotonic()
+        result = CliRunner().invoke(sweep, [*args, "--wait"])
+        waited = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert f"waiting for rho-audit pid {holder.pid}, which is running sweep {sweep_id}" in result.output
+    assert waited > 0.5 and "ran 0 cells, skipped 7 already complete" in result.output
+    assert fakes[0].calls == []
+
+
+def test_a_kill_before_the_first_checkpoint_leaves_no_run_marked_running(tmp_path, host, fakes, monkeypatch):
+    """Nothing to resume, so the cell trains again under a new run id; the old run is closed."""
+    monkeypatch.setattr("rho_audit.plugins.load_host", lambda: host)
+    train, _ = fakes
+    train.die["fake-guided_lambda0.1_seed1"] = 1
+    path, store = write(tmp_path, GOOD), tmp_path / "runs.sqlite"
+    args = [str(path), "--quiet", "--store", str(store), "--out", str(tmp_path / "o")]
+    with pytest.raises(Killed):
+        CliRunner().invoke(sweep, args)
+    db = RunStore(store)
+    orphan = "train-fake-guided_lambda0.1_seed1"
+    assert db.run(orphan).status == "running"
+    db.close()
+    train.die.clear()
+    result = CliRunner().invoke(sweep, args)
+    assert result.exit_code == 0, result.output
+    db = RunStore(store)
+    assert db.run(orphan).status == "interrupted"
+    assert "restarted the cell as train-fake-guided_lambda0.1_seed1-2" in db.run(orphan).error
+    assert [r.run_id for r in db.runs() if r.status == "running"] == []
+    sweep_id = plan_of(tmp_path, host).sweep_id
+    row = next(r for r in db.cells(sweep_id) if r["cell_id"] == "fake-guided_lambda0.1_seed1")
+    assert row["status"] == "complete" and row["train_run_id"] == "train-fake-guided_lambda0.1_seed1-2"
+    db.close()
 
 
 def test_cell_spec_and_result_round_trip_through_json(tmp_path, host, fakes):
