@@ -115,6 +115,7 @@ def train(**kw: Any) -> None:
     host = load_host()
     # Every setting is checked before the base model is audited or loaded: a wrong option
     # must not cost a minute of auditing first.
+    _check_options(kw, config, host)
     check_config(host, config)
     audit_dims = _audit_dimensions(kw["audit_dimensions"], config.dimensions, host)
     shown = make_display(kw["display"])
@@ -138,18 +139,21 @@ def build_config(kw: dict[str, Any]):
     from pydantic import ValidationError
 
     from rho_audit.errors import RhoAuditError
+    from rho_audit.probes import decode_utf8
     from rho_audit.training import TrainConfig
 
     data: dict[str, Any] = {}
     root = None
     if kw.get("config_file"):
-        text = kw["config_file"].read_text(encoding="utf-8")
+        text = decode_utf8(kw["config_file"], kw["config_file"].read_bytes())
         try:
             root, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text) or {}
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
             raise RhoAuditError(f"{kw['config_file']}{line}: not valid YAML ({err}).") from None
+        except RecursionError:
+            raise RhoAuditError(f"{kw['config_file']}: YAML nested too deeply; keep settings flat.") from None
         if not isinstance(data, dict):
             raise RhoAuditError(f"{kw['config_file']}:1: expected a mapping of training settings")
     for key in ("trainer", "seed", "model", "corpus"):
@@ -157,7 +161,15 @@ def build_config(kw: dict[str, Any]):
             data[key] = kw[key]
     if kw.get("dimensions"):
         data["dimensions"] = [d.strip() for d in kw["dimensions"].split(",") if d.strip()]
-    options = dict(data.get("options") or {})
+    options = data.get("options") or {}
+    if not isinstance(options, dict):  # only a --config file can set options to something else
+        from rho_audit.sweep import line_of
+
+        raise RhoAuditError(
+            f"{kw['config_file']}:{line_of(root, ('options',))}: options: expected a mapping of trainer "
+            "options, e.g. {lambda: 0.2, margin: 0.1}"
+        )
+    options = dict(options)
     if kw.get("lambda_") is not None:
         options["lambda"] = kw["lambda_"]
     if kw.get("margin") is not None:
@@ -191,6 +203,32 @@ def _describe_errors(err, config_file: Path | None, root) -> str:
             where = f"{config_file}:{line_of(root, path)}"
         lines.append(f"{where}: {format_path(path)}: {e['msg']}{hint}")
     return "invalid training settings; nothing was trained.\n  " + "\n  ".join(lines)
+
+
+def _check_options(kw: dict[str, Any], config, host) -> None:
+    """Options the trainer does not take, or values outside their declared range, each named
+    where it was set: the --config file's line, or the command line (a flag wins over the file)."""
+    import yaml
+
+    from rho_audit.errors import RhoAuditError
+    from rho_audit.sweep import line_of
+    from rho_audit.training import option_problems
+
+    if config.trainer not in host.trainers:
+        return  # check_config names the unknown trainer, with suggestions
+    problems = option_problems(host, config)
+    if not problems:
+        return
+    file = kw.get("config_file")
+    root = yaml.compose(file.read_text(encoding="utf-8"), Loader=yaml.SafeLoader) if file else None
+    lines = []
+    for name, problem in problems:
+        from_flag = kw.get({"lambda": "lambda_"}.get(name, name)) is not None
+        if root is not None and not from_flag:
+            lines.append(f"{file}:{line_of(root, ('options', name))}: options.{name}: {problem}")
+        else:
+            lines.append(f"command line: --{name}: {problem}")
+    raise RhoAuditError("invalid training settings; nothing was trained.\n  " + "\n  ".join(lines))
 
 
 def _yaml_keys(root) -> set[str]:

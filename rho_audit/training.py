@@ -121,24 +121,33 @@ def resolve_trainer(host: PluginHost, config: TrainConfig) -> tuple[Trainer, dic
     if config.trainer not in host.trainers:
         raise PluginError(unknown_name_message("trainer", config.trainer, host.trainers, host.broken))
     trainer: Trainer = host.trainers[config.trainer].obj()
-    unknown = sorted(set(config.options) - set(trainer.options))
-    if unknown:
-        name = unknown[0]
-        known = ", ".join(f"--{k}" for k in trainer.options) or "none"
-        takers = sorted(n for n, reg in host.trainers.items() if name in getattr(reg.obj, "options", {}))
-        fix = f", or pick a trainer that takes it ({', '.join(takers)})" if takers else ""
-        raise RhoAuditError(
-            f"trainer {trainer.name!r} has no option {name!r} (its options: {known}). Drop --{name}{fix}."
-        )
-    for name, value in config.options.items():
-        option = trainer.options[name]
-        problem = option.problem(value)
-        if problem:
-            raise RhoAuditError(
-                f"trainer {trainer.name!r}: --{name} ({option.help}) {problem}. Pass a value in that range."
-            )
+    problems = option_problems(host, config)
+    if problems:
+        raise RhoAuditError("; ".join(f"--{name}: {problem}" for name, problem in problems) + ".")
     options = {k: float(config.options.get(k, opt.default)) for k, opt in trainer.options.items()}
     return trainer, options
+
+
+def option_problems(host: PluginHost, config: TrainConfig) -> list[tuple[str, str]]:
+    """``(option, what is wrong)`` for each of ``config.options`` that its (known) trainer does
+    not take, or whose value lies outside the range the trainer declares for it."""
+    trainer = host.trainers[config.trainer].obj
+    problems = []
+    for name, value in config.options.items():
+        option = trainer.options.get(name)
+        if option is None:
+            known = ", ".join(trainer.options) or "none"
+            takers = sorted(n for n, reg in host.trainers.items() if name in getattr(reg.obj, "options", {}))
+            fix = f", or pick a trainer that takes it ({', '.join(takers)})" if takers else ""
+            problems.append(
+                (
+                    name,
+                    f"trainer {trainer.name!r} has no option {name!r} (its options: {known}); drop it{fix}",
+                )
+            )
+        elif problem := option.problem(value):
+            problems.append((name, f"{problem}; it is {trainer.name}'s {option.help}"))
+    return problems
 
 
 def check_config(host: PluginHost, config: TrainConfig) -> None:

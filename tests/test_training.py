@@ -317,16 +317,17 @@ def test_bad_training_yaml_names_file_line_and_key(tmp_path):
     [
         (
             ["--trainer", "sft", "--lambda", "0.5"],
-            "trainer 'sft' has no option 'lambda' (its options: none). Drop --lambda, or pick a trainer "
-            "that takes it (rho-guided, shuffled).",
+            "command line: --lambda: trainer 'sft' has no option 'lambda' (its options: none); drop it, "
+            "or pick a trainer that takes it (rho-guided, shuffled)",
         ),
         (
             ["--trainer", "rho-guided", "--lambda", "-0.2"],
-            "--lambda (weight λ of the contrastive term) must be ≥ 0 (got -0.2)",
+            "command line: --lambda: must be ≥ 0 (got -0.2); it is rho-guided's weight λ of the "
+            "contrastive term",
         ),
         (
             ["--trainer", "contrastive-only", "--margin", "-0.1"],
-            "--margin (hinge margin γ, in nats per token) must be ≥ 0",
+            "command line: --margin: must be ≥ 0 (got -0.1); it is contrastive-only's hinge margin γ",
         ),
         (["--trainer", "shuffled", "--lambda", "nan"], "must be a finite number"),
         (["--model", "no/such/model/dir"], "model directory no/such/model/dir does not exist"),
@@ -350,14 +351,28 @@ def test_train_refuses_a_bad_setting_before_any_audit(tmp_path, monkeypatch, arg
     assert not store.exists()
 
 
-def test_train_option_from_a_config_file_is_checked_too(tmp_path, monkeypatch):
+def test_train_options_from_a_config_file_name_their_line(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from rho_audit.cli import main
 
     monkeypatch.setattr("rho_audit.runner.run_audit", lambda *a, **k: pytest.fail("audited"))
     cfg = tmp_path / "train.yaml"
-    cfg.write_text("trainer: rho-guided\noptions: {margin: -1}\n")
-    result = CliRunner().invoke(main, ["train", "--config", str(cfg), "--store", str(tmp_path / "s.sqlite")])
-    assert isinstance(result.exception, RhoAuditError) and "--margin" in str(result.exception)
-    assert "must be ≥ 0 (got -1)" in str(result.exception)
+    cfg.write_text("trainer: rho-guided\noptions:\n  lambda: 0.3\n  margin: -1\n")
+    store = tmp_path / "s.sqlite"
+    result = CliRunner().invoke(
+        main, ["train", "--config", str(cfg), "--lambda", "-3", "--store", str(store)]
+    )
+    assert isinstance(result.exception, RhoAuditError)
+    assert str(result.exception).splitlines() == [
+        "invalid training settings; nothing was trained.",
+        "  command line: --lambda: must be ≥ 0 (got -3); it is rho-guided's weight λ of the contrastive term",
+        f"  {cfg}:4: options.margin: must be ≥ 0 (got -1); it is rho-guided's hinge margin γ, in nats "
+        "per token",
+    ]
+    result = CliRunner().invoke(
+        main, ["train", "--config", str(cfg), "--trainer", "sft", "--store", str(store)]
+    )
+    assert f"{cfg}:3: options.lambda: trainer 'sft' has no option 'lambda'" in str(result.exception)
+    assert f"{cfg}:4: options.margin: trainer 'sft' has no option 'margin'" in str(result.exception)
+    assert not store.exists()
