@@ -182,3 +182,32 @@ def test_a_file_path_validates_and_scores_that_file_not_its_sibling(tmp_path, ti
     lone.write_text(json.dumps(rows[0]) + "\n")
     run = rho_audit("run", "--probes", f"factual={lone}", "--store", str(store))
     assert run.returncode == 2 and f"{lone} is read as the records of the set in {lone.parent}" in run.stderr
+
+
+def test_import_of_a_damaged_table_names_line_and_byte(tmp_path):
+    env = {"RHO_AUDIT_DATA_DIR": str(tmp_path)}
+    table = tmp_path / "pairs.csv"
+    table.write_bytes(b"question,chosen,rejected\nIs it?,Yes.,No.\nIs \xff it?,Yes.,No.\n")
+    args = ["probes", "import", "--from", "csv", str(table), "--name", "t", "--kind", "pair"]
+    args += ["--map", "positive=chosen", "--map", "negative=rejected"]
+    proc = rho_audit(*args, env_extra=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{table}:3: not valid UTF-8 (byte 0xff at byte offset 3 of the line)" in proc.stderr
+
+    rows = tmp_path / "pairs.jsonl"
+    rows.write_bytes(
+        b'{"chosen": "a", "rejected": "b"}\r\n{"chosen": "a\rb", "rejected": "c"}\n' + b"[" * 5000 + b"\n"
+    )
+    args[3:5] = ["jsonl", str(rows)]
+    proc = rho_audit(*args, env_extra=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert (
+        f"{rows}:2: not valid JSON: raw control character '\\r' inside a string at column 14" in proc.stderr
+    )
+    assert f"{rows}:3: JSON nested more than 64 levels deep" in proc.stderr
+
+    doc = tmp_path / "factual" / "deep.json"
+    doc.parent.mkdir()
+    doc.write_text("[" * 5000 + "]" * 5000)
+    proc = rho_audit("probes", "import", "--from", "rho-eval", str(doc), env_extra=env)
+    assert proc.returncode == 2 and f"{doc}: JSON nested more than 64 levels deep" in proc.stderr
