@@ -96,9 +96,20 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
             "(Llama, SmolLM, TinyLlama, ...). Convert it with mlx_lm.convert from its Hugging Face repo "
             "and pass that directory (or a Hugging Face repo id) to --model."
         )
-    config = _config(meta, tensors, gguf_path)
-    weights = _weights(tensors, config, gguf_path)
-    tokenizer, tokenizer_config = _tokenizer(meta, gguf_path)
+    try:
+        config = _config(meta, tensors, gguf_path)
+        weights = _weights(tensors, config, gguf_path)
+        tokenizer, tokenizer_config = _tokenizer(meta, gguf_path)
+    except ModelError:
+        raise
+    except (
+        Exception
+    ) as err:  # metadata that contradicts itself or the tensors (mlx, tokenizers raise many types)
+        raise ModelError(
+            f"{gguf_path}: cannot convert it ({type(err).__name__}: {err}): its llama metadata or tensors "
+            "are incomplete or inconsistent. Re-download the file, or pass the model's Hugging Face repo "
+            "id (or an mlx_lm.convert directory) to --model instead."
+        ) from None
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))

@@ -88,3 +88,25 @@ def test_truncated_adapter_weights_are_named(model_copy, tmp_path):
         handle.truncate(weights.stat().st_size - 10)
     err = run_on(model_copy, tmp_path, "--adapter", str(adapter))
     assert f"{weights}: tensor " in err and "it is truncated" in err
+
+
+def test_gguf_with_contradictory_metadata_is_a_user_error(tmp_path):
+    import mlx.core as mx
+
+    gguf = tmp_path / "odd.gguf"
+    meta = {
+        "general.architecture": "llama",
+        "llama.embedding_length": mx.array(4),
+        "llama.attention.head_count": mx.array(0),  # no heads: nothing divides by it
+        "llama.block_count": mx.array(0),
+        "llama.feed_forward_length": mx.array(8),
+        "tokenizer.ggml.model": "gpt2",
+    }
+    mx.save_gguf(
+        str(gguf), {"token_embd.weight": mx.zeros((8, 4)), "output_norm.weight": mx.ones((4,))}, meta
+    )
+    err = run_on(gguf, tmp_path)
+    assert f"{gguf}: cannot convert it (ZeroDivisionError" in err and "Re-download the file" in err
+    with gguf.open("r+b") as handle:
+        handle.truncate(gguf.stat().st_size - 20)
+    assert f"cannot read the GGUF file {gguf}" in run_on(gguf, tmp_path)
