@@ -24,3 +24,14 @@ class PluginError(RhoAuditError):
 
 class ModelError(RhoAuditError):
     """A model could not be found, converted or loaded."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) turned into an exception by the CLI, so it unwinds like Ctrl-C: the
+    run is marked interrupted and finished work stays saved. Exit code 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
