@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from rho_audit import __version__
-from rho_audit.errors import RhoAuditError
+from rho_audit.errors import RhoAuditError, Terminated
 from rho_audit.judge_commands import judge_run_options, judges, parse_judge_options
 from rho_audit.monitor_commands import monitor
 from rho_audit.probe_commands import probes
@@ -337,14 +339,41 @@ main.add_command(report)
 main.add_command(monitor)
 
 
+#: Signals that end a command like Ctrl-C does (the run is marked interrupted, finished work is
+#: kept), instead of killing it mid-write and leaving its run marked running forever.
+GRACEFUL_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    signal.signal(signum, signal.SIG_DFL)  # a second one ends the process at once
+    raise Terminated(signum)
+
+
+def _interrupted(err: KeyboardInterrupt) -> NoReturn:
+    how = str(err) if isinstance(err, Terminated) else "Ctrl-C"
+    click.echo(
+        f"interrupted ({how}); finished dimensions are saved and the run is marked interrupted in "
+        "the run store (a training run continues from its last checkpoint with --resume).",
+        err=True,
+    )
+    sys.exit(128 + err.signum if isinstance(err, Terminated) else 130)
+
+
 def cli() -> None:
-    """Entry point: user errors become one paragraph and exit code 2, no traceback."""
+    """Entry point: user errors become one paragraph and exit code 2, no traceback; Ctrl-C,
+    SIGTERM and SIGHUP end the command cleanly with exit code 128 + the signal number."""
     debug = "--debug" in sys.argv
+    for name in GRACEFUL_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:  # nohup's SIG_IGN stays
+            signal.signal(signum, _raise_terminated)
     try:
         main.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as err:
+        if isinstance(err.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            _interrupted(err.__cause__)
         click.echo("aborted", err=True)
-        sys.exit(130)
+        sys.exit(1)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
@@ -353,9 +382,14 @@ def cli() -> None:
             raise
         click.secho(f"error: {err}", fg="red", err=True)
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: finished dimensions are saved in the run store.", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as err:
+        _interrupted(err)
+    except SystemExit as err:
+        # A command that reports Ctrl-C itself (sweep) exits 130; a signal keeps its own code.
+        terminated = err.__context__
+        if err.code == 130 and isinstance(terminated, Terminated):
+            sys.exit(128 + terminated.signum)
+        raise
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from rho_audit.events import RunEvent
 from rho_audit.plugins import PluginHost, Registered
 from rho_audit.probes import ProbeSet, load_probe_set
 from rho_audit.results import DimensionResult, Evaluation, finite
-from rho_audit.store import DEFAULT_STORE, RunStore
+from rho_audit.store import DEFAULT_STORE, RunStore, StoreError, save_unstored
 
 if TYPE_CHECKING:
     from rho_audit.model import ComputeUsage
@@ -168,10 +168,7 @@ def emit(host: PluginHost, event: RunEvent) -> None:
 
 
 def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
-    from rho_audit.engine import AuditContext
-    from rho_audit.judging import LLMJudge, check_judge_fits, configure_judge
-    from rho_audit.model import LanguageModel
-    from rho_audit.model_paths import resolve_model
+    from rho_audit.judging import check_judge_fits, configure_judge
 
     planned = plan(config, host)
     judge = host.judge(config.judge).obj(**dict(config.judge_options))
@@ -181,6 +178,28 @@ def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
     warn = lambda m: say(RunEvent("warning", run_id, message=m))  # noqa: E731
     configure_judge(judge, config.judge_max_usd, config.judge_max_calls, warn)
     check_judge_fits(judge, {p.label: p.registered.obj.judge_labels for p in planned})  # rubric, endpoint
+
+    # The store is opened (created, migrated, integrity-checked) before the model loads: a store
+    # that is busy, damaged or not writable fails now, not after minutes of work.
+    store = RunStore(config.store)
+    try:
+        return _run_in_store(config, store, planned, judge, run_id, say)
+    finally:
+        store.close()
+
+
+def _run_in_store(
+    config: AuditConfig,
+    store: RunStore,
+    planned: list[PlannedDimension],
+    judge: Any,
+    run_id: str,
+    say: Callable[[RunEvent], None],
+) -> AuditOutcome:
+    from rho_audit.engine import AuditContext
+    from rho_audit.judging import LLMJudge
+    from rho_audit.model import LanguageModel
+    from rho_audit.model_paths import resolve_model
 
     say(RunEvent("model_loading", run_id, message=config.model or "default"))
     resolved = resolve_model(
@@ -196,7 +215,6 @@ def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
 
     record = _run_config(config, planned, resolved.model_id, template)
     config_sha = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
-    store = RunStore(config.store)
     store.start_run(
         run_id,
         resolved.model_id,
@@ -223,27 +241,68 @@ def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
             before = replace(lm.usage)
             result = evaluate_dimension(item, ctx, say, run_id)
             outcome.model_usage[name] = lm.usage - before
-            store.add_result(run_id, result)
+            try:
+                store.add_result(run_id, result)
+            except StoreError as err:
+                raise _unstored(store.path, run_id, resolved.model_id, record, result, err) from None
             outcome.results.append(result)
             say(RunEvent("dimension_finished", run_id, name, result=result))
         outcome.status = "complete"
         store.finish_run(run_id, "complete")
         say(RunEvent("run_finished", run_id))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM/SIGHUP (errors.Terminated)
         outcome.status = "interrupted"
-        store.finish_run(run_id, "interrupted", "interrupted by the user (Ctrl-C)")
-        say(RunEvent("run_interrupted", run_id, message="interrupted; finished dimensions are saved"))
+        _finish_quietly(store, run_id, "interrupted", str(err) or "interrupted by the user (Ctrl-C)")
+        saved = f"interrupted; finished dimensions are saved in {store.path} (run {run_id})"
+        say(RunEvent("run_interrupted", run_id, message=saved))
         raise
     except BaseException as err:
-        store.finish_run(run_id, "failed", f"{type(err).__name__}: {err}")
+        _finish_quietly(store, run_id, "failed", f"{type(err).__name__}: {err}")
         raise
     finally:
         if isinstance(judge, LLMJudge):
             outcome.judge_usage = judge.usage()
         if config.json_out:
-            write_json(config.json_out, store, run_id, outcome)
-        store.close()
+            try:
+                write_json(config.json_out, store, run_id, outcome)
+            except StoreError as err:
+                say(RunEvent("warning", run_id, message=f"--json {config.json_out} not written: {err}"))
     return outcome
+
+
+def _finish_quietly(store: RunStore, run_id: str, status: str, error: str) -> None:
+    """Mark a run that is ending on an exception; a store failure here must not hide that exception."""
+    try:
+        store.finish_run(run_id, status, error)
+    except StoreError as err:
+        log.warning("could not mark run %s %s: %s", run_id, status, err)
+
+
+def _unstored(
+    store_path: Path,
+    run_id: str,
+    model_id: str,
+    record: dict[str, Any],
+    result: DimensionResult,
+    err: StoreError,
+) -> StoreError:
+    """A result the store refused: saved as JSON next to the store, and the error says where."""
+    doc = {
+        "run_id": run_id,
+        "model_id": model_id,
+        "config": record,
+        "store": str(store_path),
+        "store_error": str(err),
+        "results": [result.to_json()],
+    }
+    try:
+        where = save_unstored(store_path, run_id, doc)
+    except StoreError as again:
+        return StoreError(f"the result of {result.dimension!r} is lost: {err} {again}")
+    return StoreError(
+        f"the result of {result.dimension!r} could not be stored, so the run stopped; it is saved in "
+        f"{where} instead (the dimensions before it are in the store). {err}"
+    )
 
 
 def evaluate_dimension(
