@@ -118,7 +118,7 @@ def agree(
     from rho_audit.hookspecs import JudgeItem
     from rho_audit.judging import NON_VERDICTS, LLMJudge, agreement, configure_judge, judge_usage_line
     from rho_audit.plugins import load_host
-    from rho_audit.store import RunStore
+    from rho_audit.store import RunStore, StoreNotWritable, unwritable_reason
 
     judge_names = [n.strip() for n in names.split(",") if n.strip()]
     if len(set(judge_names)) < 2:
@@ -131,7 +131,17 @@ def agree(
     for name in judge_names:
         host.judge(name)  # a typo fails before anything is judged
     options = _options_per_judge(parse_judge_options(judge_options), judge_names)
-    runs = RunStore(store)
+    try:
+        runs = RunStore(store)
+    except StoreNotWritable:  # judge it anyway: cached verdicts are read, new ones are not kept
+        runs = RunStore(store, read_only=True)
+        if not as_json:
+            click.secho(
+                f"warning: cannot write {store} ({unwritable_reason(store)}); new verdicts are not "
+                "cached in it",
+                fg="yellow",
+                err=True,
+            )
     try:
         run = runs.run(run_id)
         for name in judge_names:  # the run's own judge keeps the run's options unless given

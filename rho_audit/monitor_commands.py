@@ -65,12 +65,12 @@ def monitor(sweep: str | None, store: Path, interval: float) -> None:
 def _check_sweep(store: Path, sweep: str) -> None:
     """An ambiguous prefix is an error now; an unknown id is waited for (the sweep may start later)."""
     import sqlite3
-    from urllib.parse import quote
 
     from rho_audit.errors import RhoAuditError
+    from rho_audit.store import connect_read_only
 
     try:
-        db = sqlite3.connect(f"file:{quote(str(store.resolve()))}?mode=ro", uri=True, timeout=2)
+        db = connect_read_only(store, timeout=2)
         try:
             ids = [r[0] for r in db.execute("SELECT DISTINCT sweep_id FROM sweep_cells")]
         finally:

@@ -61,13 +61,18 @@ def report(targets: tuple[str, ...], fmt: str, out: Path | None, store: Path, op
     if not store.exists():
         raise RhoAuditError(f"no run store at {store}. Pass --store, or run `rho-audit run` first.")
     host = load_host()
-    run_store = RunStore(store)
+    run_store = RunStore(store, read_only=True)  # a store this user cannot write is still readable
     try:
         card = reports.build_card(run_store, targets, reports.probe_texts_from_host(host))
     finally:
         run_store.close()
     out = out or reports.default_output(store, card, fmt)
-    written = reports.write_report(card, fmt, out, reports.SectionTemplates.from_host(host))
+    try:
+        written = reports.write_report(card, fmt, out, reports.SectionTemplates.from_host(host))
+    except OSError as err:
+        raise RhoAuditError(
+            f"cannot write the report to {out} ({err.strerror or err}). Pass --out with a path you can write."
+        ) from None
     click.echo(f"{card.title}: {written[0]}")
     for extra in written[1:]:
         click.echo(f"  figure: {extra}")

@@ -43,7 +43,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 from rich.text import Text
 from textual import work
@@ -351,9 +350,10 @@ class StoreReader:
 
     def _connect(self) -> sqlite3.Connection | None:
         if self.db is None and self.path.exists():
-            uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
-            self.db = sqlite3.connect(
-                uri, uri=True, timeout=0.25, isolation_level=None, check_same_thread=False
+            from rho_audit.store import connect_read_only
+
+            self.db = connect_read_only(
+                self.path, timeout=0.25, isolation_level=None, check_same_thread=False
             )
         return self.db
 
@@ -1546,11 +1546,11 @@ class SweepMonitor(App[None]):
 def _read_only_store(path: Path) -> Any:
     """A RunStore over a read-only connection: the report builders only read, and the monitor
     must never write (no migration, no journal-mode change) to a store a sweep is using."""
-    from rho_audit.store import RunStore
+    from rho_audit.store import RunStore, connect_read_only
 
     store = RunStore.__new__(RunStore)
-    store.path = Path(path)
-    store.db = sqlite3.connect(f"file:{quote(str(Path(path).resolve()))}?mode=ro", uri=True, timeout=5)
+    store.path, store.read_only = Path(path), True
+    store.db = connect_read_only(Path(path), timeout=5)
     return store
 
 
