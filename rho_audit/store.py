@@ -398,7 +398,8 @@ class RunStore:
             raise
         if problems != ["ok"]:
             db.close()
-            raise StoreError(_damaged(self.path, "SQLite quick_check: " + "; ".join(problems)))
+            found = "; ".join(" ".join(str(p).split()) for p in problems)  # one paragraph
+            raise StoreError(_damaged(self.path, f"SQLite quick_check: {found}"))
         self.read_only = False
         return db
 
