@@ -174,6 +174,13 @@ def _errorname(err: sqlite3.Error) -> str:
     return getattr(err, "sqlite_errorname", "") or ""  # Python 3.11+
 
 
+def _cannot_write_or_open(err: sqlite3.Error) -> bool:
+    """SQLite could not open the file, or not write it (or its folder, for -wal and -shm)."""
+    if _errorname(err).startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
+        return True
+    return any(s in str(err) for s in ("readonly database", "unable to open"))  # Python 3.10
+
+
 def _statements(script: str) -> list[str]:
     """The statements of a migration script, so they can run inside one explicit transaction
     (``executescript`` would commit it first)."""
@@ -226,9 +233,7 @@ def store_error(path: Path, err: sqlite3.Error, doing: str = "open") -> StoreErr
             f"{BUSY_TIMEOUT_S:.0f}s, so rho-audit could not {doing} it ({text}). Wait for the other "
             "rho-audit command to finish (or stop it) and retry, or pass another --store."
         )
-    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")) or any(
-        s in text for s in ("readonly database", "unable to open")
-    ):
+    if _cannot_write_or_open(err):
         reason = unwritable_reason(path)
         if reason:
             return StoreNotWritable(
@@ -275,7 +280,7 @@ def connect_read_only(path: Path, timeout: float = BUSY_TIMEOUT_S, **options: An
         return db
     except sqlite3.OperationalError as err:
         db.close()
-        if not (Path(path).is_file() and _errorname(err).startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN"))):
+        if not (Path(path).is_file() and _cannot_write_or_open(err)):
             raise
     return sqlite3.connect(_uri(path, "immutable=1"), uri=True, timeout=timeout, **options)
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -351,3 +352,62 @@ def test_ctrl_c_ends_with_the_tools_message(tmp_path, tiny_model_path):
     assert "interrupted (Ctrl-C); finished dimensions are saved" in err
     [run] = RunStore(path).runs()
     assert run.status == "interrupted" and run.error == "interrupted by the user (Ctrl-C)"
+
+
+def test_sigterm_during_training_marks_the_training_run_interrupted(tmp_path, tiny_model_path):
+    """The CLI's SIGTERM handling covers every command: here `train`, which keeps its steps."""
+    corpus = tmp_path / "sft.jsonl"
+    rows = [{"instruction": f"Count to {i}.", "output": f"The number is {i}."} for i in range(16)]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = tmp_path / "runs.sqlite"
+    args = ["train", "--model", str(tiny_model_path), "--corpus", str(corpus), "--trap-texts", "0"]
+    args += ["--dimensions", "factual", "--epochs", "200", "--grad-accumulation", "1", "--no-audit"]
+    args += ["--out", str(tmp_path / "adapter"), "--store", str(path), "--display", "none"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rho_audit.cli", *args],
+        env=os.environ | {"COLUMNS": "160"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def steps() -> int:
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                return db.execute("SELECT count(*) FROM train_steps").fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return 0
+
+    deadline = time.monotonic() + 300
+    while steps() < 3:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "training never stored a step"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "terminated by SIGTERM" in err
+    store = RunStore(path)
+    [run] = store.runs()
+    assert run.kind == "train" and run.status == "interrupted"
+    assert len(store.train_steps(run.run_id)) >= 3
+
+
+def test_sigterm_during_a_sweep_exits_143_after_the_sweeps_own_message(tmp_path, monkeypatch, capsys):
+    """`sweep` reports an interrupt itself and exits 130; a SIGTERM still exits 128 + 15."""
+    import rho_audit.sweep as sweep_module
+
+    def run_until_terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)
+        raise AssertionError("SIGTERM did not stop the sweep")
+
+    monkeypatch.setattr(sweep_module, "plan_sweep", lambda *a, **k: SimpleNamespace(sweep_id="grid"))
+    monkeypatch.setattr(sweep_module, "run_sweep", run_until_terminated)
+    args = ["sweep", str(tmp_path / "grid.yaml"), "--quiet", "--store", str(tmp_path / "runs.sqlite")]
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 143, err
+    assert "interrupted" in err and "saved" in err and "Traceback" not in err
