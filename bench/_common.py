@@ -1,7 +1,7 @@
 """Helpers for ``bench/run_all.py``: result rows, the plain-text table, progress lines, the environment
 and the MLX matmul peak.
 
-No mlx import at module level: ``rho_audit.model`` (which loads a fast BLAS first) must be imported
+No mlx import at module level: ``rho_audit.model`` (whose import loads a fast BLAS first) must be imported
 before mlx is. The functions here that need mlx import it when called, by which time it has been.
 """
 
@@ -73,7 +73,7 @@ def exit_code(rows: Sequence[Row]) -> int:
 
 
 def environment(blas: str | None) -> dict[str, str]:
-    """Where the numbers come from. Call after ``rho_audit.model`` is imported (it imports mlx)."""
+    """Where the numbers come from. Call after ``rho_audit.model.language_model`` is imported."""
     import mlx.core as mx
     import mlx_lm
 
@@ -90,7 +90,8 @@ def environment(blas: str | None) -> dict[str, str]:
         "mlx": mx.__version__,
         "mlx_lm": mlx_lm.__version__,
         "mlx_default_device": str(mx.default_device()),
-        "blas": blas or "none loaded by rho_audit.blas (the platform's own, or the wheel's reference BLAS)",
+        "blas": blas
+        or "none loaded by rho_audit.model.blas (the platform's own, or the wheel's reference BLAS)",
     }
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import time
 
-# rho_audit.model loads a fast BLAS before it imports mlx; import mlx only after it.
-from rho_audit.model import LanguageModel, ScoreRequest
-from rho_audit.model_paths import resolve_model
+# rho_audit.model.language_model loads a fast BLAS before it imports mlx; import mlx only after it.
+from rho_audit.model.language_model import LanguageModel, ScoreRequest
+from rho_audit.model.paths import resolve_model
 from rho_audit.plugins import load_host
-from rho_audit.probes import load_probe_set
+from rho_audit.probesets.schema import load_probe_set
 
 PAIR_SETS = ("factual", "toxicity", "sycophancy", "refusal", "deception")
 

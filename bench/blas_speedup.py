@@ -1,4 +1,4 @@
-"""MLX fp32 matmul speed with and without rho_audit.blas, side by side in one run.
+"""MLX fp32 matmul speed with and without rho_audit.model.blas, side by side in one run.
 
 Each variant runs in its own subprocess (the BLAS binding is fixed when mlx.core is imported):
 ``reference`` (RHO_AUDIT_BLAS=off: the wheel's netlib BLAS), ``auto`` (what ensure_fast_blas picks)
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
 import json, sys, time
-from rho_audit.blas import ensure_fast_blas
+from rho_audit.model.blas import ensure_fast_blas
 path = ensure_fast_blas()
 import mlx.core as mx
 n, budget = int(sys.argv[1]), float(sys.argv[2])
@@ -61,7 +61,7 @@ def main() -> None:
     print(f"speed-up auto/reference: {auto['gflops'] / ref['gflops']:.1f}x")
 
     sys.path.insert(0, str(ROOT))
-    from rho_audit.blas import numpy_blas_shim
+    from rho_audit.model.blas import numpy_blas_shim
 
     shim = numpy_blas_shim()
     if shim is None:

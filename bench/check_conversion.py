@@ -1,7 +1,7 @@
-"""Check rho_audit.convert against transformers' own GGUF loader (dev-only; not run in CI).
+"""Check rho_audit.model.convert against transformers' own GGUF loader (dev-only; not run in CI).
 
 Loads the bundled SmolLM2 GGUF (or --gguf) with transformers + torch (their own GGUF dequantizer)
-and converts it with rho_audit.convert, loaded by mlx_lm.load and by transformers (fp32, and fp64
+and converts it with rho_audit.model.convert, loaded by mlx_lm.load and by transformers (fp32, and fp64
 as ground truth). Compares weights and tokenizers, feeds every model the same token ids, reports
 teacher-forced log-prob differences per token and per sequence, and prints our greedy chat answer.
 
@@ -9,7 +9,7 @@ Measured (2-core x86_64, 2026-11): weights identical; transformers on our direct
 GGUF path exactly; MLX logits are as close to fp64 as torch fp32 (2.7e-5 vs 1.6e-5 nats/token),
 but MLX's fp32 ``mx.logsumexp`` over the 49K vocabulary adds ~3e-4 nats/token (~4e-3/sequence):
 its CPU reduction accumulates sequentially in fp32. The engine therefore takes the log-softmax
-in NumPy with a pairwise sum (``rho_audit.model._token_logprobs``), which is what the "engine"
+in NumPy with a pairwise sum (``rho_audit.model.language_model._token_logprobs``), which is what the "engine"
 row measures.
 
 Needs packages rho-audit does not depend on: ``pip install torch==2.13.0 gguf accelerate`` (CPU wheel).
@@ -23,15 +23,15 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from rho_audit.blas import ensure_fast_blas
+from rho_audit.model.blas import ensure_fast_blas
 
 ensure_fast_blas()
 
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from rho_audit.convert import convert_gguf  # noqa: E402
-from rho_audit.model_paths import default_gguf  # noqa: E402
+from rho_audit.model.convert import convert_gguf  # noqa: E402
+from rho_audit.model.paths import default_gguf  # noqa: E402
 
 TEXTS = [
     "The capital of France is Paris. It is known for the Eiffel Tower.",
@@ -57,7 +57,7 @@ def picked(logits: np.ndarray, ids: list[int]) -> np.ndarray:
 
 def mlx_forward(model, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Our model's logits, and the log-probs as the engine computes them."""
-    from rho_audit.model import _token_logprobs
+    from rho_audit.model.language_model import _token_logprobs
 
     logits = model(mx.array([ids]))[0, :-1]
     return np.array(logits), _token_logprobs([logits], np.array(ids[1:]))

@@ -23,7 +23,7 @@ Targets and how each is measured
    >= 4x sequential decoding with mlx-lm's own ``mlx_lm.generate.generate``, one prompt at a time
    (greedy: its default sampler) on the same prompt token ids (``lm.encode(lm.format_prompt(...))``).
    Prompts: the first ``--gen-prompts`` (default 16) of the ``overrefusal`` set (64 new tokens) and
-   of the ``reasoning`` set with ``rho_audit.scoring.NUMERIC_INSTRUCTION`` appended (96 new tokens).
+   of the ``reasoning`` set with ``rho_audit.audit.scoring.NUMERIC_INSTRUCTION`` appended (96 new tokens).
    A second row counts prompts whose outputs differ: both paths stop at an end-of-sequence token
    and leave it out of the text, and both return decoded text, so the texts are compared as returned.
 3. Full eight-dimension audit of the default model (the eight built-in dimensions, named with
@@ -71,14 +71,15 @@ from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
-# rho_audit.model loads a fast BLAS before it imports mlx, so it must be imported before anything imports
-# mlx: no module here imports mlx at import time (the functions below import it when they run).
-from rho_audit.blas import ensure_fast_blas
-from rho_audit.model import LanguageModel, Template
-from rho_audit.model_paths import resolve_model
+from rho_audit.audit.scoring import NUMERIC_INSTRUCTION
+
+# rho_audit.model loads a fast BLAS before anything imports mlx, so it must come before any mlx import:
+# no module here imports mlx at import time (the functions below import it when they run).
+from rho_audit.model.blas import ensure_fast_blas
+from rho_audit.model.language_model import LanguageModel, Template
+from rho_audit.model.paths import resolve_model
 from rho_audit.plugins import load_host
-from rho_audit.probes import load_probe_set
-from rho_audit.scoring import NUMERIC_INSTRUCTION
+from rho_audit.probesets.schema import load_probe_set
 
 sys.path.insert(0, str(Path(__file__).parent))  # bench/ is no package
 
@@ -353,7 +354,7 @@ def audit_rows(model: str | None, peak: tuple[float, int], limit: int | None = N
 
     progress("audit: timing a first conversion of the model into an empty cache")
     with tempfile.TemporaryDirectory(prefix="rho-bench-cache-") as cache:
-        code = f"from rho_audit.model_paths import resolve_model; resolve_model({model!r})"
+        code = f"from rho_audit.model.paths import resolve_model; resolve_model({model!r})"
         start = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-c", code],
@@ -517,7 +518,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    env = environment(ensure_fast_blas())  # already loaded by rho_audit.model: this returns its path
+    env = environment(
+        ensure_fast_blas()
+    )  # already loaded by rho_audit.model.language_model: this returns its path
     print("environment")
     for key, value in env.items():
         print(f"  {key:<20}{value}")

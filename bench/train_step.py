@@ -47,12 +47,12 @@ from pathlib import Path
 from typing import Any
 
 # No mlx import at module level: ensure_fast_blas() must run before the first `import mlx.core`.
-from rho_audit.blas import ensure_fast_blas
-from rho_audit.corpus import SFTExample, load_builtin_corpus
-from rho_audit.model_paths import resolve_model
+from rho_audit.model.blas import ensure_fast_blas
+from rho_audit.model.paths import resolve_model
 from rho_audit.plugins import load_host
-from rho_audit.store import RunStore
-from rho_audit.training import (
+from rho_audit.store.run_store import RunStore
+from rho_audit.train.corpus import SFTExample, load_builtin_corpus
+from rho_audit.train.loop import (
     TrainConfig,
     _Loop,
     _new_run_id,
@@ -243,7 +243,7 @@ def main() -> None:
     ensure_fast_blas()  # before anything imports mlx
     import mlx.core as mx
 
-    from rho_audit.model import LanguageModel
+    from rho_audit.model.language_model import LanguageModel
 
     resolved = resolve_model(args.model, progress=print)
     steps = args.steps + 1  # + one warm-up step, excluded

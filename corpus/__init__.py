@@ -2,7 +2,7 @@
 
 ``general/*.jsonl``: instruction/response pairs in Alpaca layout, written for this project
 (see ``general/card.yaml``). Trainers mix it with behavioural-trap texts drawn from the ``train``
-split of the probe library (:func:`rho_audit.corpus.trap_examples`).
+split of the probe library (:func:`rho_audit.train.corpus.trap_examples`).
 """
 
 from pathlib import Path

@@ -27,8 +27,9 @@ from typing import Any
 
 import pluggy
 
-from rho_audit import hookspecs, user_probes
-from rho_audit.errors import PluginError
+from rho_audit.api import hooks as hookspecs
+from rho_audit.api.errors import PluginError
+from rho_audit.probesets import user as user_probes
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +241,7 @@ def _check_registration(kind: str, hook_name: str, args: tuple[Any, ...]) -> tup
     if not issubclass(obj, base):
         return (
             f"{hook_name} registered {obj.__name__}, which is not a subclass of "
-            f"rho_audit.hookspecs.{base.__name__}; subclass it (rho_audit/hookspecs.py documents "
+            f"rho_audit.api.hooks.{base.__name__}; subclass it (rho_audit/api/hooks.py documents "
             "what it needs)."
         )
     name = getattr(obj, "name", None)
@@ -345,7 +346,7 @@ def _register_checked(
     except pluggy.PluginValidationError as err:
         if pm.is_registered(plugin):
             pm.unregister(plugin)
-        host._mark_broken(source, f"{err}; check the hook names in rho_audit/hookspecs.py")
+        host._mark_broken(source, f"{err}; check the hook names in rho_audit/api/hooks.py")
         return False
     except ValueError as err:  # the same module object registered under two entry points
         host._mark_broken(

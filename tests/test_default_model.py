@@ -47,10 +47,10 @@ def test_toxicity_and_refusal_on_the_default_model(tmp_path):
 
 
 def test_batched_scoring_matches_one_at_a_time_on_real_probes():
-    from rho_audit.model import LanguageModel, ScoreRequest
-    from rho_audit.model_paths import resolve_model
+    from rho_audit.model.language_model import LanguageModel, ScoreRequest
+    from rho_audit.model.paths import resolve_model
     from rho_audit.plugins import load_host
-    from rho_audit.probes import load_probe_set
+    from rho_audit.probesets.schema import load_probe_set
 
     resolved = resolve_model(None)
     lm = LanguageModel.load(resolved.path, resolved.model_id)
@@ -65,7 +65,7 @@ def test_batched_scoring_matches_one_at_a_time_on_real_probes():
 def test_an_adapter_audits_on_full_probe_sets(tmp_path):
     """The tool's central use: every probe of the paper's main dimensions, scored through an
     adapter on both scoring streams (this once ended every such dimension in ERROR)."""
-    from rho_audit.model_paths import resolve_model
+    from rho_audit.model.paths import resolve_model
     from rho_audit.testing import build_lora_adapter
 
     adapter = build_lora_adapter(resolve_model(None).path, tmp_path / "adapter", keys=("self_attn.q_proj",))
@@ -80,7 +80,7 @@ def test_an_adapter_audits_on_full_probe_sets(tmp_path):
     assert proc.returncode == 0, proc.stderr
     results = {r["dimension"]: r for r in json.loads(out.read_text())["results"]}
     from rho_audit.plugins import load_host
-    from rho_audit.probes import load_probe_set
+    from rho_audit.probesets.schema import load_probe_set
 
     host = load_host()
     for name in ("toxicity", "factual"):

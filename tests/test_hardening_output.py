@@ -9,7 +9,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from rho_audit.console import plain_lines, print_table
+from rho_audit.cli._common import plain_lines, print_table
 
 
 def rho_audit(*args):

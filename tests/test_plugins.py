@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rho_audit import hookspecs
-from rho_audit.errors import PluginError
+from rho_audit.api import hooks as hookspecs
+from rho_audit.api.errors import PluginError
 from rho_audit.plugins import load_host
 
 BUILTIN_DIMENSIONS = {
@@ -34,7 +34,7 @@ def install_fake_dist(root: Path, dist: str, modules: dict[str, str], entry_poin
 
 
 GOOD_DIMENSION = """
-from rho_audit.hookspecs import PairDimension, hookimpl
+from rho_audit.api.hooks import PairDimension, hookimpl
 
 class Good(PairDimension):
     name = "{name}"
@@ -83,7 +83,7 @@ def test_broken_plugin_is_listed_and_does_not_stop_others(fake_site, monkeypatch
 
 def test_misspelt_hook_marks_the_plugin_broken(fake_site):
     code = (
-        "from rho_audit.hookspecs import hookimpl\n@hookimpl\ndef register_dimension(register):\n    pass\n"
+        "from rho_audit.api.hooks import hookimpl\n@hookimpl\ndef register_dimension(register):\n    pass\n"
     )
     install_fake_dist(fake_site, "typo-plugin", {"typo_mod": code}, {"typo": "typo_mod"})
     host = load_host()
@@ -193,7 +193,7 @@ def test_every_registry_refuses_clashes_and_keeps_the_rest(registry, hook, make,
     ("registry", "hook", "args", "says"),
     [
         ("judges", "register_judges", (_Plain(),), "register the class itself"),
-        ("trainers", "register_trainers", (_Plain,), "not a subclass of rho_audit.hookspecs.Trainer"),
+        ("trainers", "register_trainers", (_Plain,), "not a subclass of rho_audit.api.hooks.Trainer"),
         ("dimensions", "register_dimensions", (hookspecs.PairDimension,), "has no `name`"),
         ("probe_sets", "register_probe_sets", ("only-a-name",), "register(name, folder)"),
         ("report_sections", "register_report_sections", ("factual", 3), "pass a path"),
@@ -262,7 +262,7 @@ def test_hook_register_judges():
 
 def test_hook_register_trainers(fake_site):
     code = """
-    from rho_audit.hookspecs import Trainer, hookimpl
+    from rho_audit.api.hooks import Trainer, hookimpl
     class T(Trainer):
         name = "demo-trainer"
     @hookimpl
@@ -280,7 +280,7 @@ def test_hook_register_probe_sets():
 
 
 def test_hook_register_report_sections(tmp_path):
-    from rho_audit.reports import SectionTemplates
+    from rho_audit.report.cards import SectionTemplates
 
     class Sections:
         @hookspecs.hookimpl
@@ -294,8 +294,8 @@ def test_hook_register_report_sections(tmp_path):
 
 
 def test_hook_run_event():
-    from rho_audit.events import RunEvent
-    from rho_audit.runner import emit
+    from rho_audit.api.events import RunEvent
+    from rho_audit.audit.runner import emit
 
     seen = []
 
@@ -317,7 +317,7 @@ def test_hook_run_event():
 # -- through the CLI: a real installed distribution (dist-info + entry_points.txt on PYTHONPATH) --
 
 CLASH_AND_INSTANCE = """
-from rho_audit.hookspecs import Judge, PairDimension, hookimpl
+from rho_audit.api.hooks import Judge, PairDimension, hookimpl
 
 class ThirdPartyToxicity(PairDimension):
     name = "toxicity"

@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 
 from rho_audit.plugins import load_host
-from rho_audit.probe_quality import HASH_SPLIT_RULE, check_probe_set, hash_split
-from rho_audit.probes import ChoiceProbe, NumericProbe, load_probe_set
+from rho_audit.probesets.quality import HASH_SPLIT_RULE, check_probe_set, hash_split
+from rho_audit.probesets.schema import ChoiceProbe, NumericProbe, load_probe_set
 
 #: The issue's minimum sizes (the paper's scale, §3.1, §4.6, §4.8).
 MIN_SIZES = {

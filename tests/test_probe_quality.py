@@ -2,8 +2,8 @@
 
 import json
 
-from rho_audit.probe_quality import HASH_SPLIT_RULE, check_probe_set, hash_split
-from rho_audit.probes import load_probe_set
+from rho_audit.probesets.quality import HASH_SPLIT_RULE, check_probe_set, hash_split
+from rho_audit.probesets.schema import load_probe_set
 
 
 def make_set(tmp_path, kind, records, split_rule=HASH_SPLIT_RULE):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rho_audit.errors import ProbeFileError
+from rho_audit.api.errors import ProbeFileError
 from rho_audit.plugins import load_host
-from rho_audit.probes import PairProbe, load_probe_set
+from rho_audit.probesets.schema import PairProbe, load_probe_set
 
 from .test_plugins import BUILTIN_DIMENSIONS
 
@@ -81,7 +81,7 @@ def test_sampling_is_seeded_and_the_same_in_another_process(tmp_path):
     folder = write_set(tmp_path / "s", [pair(i) for i in range(50)])
     ids = [p.id for p in load_probe_set(folder).sample(10, [3, 99])]
     code = (
-        "import sys; from rho_audit.probes import load_probe_set;"
+        "import sys; from rho_audit.probesets.schema import load_probe_set;"
         "print(','.join(p.id for p in load_probe_set(sys.argv[1]).sample(10, [3, 99])))"
     )
     other = subprocess.run(
@@ -134,7 +134,7 @@ def test_invalid_utf8_names_line_and_byte_offset(tmp_path):
 
 
 def test_deep_nesting_and_long_lines_are_bounded(tmp_path):
-    from rho_audit.probes import MAX_LINE_BYTES
+    from rho_audit.probesets.schema import MAX_LINE_BYTES
 
     deep = b'{"id": "d", "split": "eval", "meta": {"x": ' + b"[" * 5000 + b"]" * 5000 + b"}}\n"
     long = b'{"id": "' + b"a" * (MAX_LINE_BYTES + 10) + b'"}\n'

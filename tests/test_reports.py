@@ -24,11 +24,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from rho_audit import charts, metrics, report_stats, reports
-from rho_audit.report_commands import report
-from rho_audit.results import DimensionResult, Evaluation, ProbeRecord
-from rho_audit.store import RunStore
-from rho_audit.sweep import CellResult, CellSpec
+from rho_audit.api.results import DimensionResult, Evaluation, ProbeRecord
+from rho_audit.audit import metrics
+from rho_audit.cli.report import report
+from rho_audit.report import cards as reports
+from rho_audit.report import charts
+from rho_audit.report import stats as report_stats
+from rho_audit.store.run_store import RunStore
+from rho_audit.train.sweep import CellResult, CellSpec
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE_GOLDEN = os.environ.get("RHO_AUDIT_UPDATE_GOLDEN") == "1"
@@ -361,7 +364,7 @@ def add_cell(
     error=None,
     model_label="default",
 ):
-    """A sweep cell as rho_audit.sweep writes it: the spec, the result, and its audit run."""
+    """A sweep cell as rho_audit.train.sweep writes it: the spec, the result, and its audit run."""
     audit_id = f"audit-{cell_id}"
     add_run(store, audit_id, [_scores_result(d, s) for d, s in scores.items()], created=T0 + n)
     options = {k: v for k, v in grid.items() if k in ("lambda", "margin")}
@@ -899,7 +902,7 @@ def test_golden_sweep_markdown(tmp_path):
 
 
 def test_plugin_section_template_replaces_the_generic_one(tmp_path):
-    from rho_audit.hookspecs import hookimpl
+    from rho_audit.api.hooks import hookimpl
     from rho_audit.plugins import load_host
 
     folder = tmp_path / "sections"
@@ -982,8 +985,8 @@ def test_report_command_writes_html_and_markdown(tmp_path, monkeypatch):
 
 
 def test_cards_from_a_real_tiny_model_audit(tiny_model_path, tmp_path):
+    from rho_audit.audit.runner import AuditConfig, run_audit
     from rho_audit.plugins import load_host
-    from rho_audit.runner import AuditConfig, run_audit
     from rho_audit.testing import build_tiny_model
 
     host = load_host()

@@ -23,15 +23,15 @@ from typing import ClassVar
 import pytest
 from click.testing import CliRunner
 
-from rho_audit import sweep as sw
-from rho_audit.errors import RhoAuditError
-from rho_audit.events import RunEvent
-from rho_audit.hookspecs import Trainer, TrainerOption, hookimpl
+from rho_audit.api.errors import RhoAuditError
+from rho_audit.api.events import RunEvent
+from rho_audit.api.hooks import Trainer, TrainerOption, hookimpl
+from rho_audit.api.results import DimensionResult, Evaluation
+from rho_audit.audit.runner import AuditOutcome, emit
+from rho_audit.cli.sweep import SweepPlainDisplay, SweepRichDisplay, summary_tables, sweep
 from rho_audit.plugins import load_host
-from rho_audit.results import DimensionResult, Evaluation
-from rho_audit.runner import AuditOutcome, emit
-from rho_audit.store import RunStore
-from rho_audit.sweep_commands import SweepPlainDisplay, SweepRichDisplay, summary_tables, sweep
+from rho_audit.store.run_store import RunStore
+from rho_audit.train import sweep as sw
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEP_CLI = [sys.executable, "-m", "rho_audit.cli", "sweep"]
@@ -72,7 +72,7 @@ class Killed(BaseException):
 
 
 class FakeTrain:
-    """Stands in for rho_audit.training.train with the same contract: resumes from its own
+    """Stands in for rho_audit.train.loop.train with the same contract: resumes from its own
     checkpoint file (same run id), starts a new run id without one, returns at once when the
     adapter is finished, logs steps to the store."""
 
@@ -84,7 +84,7 @@ class FakeTrain:
         self.die: dict[str, int] = {}  # cell dir name -> step before which the process "is killed"
 
     def __call__(self, config, host, store, say=None, resume=True):
-        from rho_audit.training import TrainOutcome
+        from rho_audit.train.loop import TrainOutcome
 
         out = Path(config.adapter_dir)
         name = out.parent.name
@@ -152,8 +152,8 @@ class FakeAudit:
 @pytest.fixture
 def fakes(monkeypatch):
     train, audit = FakeTrain(), FakeAudit()
-    monkeypatch.setattr("rho_audit.training.train", train)
-    monkeypatch.setattr("rho_audit.runner.run_audit", audit)
+    monkeypatch.setattr("rho_audit.train.loop.train", train)
+    monkeypatch.setattr("rho_audit.audit.runner.run_audit", audit)
     return train, audit
 
 
@@ -625,7 +625,7 @@ def test_a_user_error_in_a_cell_stops_the_sweep(tmp_path, host, fakes, monkeypat
     def bad_train(config, host, store, say=None, resume=True):
         raise RhoAuditError("corpus.jsonl:3: missing 'output'")
 
-    monkeypatch.setattr("rho_audit.training.train", bad_train)
+    monkeypatch.setattr("rho_audit.train.loop.train", bad_train)
     plan, store = plan_of(tmp_path, host), tmp_path / "runs.sqlite"
     with pytest.raises(RhoAuditError, match=r"corpus\.jsonl:3"):
         sw.run_sweep(plan, store, host)
@@ -649,7 +649,7 @@ def test_one_process_per_sweep(tmp_path, host, fakes):
 HOLD_LOCK = """\
 import sys, time
 from pathlib import Path
-from rho_audit.sweep import sweep_lock
+from rho_audit.train.sweep import sweep_lock
 store, sweep_id, out, seconds = sys.argv[1:]
 with sweep_lock(Path(store), sweep_id, Path(out)):
     print("held", flush=True)

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rho_audit.errors import ProbeFileError, RhoAuditError
-from rho_audit.hookspecs import PairDimension, hookimpl
+from rho_audit.api.errors import ProbeFileError, RhoAuditError
+from rho_audit.api.hooks import PairDimension, hookimpl
 from rho_audit.plugins import load_host
-from rho_audit.probes import ContrastPair
-from rho_audit.store import RunStore
-from rho_audit.training import TrainConfig, train
+from rho_audit.probesets.schema import ContrastPair
+from rho_audit.store.run_store import RunStore
+from rho_audit.train.loop import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +173,7 @@ def test_shuffled_swaps_labels_per_draw_seeded(memo_host):
 
 
 def test_user_corpus_errors_name_file_line_and_field(tmp_path):
-    from rho_audit.corpus import load_corpus
+    from rho_audit.train.corpus import load_corpus
 
     path = tmp_path / "c.jsonl"
     path.write_text(
@@ -342,8 +342,8 @@ def test_train_refuses_a_bad_setting_before_any_audit(tmp_path, monkeypatch, arg
     def must_not_run(*args, **kw):
         raise AssertionError("the base model was audited before the settings were checked")
 
-    monkeypatch.setattr("rho_audit.runner.run_audit", must_not_run)
-    monkeypatch.setattr("rho_audit.training.train", must_not_run)
+    monkeypatch.setattr("rho_audit.audit.runner.run_audit", must_not_run)
+    monkeypatch.setattr("rho_audit.train.loop.train", must_not_run)
     store = tmp_path / "runs.sqlite"
     result = CliRunner().invoke(main, ["train", *args, "--store", str(store), "--display", "none"])
     assert isinstance(result.exception, RhoAuditError), (result.exception, result.output)
@@ -356,7 +356,7 @@ def test_train_options_from_a_config_file_name_their_line(tmp_path, monkeypatch)
 
     from rho_audit.cli import main
 
-    monkeypatch.setattr("rho_audit.runner.run_audit", lambda *a, **k: pytest.fail("audited"))
+    monkeypatch.setattr("rho_audit.audit.runner.run_audit", lambda *a, **k: pytest.fail("audited"))
     cfg = tmp_path / "train.yaml"
     cfg.write_text("trainer: rho-guided\noptions:\n  lambda: 0.3\n  margin: -1\n")
     store = tmp_path / "s.sqlite"

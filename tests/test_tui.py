@@ -21,15 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from rho_audit.events import RunEvent
-from rho_audit.results import DimensionResult, Evaluation
-from rho_audit.store import RunStore
+from rho_audit.api.events import RunEvent
+from rho_audit.api.results import DimensionResult, Evaluation
+from rho_audit.store.run_store import RunStore
 
 textual = pytest.importorskip("textual")
 
 from textual.widgets import DataTable, Input, RichLog, Static  # noqa: E402
 
-from rho_audit.tui import (  # noqa: E402
+from rho_audit.display.tui import (  # noqa: E402
     CellScreen,
     ConfirmStop,
     HelpScreen,
@@ -502,8 +502,9 @@ def test_tui_mode_q_asks_to_stop_after_the_current_cell(store):
 
 def test_the_engine_and_the_cli_never_import_textual():
     code = (
-        "import sys; import rho_audit.cli, rho_audit.sweep, rho_audit.display, rho_audit.monitor_commands; "
-        "from rho_audit.display import make_display; make_display('plain'); "
+        "import sys; import rho_audit.cli, rho_audit.train.sweep, rho_audit.display.live, "
+        "rho_audit.cli.monitor; "
+        "from rho_audit.display.live import make_display; make_display('plain'); "
         "print('textual' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -513,8 +514,8 @@ def test_the_engine_and_the_cli_never_import_textual():
 def test_display_tui_is_a_display_and_needs_a_terminal(tmp_path):
     from click.testing import CliRunner
 
-    from rho_audit.display import make_display
-    from rho_audit.sweep_commands import make_sweep_display, sweep
+    from rho_audit.cli.sweep import make_sweep_display, sweep
+    from rho_audit.display.live import make_display
 
     assert isinstance(make_display("tui"), TuiDisplay)
     assert isinstance(make_sweep_display("tui"), TuiDisplay)
@@ -628,7 +629,7 @@ def test_monitor_in_tmux_follows_a_real_sweep(tmp_path, tiny_model_path):
     from rho_audit.cli import main
 
     # `rho-audit monitor` once cli.py registers the command; the module itself until then.
-    module = "rho_audit.cli monitor" if "monitor" in main.commands else "rho_audit.monitor_commands"
+    module = "rho_audit.cli monitor" if "monitor" in main.commands else "rho_audit.cli.monitor"
     monitor = f"{sys.executable} -m {module} --store {store}"
     # A private server (never the user's tmux) on a short socket path (macOS caps them at 104 bytes).
     sock = Path(tempfile.gettempdir() if len(tempfile.gettempdir()) < 40 else "/tmp") / f"{session}.sock"
@@ -737,8 +738,8 @@ def _monitor_pid(tmux_cmd: list[str], session: str) -> int | None:
 
 
 def test_an_ambiguous_sweep_prefix_is_an_error(tmp_path):
-    from rho_audit.errors import RhoAuditError
-    from rho_audit.monitor_commands import _check_sweep
+    from rho_audit.api.errors import RhoAuditError
+    from rho_audit.cli.monitor import _check_sweep
 
     store = RunStore(tmp_path / "runs.sqlite")
     for sweep_id in ("abl-1111", "abl-2222"):

@@ -5,7 +5,7 @@ labels is scored teacher-forced as the start of the model's reply, and the verdi
 with the highest summed log-probability. No text is generated or parsed, so the verdict is
 deterministic for a given model; ``score`` is the chosen label's probability renormalised over
 the labels. Caching and the budget (one call per item) come from
-:class:`rho_audit.judging.LLMJudge`.
+:class:`rho_audit.judging.llm.LLMJudge`.
 
 Options (``--judge-option KEY=VALUE``): model (anything ``--model`` accepts; default the bundled
 model), rubric (refusal, honesty, persona-discriminator or a .j2 path), template (auto, chat, raw).
@@ -23,8 +23,8 @@ from typing import Any
 
 from rho_audit_plugins.judges import RUBRIC_DIR
 
-from rho_audit.hookspecs import hookimpl
-from rho_audit.judging import Answer, JudgeError, LLMJudge, load_rubric, parse_options
+from rho_audit.api.hooks import hookimpl
+from rho_audit.judging.llm import Answer, JudgeError, LLMJudge, load_rubric, parse_options
 
 OPTIONS: dict[str, tuple[type, Any]] = {
     "model": (str, None),
@@ -47,7 +47,7 @@ class Local(LLMJudge):
             raise JudgeError(f"judge 'local': template must be auto, chat or raw, not {opts['template']!r}.")
         self.rubric = load_rubric(opts["rubric"], RUBRIC_DIR)
         self.template_option = opts["template"]
-        from rho_audit.model_paths import resolve_model
+        from rho_audit.model.paths import resolve_model
 
         self.resolved = resolve_model(opts["model"])  # fails here, before any audit work, if missing
         fingerprint = _fingerprint(self.resolved.path)
@@ -56,7 +56,7 @@ class Local(LLMJudge):
         self._template: Any = None
 
     def _ask(self, text: str) -> Answer:
-        from rho_audit.model import LanguageModel, ScoreRequest
+        from rho_audit.model.language_model import LanguageModel, ScoreRequest
 
         if self._lm is None:
             self._lm = LanguageModel.load(self.resolved.path, self.resolved.model_id)

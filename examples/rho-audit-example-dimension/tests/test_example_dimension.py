@@ -9,10 +9,10 @@ import json
 
 from click.testing import CliRunner
 
+from rho_audit.api.hooks import PairDimension
 from rho_audit.cli import main
-from rho_audit.hookspecs import PairDimension
 from rho_audit.plugins import load_host
-from rho_audit.probes import load_probe_set
+from rho_audit.probesets.schema import load_probe_set
 
 DIST = "rho-audit-example-dimension"
 NAME = "calibration-hedging"

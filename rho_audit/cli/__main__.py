@@ -1,0 +1,3 @@
+from rho_audit.cli.main import cli
+
+cli()

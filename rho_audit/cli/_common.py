@@ -1,0 +1,88 @@
+"""Command output on stdout that reads well on a terminal and can be read by a script.
+
+On a terminal, tables are Rich tables (boxes, colours, columns fitted to the window). When stdout
+is not a terminal (a pipe, a file, a CI log), a table is printed as plain rows instead: a header
+line, then one line per row, cells separated by a tab, no markup, and no cell ever cut or wrapped,
+so ``rho-audit plugins | grep contrastive-only`` and ``cut -f2`` work. A table's title and caption,
+when it has them, are a line above and below. Other text is printed without soft wrapping, so a
+long path stays on one line. ``--json``, where a command has it, remains the machine format.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+#: Between the cells of a plain row.
+SEPARATOR = "\t"
+
+
+def stdout_console() -> Console:
+    """The console for a command's output: Rich on a terminal; in a pipe, no colour, no wrapping."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(soft_wrap=True)
+
+
+def print_table(renderable: Any, console: Console | None = None) -> None:
+    """Print a Rich table, or a Group holding tables and text lines, the way :mod:`this module
+    <rho_audit.cli._common>` describes: as drawn by Rich on a terminal, as plain rows otherwise."""
+    console = console or stdout_console()
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    for line in plain_lines(renderable):  # written as is: Rich would expand the tabs to spaces
+        console.file.write(line + "\n")
+    console.file.flush()
+
+
+def plain_lines(renderable: Any) -> list[str]:
+    """The lines :func:`print_table` prints when stdout is not a terminal."""
+    from rich.console import Group
+    from rich.table import Table
+
+    if isinstance(renderable, Table):
+        return plain_rows(renderable)
+    if isinstance(renderable, Group):
+        return [line for part in renderable.renderables for line in plain_lines(part)]
+    text = plain_text(renderable)
+    return [text] if text else []
+
+
+def plain_rows(table: Table) -> list[str]:
+    """Title, header, one line per row, caption: each cell whole, cells tab-separated."""
+    columns = [[plain_text(cell) for cell in column.cells] for column in table.columns]
+    lines = [plain_text(table.title)] if table.title else []
+    if table.show_header:
+        lines.append(SEPARATOR.join(plain_text(column.header) for column in table.columns))
+    lines += [SEPARATOR.join(row) for row in zip(*columns, strict=True)]
+    if table.caption:
+        lines.append(plain_text(table.caption))
+    return lines
+
+
+def plain_text(renderable: Any) -> str:
+    """A cell or line as plain text on one line: markup removed, newlines and tabs made spaces."""
+    from rich.console import Console
+    from rich.errors import MarkupError
+    from rich.text import Text
+
+    if isinstance(renderable, Text):
+        text = renderable.plain
+    elif isinstance(renderable, str):
+        try:
+            text = Text.from_markup(renderable).plain
+        except MarkupError:  # brackets that are not markup: keep them as they are
+            text = renderable
+    elif renderable is None:
+        text = ""
+    else:  # anything else Rich can draw: draw it wide, without colour
+        console = Console(width=10_000, no_color=True, highlight=False)
+        with console.capture() as capture:
+            console.print(renderable, soft_wrap=True)
+        text = capture.get()
+    return " ".join(text.replace("\t", " ").split("\n")).strip()

@@ -1,0 +1,95 @@
+"""``rho-audit report``: render an audit, comparison or sweep card from the run store.
+
+Import-light like the rest of the CLI: Jinja2, numpy and scipy load inside the command.
+"""
+
+from __future__ import annotations
+
+import webbrowser
+from pathlib import Path
+
+import click
+
+EPILOG = """\b
+Examples:
+  rho-audit report 20260301-101500-ab12cd                    audit card of one run (HTML)
+  rho-audit report BEFORE_RUN AFTER_RUN --format md          comparison card (first run = before)
+  rho-audit report paper-ablation-quick --out ablation.html --open     sweep card (id or prefix)
+\b
+Run ids and sweep ids may be abbreviated to a unique prefix. A Markdown card writes its figures
+as .svg files next to the .md; an HTML card is one self-contained file (no scripts, no network).
+"""
+
+
+@click.command("report", epilog=EPILOG)
+@click.argument("targets", nargs=-1, required=True, metavar="RUN_OR_SWEEP...")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md"]),
+    default="html",
+    show_default=True,
+    help="html: one self-contained file; md: GitHub Markdown with linked .svg figures.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Output file [rho-audit-runs/reports/<kind>-<id>.<format>, next to --store].",
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("rho-audit-runs/runs.sqlite"),
+    show_default=True,
+    help="SQLite run store to read.",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the HTML card in a browser when one exists.")
+def report(targets: tuple[str, ...], fmt: str, out: Path | None, store: Path, open_browser: bool) -> None:
+    """Render a report card from the run store.
+
+    One run id gives the audit card (scores with CIs, a rho chart, the most inverted probes,
+    sample outputs). Several run ids give the comparison card: each run against the first, with
+    a paired bootstrap CI of every difference and McNemar's test, IMPROVED/DEGRADED/UNCHANGED by
+    the CI. A sweep id gives the sweep card: dose-response, ablation with Welch's t-test and
+    Cohen's d, variance across seeds, margin ablation.
+    """
+    from rho_audit.api.errors import RhoAuditError
+    from rho_audit.plugins import load_host
+    from rho_audit.report import cards as reports
+    from rho_audit.store.run_store import RunStore
+
+    if not store.exists():
+        raise RhoAuditError(f"no run store at {store}. Pass --store, or run `rho-audit run` first.")
+    host = load_host()
+    run_store = RunStore(store, read_only=True)  # a store this user cannot write is still readable
+    try:
+        card = reports.build_card(run_store, targets, reports.probe_texts_from_host(host))
+    finally:
+        run_store.close()
+    out = out or reports.default_output(store, card, fmt)
+    try:
+        written = reports.write_report(card, fmt, out, reports.SectionTemplates.from_host(host))
+    except OSError as err:
+        raise RhoAuditError(
+            f"cannot write the report to {out} ({err.strerror or err}). Pass --out with a path you can write."
+        ) from None
+    click.echo(f"{card.title}: {written[0]}")
+    for extra in written[1:]:
+        click.echo(f"  figure: {extra}")
+    if open_browser:
+        _open(written[0], fmt)
+
+
+def _open(path: Path, fmt: str) -> None:
+    if fmt != "html":
+        click.echo(
+            "--open shows HTML cards only; open the Markdown file in your editor or on GitHub.", err=True
+        )
+        return
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        click.echo(f"no browser found; open {path} yourself.", err=True)
+        return
+    if not browser.open(path.resolve().as_uri()):
+        click.echo(f"the browser did not start; open {path} yourself.", err=True)

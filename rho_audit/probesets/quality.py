@@ -1,0 +1,187 @@
+"""Quality checks for a probe set: the things that silently ruin a behavioural score.
+
+A probe set can validate record by record and still be useless: duplicated items inflate n,
+an answer always in position A lets a model score by position, and a positive that is
+systematically longer than its negative turns a summed log-prob comparison into a length test.
+``check_probe_set`` measures each of these and lists every problem; the test suite runs it on
+every built-in set and ``rho-audit probes validate`` runs it on user sets.
+
+Run directly: ``python -m rho_audit.probesets.quality probes/factual probes/bias``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rho_audit.probesets.schema import ChoiceProbe, PairProbe, ProbeSet, load_probe_set
+
+MAX_LENGTH_RATIO = 1.3  # mean positive/negative length ratio beyond this is flagged (either way)
+POSITION_TOLERANCE = 0.05  # an A/B position share may sit within ±5 points of even
+MIN_TRAIN_SHARE, MAX_TRAIN_SHARE = 0.35, 0.65
+HASH_SPLIT_RULE = "split = train if int(sha256(id)[:8], 16) % 2 == 0 else eval"
+
+
+def hash_split(probe_id: str) -> str:
+    """The library's split rule: a fixed function of the id, the same on every machine."""
+    return "train" if int(hashlib.sha256(probe_id.encode()).hexdigest()[:8], 16) % 2 == 0 else "eval"
+
+
+@dataclass
+class QualityReport:
+    name: str
+    kind: str
+    n: int
+    splits: dict[str, int]
+    categories: dict[str, int]
+    length_ratio: float | None = None  # mean of len(positive) / len(negative), in characters
+    position_shares: dict[str, float] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.name}: {self.n} {self.kind} probes",
+            f"train {self.splits.get('train', 0)}",
+            f"eval {self.splits.get('eval', 0)}",
+            f"{len(self.categories)} categories",
+        ]
+        if self.length_ratio is not None:
+            parts.append(f"length ratio {self.length_ratio:.2f}")
+        parts += [f"{k} {v:.0%}" for k, v in self.position_shares.items()]
+        return ", ".join(parts)
+
+
+def check_probe_set(probes: ProbeSet) -> QualityReport:
+    """Measure a loaded probe set and list every quality problem found."""
+    records = probes.probes
+    report = QualityReport(
+        name=probes.name,
+        kind=probes.kind,
+        n=len(records),
+        splits=dict(Counter(p.split for p in records)),
+        categories=dict(sorted(Counter(p.category or "-" for p in records).items())),
+    )
+    report.problems += _duplicate_texts(records)
+    report.problems += _split_problems(probes, report.splits)
+    pairs = list(_text_pairs(records))
+    if pairs:
+        report.length_ratio = float(np.mean([len(pos) / len(neg) for pos, neg in pairs]))
+        if not 1 / MAX_LENGTH_RATIO <= report.length_ratio <= MAX_LENGTH_RATIO:
+            report.problems.append(
+                f"positives are systematically {'longer' if report.length_ratio > 1 else 'shorter'} than "
+                f"negatives (mean length ratio {report.length_ratio:.2f}, limit {MAX_LENGTH_RATIO}); a "
+                "log-prob comparison would partly measure length. Rebalance the texts."
+            )
+    choices = [p for p in records if isinstance(p, ChoiceProbe)]
+    if choices:
+        report.position_shares = _position_shares(choices)
+        report.problems += _position_problems(choices, report.position_shares)
+    return report
+
+
+def _text_pairs(records: Iterable) -> Iterable[tuple[str, str]]:
+    """(desired, undesired) texts: a pair's positive/negative, a choice's answer/biased answer."""
+    for p in records:
+        if isinstance(p, PairProbe):
+            yield p.positive, p.negative
+        elif isinstance(p, ChoiceProbe) and p.biased_answer is not None:
+            yield p.choices[p.answer], p.choices[p.biased_answer]
+
+
+def _duplicate_texts(records: Iterable) -> list[str]:
+    problems = []
+    seen: dict[tuple[str, str], str] = {}
+    for p in records:
+        for field_name in ("prompt", "positive", "negative"):
+            text = getattr(p, field_name, None)
+            if text is None or (field_name != "prompt" and getattr(p, "prompt", None)):
+                # Replies to different prompts may legitimately repeat ("I can't help with that.").
+                continue
+            key = (field_name, " ".join(text.lower().split()))
+            if key in seen:
+                problems.append(f"{p.id}: {field_name} duplicates that of {seen[key]}")
+            else:
+                seen[key] = p.id
+    return problems
+
+
+def _split_problems(probes: ProbeSet, splits: dict[str, int]) -> list[str]:
+    problems = []
+    n = sum(splits.values())
+    train_share = splits.get("train", 0) / n if n else 0.0
+    if n >= 10 and not MIN_TRAIN_SHARE <= train_share <= MAX_TRAIN_SHARE:
+        problems.append(
+            f"train share {train_share:.0%} is outside {MIN_TRAIN_SHARE:.0%}-{MAX_TRAIN_SHARE:.0%}; "
+            "trainers and held-out audits both need enough records"
+        )
+    if getattr(probes.card, "split_rule", None) == HASH_SPLIT_RULE:
+        wrong = [p.id for p in probes.probes if p.split != hash_split(p.id)]
+        if wrong:
+            problems.append(
+                f"{len(wrong)} record(s) break the card's split rule (e.g. {wrong[0]}): recompute "
+                "`split` from the id"
+            )
+    return problems
+
+
+def _position_shares(choices: list[ChoiceProbe]) -> dict[str, float]:
+    """Where the correct answer sits, and whether the biased option comes before the other one."""
+    n = len(choices)
+    widths = Counter(len(p.choices) for p in choices)
+    shares: dict[str, float] = {}
+    if len(widths) == 1:
+        (k,) = widths
+        at = Counter(p.answer for p in choices)
+        shares.update({f"answer@{chr(65 + i)}": at.get(i, 0) / n for i in range(k)})
+    biased = [p for p in choices if p.biased_answer is not None]
+    if biased:
+        shares["answer before biased"] = sum(p.answer < p.biased_answer for p in biased) / len(biased)
+        three_way = [p for p in biased if len(p.choices) == 3]
+        if three_way:
+            # With three options (person A, person B, unknown) the two people must not always
+            # appear stereotype-first, or position alone would predict the biased option.
+            shares["biased before other"] = sum(
+                p.biased_answer < (3 - p.answer - p.biased_answer) for p in three_way
+            ) / len(three_way)
+    return shares
+
+
+def _position_problems(choices: list[ChoiceProbe], shares: dict[str, float]) -> list[str]:
+    problems = []
+    answer_positions = {k: v for k, v in shares.items() if k.startswith("answer@")}
+    for key, share in answer_positions.items():
+        even = 1 / len(answer_positions)
+        if len(choices) >= 20 and abs(share - even) > POSITION_TOLERANCE:
+            problems.append(
+                f"{key} holds {share:.0%} of answers (even is {even:.0%}, tolerance "
+                f"±{POSITION_TOLERANCE:.0%}); rotate the choice order"
+            )
+    for key in ("biased before other",):
+        if key in shares and len(choices) >= 20 and abs(shares[key] - 0.5) > POSITION_TOLERANCE:
+            problems.append(f"{key} in {shares[key]:.0%} of probes (must be 45-55%); alternate the order")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    failed = False
+    for arg in argv if argv is not None else sys.argv[1:]:
+        report = check_probe_set(load_probe_set(Path(arg)))
+        print(report.summary())
+        for problem in report.problems:
+            print(f"  PROBLEM {problem}")
+        failed |= not report.ok
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Report cards (HTML and Markdown through Jinja2), their statistics and charts."""
