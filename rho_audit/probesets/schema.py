@@ -28,12 +28,13 @@ import numpy as np
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from rho_audit._util.messages import problem_lines
+from rho_audit._util.yaml_errors import yaml_error_message
 from rho_audit.api.errors import ProbeFileError
 
 SCHEMA_VERSION = 1
 PROBE_FILE = "probes.jsonl"
 CARD_FILE = "card.yaml"
-MAX_REPORTED_ERRORS = 20
 #: Bounds of one JSONL line: longer or deeper lines are reported, never parsed.
 MAX_LINE_BYTES = 1 << 20
 MAX_JSON_DEPTH = 64
@@ -226,10 +227,7 @@ def load_card(path: Path, records: Path | None = None) -> ProbeCard:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(err, "problem", None) or str(err)
-        raise ProbeFileError(f"{where}: not valid YAML: {problem}. Fix the syntax there.") from None
+        raise ProbeFileError(f"{yaml_error_message(path, err)}. Fix the syntax there.") from None
     except RecursionError:
         raise ProbeFileError(
             f"{path}: YAML nested too deeply to read; a card is a flat mapping of name, kind, version "
@@ -384,13 +382,9 @@ def load_records(path: Path, kind: str) -> tuple[Probe, ...]:
     if not probes and not errors:
         errors.append(f"{path}: no records")
     if errors:
-        shown = errors[:MAX_REPORTED_ERRORS]
-        more = len(errors) - len(shown)
-        tail = f"\n  ... and {more} more" if more else ""
         raise ProbeFileError(
             f"{len(errors)} invalid record(s) in a {kind!r} probe set; nothing was run.\n  "
-            + "\n  ".join(shown)
-            + tail
+            + problem_lines(errors)
             + f"\nFix each line (schema: `rho-audit probes` docs, {kind} records need "
             f"{_required_fields(kind)})."
         )

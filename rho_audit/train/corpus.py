@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rho_audit._util.messages import problem_lines
 from rho_audit.api.errors import ProbeFileError
 from rho_audit.probesets.schema import ContrastPair, iter_json_lines
-
-MAX_REPORTED_ERRORS = 20
 
 
 @dataclass(frozen=True)
@@ -66,12 +65,9 @@ def load_corpus(path: Path) -> list[SFTExample]:
     if not examples and not errors:
         errors.append(f"{path}: no records")
     if errors:
-        shown = errors[:MAX_REPORTED_ERRORS]
-        more = f"\n  ... and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
         raise ProbeFileError(
             f"{len(errors)} invalid line(s) in the SFT corpus; nothing was trained.\n  "
-            + "\n  ".join(shown)
-            + more
+            + problem_lines(errors)
             + '\nEach line needs {"instruction", "output"} (optional "input") or {"messages": [...]} '
             "ending with an assistant message."
         )
