@@ -27,7 +27,8 @@ from typing import Any
 
 import pluggy
 
-from rho_audit.api import hooks as hookspecs
+import rho_audit.api.hooks
+from rho_audit import api
 from rho_audit.api.errors import PluginError
 from rho_audit.probesets import user as user_probes
 
@@ -58,11 +59,11 @@ class BrokenPlugin:
     name: str = ""
 
 
-#: What each class-registering hook must be given (``kind`` -> base class in hookspecs).
+#: What each class-registering hook must be given (``kind`` -> base class in rho_audit.api).
 CLASS_KINDS: dict[str, type] = {
-    "dimension": hookspecs.Dimension,
-    "judge": hookspecs.Judge,
-    "trainer": hookspecs.Trainer,
+    "dimension": api.Dimension,
+    "judge": api.Judge,
+    "trainer": api.Trainer,
 }
 
 
@@ -241,8 +242,7 @@ def _check_registration(kind: str, hook_name: str, args: tuple[Any, ...]) -> tup
     if not issubclass(obj, base):
         return (
             f"{hook_name} registered {obj.__name__}, which is not a subclass of "
-            f"rho_audit.api.hooks.{base.__name__}; subclass it (rho_audit/api/hooks.py documents "
-            "what it needs)."
+            f"rho_audit.api.{base.__name__}; subclass it (rho_audit/api/ documents what it needs)."
         )
     name = getattr(obj, "name", None)
     if not isinstance(name, str) or not name.strip():
@@ -301,13 +301,13 @@ def _dist_of(ep: metadata.EntryPoint) -> tuple[str, str]:
 
 def load_host(extra_plugins: Iterable[ModuleType | object] = ()) -> PluginHost:
     """Build the plugin manager and load every allowed entry point in isolation."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-    pm.add_hookspecs(hookspecs)
+    pm = pluggy.PluginManager(api.PROJECT_NAME)
+    pm.add_hookspecs(rho_audit.api.hooks)
     host = PluginHost(pm)
     allow = _env_list("RHO_AUDIT_LOAD_PLUGINS")
     deny = _env_list("RHO_AUDIT_DISABLE_PLUGINS") or set()
     seen: dict[str, str] = {}  # entry-point name -> distribution that used it first
-    for ep in metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
+    for ep in metadata.entry_points(group=api.ENTRY_POINT_GROUP):
         dist, version = _dist_of(ep)
         if seen.get(ep.name) == dist:  # the same distribution visible twice on sys.path
             continue

@@ -140,7 +140,7 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_ctrl_c_keeps_finished_dimensions(tmp_path, tiny_model_path):
     site = tmp_path / "site"
     code = """
-    from rho_audit.api.hooks import PairDimension, hookimpl
+    from rho_audit.api import PairDimension, hookimpl
 
     class Interrupter(PairDimension):
         name = "interrupter"

@@ -282,7 +282,7 @@ def test_report_agree_and_monitor_read_a_store_they_cannot_write(read_only_dir, 
 SLEEPER = """
 import time
 
-from rho_audit.api.hooks import PairDimension, hookimpl
+from rho_audit.api import PairDimension, hookimpl
 
 class Sleeper(PairDimension):
     name = "sleeper"

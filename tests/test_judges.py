@@ -19,18 +19,18 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from rho_audit.api.hooks import JudgeItem
-from rho_audit.judging.llm import (
+from rho_audit.api import (
     JudgeError,
+    JudgeItem,
     Meter,
     RetryPolicy,
-    agreement,
     call_with_retries,
     load_rubric,
     parse_retry_after,
     strip_marker,
 )
-from rho_audit.store.run_store import RunStore
+from rho_audit.judging.agreement import agreement
+from rho_audit.store import RunStore
 
 pytest.importorskip("anthropic")
 
@@ -308,7 +308,7 @@ def test_budget_max_calls_and_max_usd(api):
 
 
 def test_unknown_price_with_a_usd_budget_fails_early(api):
-    from rho_audit.judging.llm import configure_judge
+    from rho_audit.judging.preflight import configure_judge
 
     with pytest.raises(JudgeError, match="usd_per_mtok_input"):
         configure_judge(claude(model="claude-future-9"), 1.0, None)
@@ -634,7 +634,7 @@ def test_a_rubric_that_cannot_say_refused_is_refused_before_any_work(api, tmp_pa
 
 
 def test_only_dimensions_that_use_the_judge_check_and_preflight_it(monkeypatch):
-    from rho_audit.judging.llm import check_judge_fits
+    from rho_audit.judging.preflight import check_judge_fits
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{closed_port()}")
@@ -752,7 +752,7 @@ def test_rubrics_declare_labels_and_hash_their_source():
     assert load_rubric("persona-discriminator", RUBRIC_DIR).labels == ("A", "B")
     text = refusal.render({"prompt": "Q?", "response": "R."})
     assert "Request: Q?\nReply: R." in text
-    from rho_audit.judging.llm import rubric_from_source
+    from rho_audit.api import rubric_from_source
 
     edited = rubric_from_source("refusal", refusal.source + "\nBe strict.")
     assert edited.sha256 != refusal.sha256

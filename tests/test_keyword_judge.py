@@ -3,7 +3,7 @@
 import pytest
 from rho_audit_plugins.judges.keyword_refusal import REFUSAL_PHRASES, KeywordRefusal, find_refusal
 
-from rho_audit.api.hooks import JudgeItem
+from rho_audit.api import JudgeItem
 
 
 def label(response: str) -> str:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rho_audit.api import hooks as hookspecs
+from rho_audit import api
+from rho_audit.api import hooks
 from rho_audit.api.errors import PluginError
 from rho_audit.plugins import load_host
 
@@ -34,7 +35,7 @@ def install_fake_dist(root: Path, dist: str, modules: dict[str, str], entry_poin
 
 
 GOOD_DIMENSION = """
-from rho_audit.api.hooks import PairDimension, hookimpl
+from rho_audit.api import PairDimension, hookimpl
 
 class Good(PairDimension):
     name = "{name}"
@@ -82,14 +83,12 @@ def test_broken_plugin_is_listed_and_does_not_stop_others(fake_site, monkeypatch
 
 
 def test_misspelt_hook_marks_the_plugin_broken(fake_site):
-    code = (
-        "from rho_audit.api.hooks import hookimpl\n@hookimpl\ndef register_dimension(register):\n    pass\n"
-    )
+    code = "from rho_audit.api import hookimpl\n@hookimpl\ndef register_dimension(register):\n    pass\n"
     install_fake_dist(fake_site, "typo-plugin", {"typo_mod": code}, {"typo": "typo_mod"})
     host = load_host()
     [broken] = host.broken
     assert "register_dimension" in broken.error
-    assert "hookspecs" in broken.error
+    assert "rho_audit/api/hooks.py" in broken.error
 
 
 def test_name_clash_refuses_both_lists_both_and_keeps_the_rest(fake_site, monkeypatch):
@@ -157,7 +156,7 @@ def _registering(hook: str, *args):
         register(*args)
 
     impl.__name__ = hook
-    setattr(Plugin, hook, hookspecs.hookimpl(impl))
+    setattr(Plugin, hook, api.hookimpl(impl))
     return Plugin()
 
 
@@ -168,9 +167,9 @@ def _classes(base, name):
 @pytest.mark.parametrize(
     ("registry", "hook", "make"),
     [
-        ("dimensions", "register_dimensions", lambda n: (_classes(hookspecs.PairDimension, n),)),
-        ("judges", "register_judges", lambda n: (_classes(hookspecs.Judge, n),)),
-        ("trainers", "register_trainers", lambda n: (_classes(hookspecs.Trainer, n),)),
+        ("dimensions", "register_dimensions", lambda n: (_classes(api.PairDimension, n),)),
+        ("judges", "register_judges", lambda n: (_classes(api.Judge, n),)),
+        ("trainers", "register_trainers", lambda n: (_classes(api.Trainer, n),)),
         ("probe_sets", "register_probe_sets", lambda n: (n, Path("/nowhere") / n)),
         ("report_sections", "register_report_sections", lambda n: (n, Path("/nowhere") / n)),
     ],
@@ -193,8 +192,8 @@ def test_every_registry_refuses_clashes_and_keeps_the_rest(registry, hook, make,
     ("registry", "hook", "args", "says"),
     [
         ("judges", "register_judges", (_Plain(),), "register the class itself"),
-        ("trainers", "register_trainers", (_Plain,), "not a subclass of rho_audit.api.hooks.Trainer"),
-        ("dimensions", "register_dimensions", (hookspecs.PairDimension,), "has no `name`"),
+        ("trainers", "register_trainers", (_Plain,), "not a subclass of rho_audit.api.Trainer"),
+        ("dimensions", "register_dimensions", (api.PairDimension,), "has no `name`"),
         ("probe_sets", "register_probe_sets", ("only-a-name",), "register(name, folder)"),
         ("report_sections", "register_report_sections", ("factual", 3), "pass a path"),
     ],
@@ -233,21 +232,19 @@ def test_importing_plugins_does_not_import_mlx():
     assert out.stdout.strip() == "False"
 
 
-HOOKS = [
-    name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "rho_audit_spec")
-]
+HOOKS = [name for name, fn in inspect.getmembers(hooks, inspect.isfunction) if hasattr(fn, "rho_audit_spec")]
 
 
 def test_every_hook_is_documented_with_its_parameters():
     assert set(HOOKS) >= {"register_dimensions", "register_judges", "register_trainers", "run_event"}
     for name in HOOKS:
-        fn = getattr(hookspecs, name)
+        fn = getattr(hooks, name)
         for param in inspect.signature(fn).parameters:
             assert f":param {param}:" in (fn.__doc__ or ""), f"{name} lacks :param {param}:"
 
 
 def test_every_hook_has_a_test():
-    """datasette's meta-test: each hook named in hookspecs has a test_hook_<name> below."""
+    """datasette's meta-test: each hook named in rho_audit.api.hooks has a test_hook_<name> below."""
     for name in HOOKS:
         assert f"test_hook_{name}" in globals(), name
 
@@ -262,7 +259,7 @@ def test_hook_register_judges():
 
 def test_hook_register_trainers(fake_site):
     code = """
-    from rho_audit.api.hooks import Trainer, hookimpl
+    from rho_audit.api import Trainer, hookimpl
     class T(Trainer):
         name = "demo-trainer"
     @hookimpl
@@ -283,7 +280,7 @@ def test_hook_register_report_sections(tmp_path):
     from rho_audit.report.cards import SectionTemplates
 
     class Sections:
-        @hookspecs.hookimpl
+        @api.hookimpl
         def register_report_sections(self, register):
             register("factual", tmp_path)
 
@@ -300,12 +297,12 @@ def test_hook_run_event():
     seen = []
 
     class Observer:
-        @hookspecs.hookimpl
+        @api.hookimpl
         def run_event(self, event):
             seen.append(event.kind)
 
     class Crashing:
-        @hookspecs.hookimpl
+        @api.hookimpl
         def run_event(self, event):
             raise RuntimeError("observer bug")
 
@@ -317,7 +314,7 @@ def test_hook_run_event():
 # -- through the CLI: a real installed distribution (dist-info + entry_points.txt on PYTHONPATH) --
 
 CLASH_AND_INSTANCE = """
-from rho_audit.api.hooks import Judge, PairDimension, hookimpl
+from rho_audit.api import Judge, PairDimension, hookimpl
 
 class ThirdPartyToxicity(PairDimension):
     name = "toxicity"

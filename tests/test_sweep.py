@@ -23,9 +23,9 @@ from typing import ClassVar
 import pytest
 from click.testing import CliRunner
 
+from rho_audit.api import Trainer, TrainerOption, hookimpl
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.api.events import RunEvent
-from rho_audit.api.hooks import Trainer, TrainerOption, hookimpl
 from rho_audit.api.results import DimensionResult, Evaluation
 from rho_audit.audit.runner import AuditOutcome, emit
 from rho_audit.cli.sweep import SweepPlainDisplay, SweepRichDisplay, summary_tables, sweep

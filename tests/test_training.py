@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rho_audit.api import PairDimension, hookimpl
 from rho_audit.api.errors import ProbeFileError, RhoAuditError
-from rho_audit.api.hooks import PairDimension, hookimpl
 from rho_audit.plugins import load_host
 from rho_audit.probesets.schema import ContrastPair
 from rho_audit.store.run_store import RunStore

@@ -1,6 +1,6 @@
 """Bias: in ambiguous contexts, is 'cannot be determined' preferred over the stereotyped answer?"""
 
-from rho_audit.api.hooks import ChoiceDimension, hookimpl
+from rho_audit.api import ChoiceDimension, hookimpl
 
 
 class Bias(ChoiceDimension):

@@ -1,6 +1,6 @@
 """Deception: honest, direct replies vs evasive or misleading ones to the same question."""
 
-from rho_audit.api.hooks import PairDimension, hookimpl
+from rho_audit.api import PairDimension, hookimpl
 
 
 class Deception(PairDimension):

@@ -1,6 +1,6 @@
 """Factual: does the model find true statements more likely than plausible false ones?"""
 
-from rho_audit.api.hooks import PairDimension, hookimpl
+from rho_audit.api import PairDimension, hookimpl
 
 
 class Factual(PairDimension):

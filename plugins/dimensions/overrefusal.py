@@ -1,6 +1,6 @@
 """Over-refusal: does the model answer benign questions on sensitive topics?"""
 
-from rho_audit.api.hooks import GenerationDimension, hookimpl
+from rho_audit.api import GenerationDimension, hookimpl
 
 
 class Overrefusal(GenerationDimension):

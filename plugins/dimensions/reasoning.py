@@ -1,6 +1,6 @@
 """Reasoning: numeric word problems, asked plainly and after a misleading prefix."""
 
-from rho_audit.api.hooks import NumericDimension, hookimpl
+from rho_audit.api import NumericDimension, hookimpl
 
 
 class Reasoning(NumericDimension):

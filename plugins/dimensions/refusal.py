@@ -1,6 +1,6 @@
 """Refusal: after a harmful request, is a refusal more likely than a compliant opening?"""
 
-from rho_audit.api.hooks import PairDimension, hookimpl
+from rho_audit.api import PairDimension, hookimpl
 
 
 class Refusal(PairDimension):

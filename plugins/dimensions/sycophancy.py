@@ -1,6 +1,6 @@
 """Sycophancy: after a user's confident false claim, is disagreeing more likely than agreeing?"""
 
-from rho_audit.api.hooks import PairDimension, hookimpl
+from rho_audit.api import PairDimension, hookimpl
 
 
 class Sycophancy(PairDimension):

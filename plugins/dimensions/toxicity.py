@@ -1,6 +1,6 @@
 """Toxicity: respectful statements about groups vs implicit toxic stereotypes."""
 
-from rho_audit.api.hooks import PairDimension, hookimpl
+from rho_audit.api import PairDimension, hookimpl
 
 
 class Toxicity(PairDimension):

@@ -4,7 +4,7 @@ The key comes only from ``ANTHROPIC_API_KEY`` and is never written anywhere (sto
 messages); ``ANTHROPIC_BASE_URL`` points the SDK at any Messages-API endpoint. The verdict is the
 input of a forced ``record_verdict`` tool call whose ``label`` is an enum of the rubric's labels
 (a bare JSON object in a text block is accepted too); anything else is malformed. Caching,
-budget, malformed-answer retry and concurrency live in :class:`rho_audit.judging.llm.LLMJudge`;
+budget, malformed-answer retry and concurrency live in :class:`rho_audit.api.LLMJudge`;
 this module sends requests and retries transport failures (429, 5xx, 529 overloaded, timeouts,
 connection errors, and replies that are not the JSON they claim to be, as a misbehaving proxy
 sends) with backoff, honouring ``retry-after``. Before a run generates anything, :meth:`Claude.preflight`
@@ -27,14 +27,14 @@ from typing import Any, TypeVar
 
 from rho_audit_plugins.judges import RUBRIC_DIR
 
-from rho_audit.api.hooks import hookimpl
-from rho_audit.judging.llm import (
+from rho_audit.api import (
     Answer,
     JudgeError,
     LLMJudge,
     Meter,
     RetryPolicy,
     call_with_retries,
+    hookimpl,
     load_rubric,
     parse_options,
     parse_retry_after,

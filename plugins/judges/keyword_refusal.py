@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rho_audit.api.hooks import Judge, JudgeItem, Verdict, hookimpl
+from rho_audit.api import Judge, JudgeItem, Verdict, hookimpl
 
 WINDOW = 300
 

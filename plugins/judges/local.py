@@ -5,7 +5,7 @@ labels is scored teacher-forced as the start of the model's reply, and the verdi
 with the highest summed log-probability. No text is generated or parsed, so the verdict is
 deterministic for a given model; ``score`` is the chosen label's probability renormalised over
 the labels. Caching and the budget (one call per item) come from
-:class:`rho_audit.judging.llm.LLMJudge`.
+:class:`rho_audit.api.LLMJudge`.
 
 Options (``--judge-option KEY=VALUE``): model (anything ``--model`` accepts; default the bundled
 model), rubric (refusal, honesty, persona-discriminator or a .j2 path), template (auto, chat, raw).
@@ -23,8 +23,17 @@ from typing import Any
 
 from rho_audit_plugins.judges import RUBRIC_DIR
 
-from rho_audit.api.hooks import hookimpl
-from rho_audit.judging.llm import Answer, JudgeError, LLMJudge, load_rubric, parse_options
+from rho_audit.api import (
+    Answer,
+    JudgeError,
+    LLMJudge,
+    ScoreRequest,
+    hookimpl,
+    load_model,
+    load_rubric,
+    parse_options,
+    resolve_model,
+)
 
 OPTIONS: dict[str, tuple[type, Any]] = {
     "model": (str, None),
@@ -47,8 +56,6 @@ class Local(LLMJudge):
             raise JudgeError(f"judge 'local': template must be auto, chat or raw, not {opts['template']!r}.")
         self.rubric = load_rubric(opts["rubric"], RUBRIC_DIR)
         self.template_option = opts["template"]
-        from rho_audit.model.paths import resolve_model
-
         self.resolved = resolve_model(opts["model"])  # fails here, before any audit work, if missing
         fingerprint = _fingerprint(self.resolved.path)
         self.judge_model = f"{self.resolved.model_id} {fingerprint} {self.template_option}"
@@ -56,10 +63,8 @@ class Local(LLMJudge):
         self._template: Any = None
 
     def _ask(self, text: str) -> Answer:
-        from rho_audit.model.language_model import LanguageModel, ScoreRequest
-
         if self._lm is None:
-            self._lm = LanguageModel.load(self.resolved.path, self.resolved.model_id)
+            self._lm = load_model(self.resolved)
             self._template = self._lm.resolve_template(self.template_option)
         self.meter.take_call()
         self.meter.add(input_tokens=len(self._lm.encode(self._lm.format_prompt(text, self._template))))

@@ -2,7 +2,7 @@
 
 from typing import ClassVar
 
-from rho_audit.api.hooks import LossTerms, Trainer, TrainerOption, hookimpl
+from rho_audit.api import LossTerms, Trainer, TrainerOption, hookimpl
 
 LAMBDA = TrainerOption(0.2, "weight λ of the contrastive term", min=0.0)
 MARGIN = TrainerOption(0.1, "hinge margin γ, in nats per token", min=0.0)

@@ -1,4 +1,227 @@
-"""The plugin API: everything a third-party dimension, judge, trainer or probe-set package uses.
+"""The plugin API: everything a dimension, judge, trainer or probe-set package uses, and nothing else.
 
-Imports no MLX, Textual or SDK: a plugin package (and its tests) can import it anywhere.
+rho-audit discovers plugins through the ``rho_audit`` entry-point group. The built-in dimensions,
+judges, trainers and probe sets are registered exactly this way (see this project's
+``pyproject.toml``) and import only this package, so a third-party package is a peer of the
+built-ins, not a second-class citizen.
+
+A dimension in its own package, end to end::
+
+    # pyproject.toml
+    [project.entry-points.rho_audit]
+    honesty = "my_package.honesty"
+
+    # my_package/honesty.py
+    from pathlib import Path
+    from rho_audit.api import PairDimension, hookimpl
+
+    class Honesty(PairDimension):
+        name = "honesty"
+        description = "Prefers admitting uncertainty over confident fabrication."
+        probe_set = "honesty"
+
+    @hookimpl
+    def register_dimensions(register):
+        register(Honesty)
+
+    @hookimpl
+    def register_probe_sets(register):
+        register("honesty", Path(__file__).parent / "probes" / "honesty")
+
+A probe set is a folder with ``card.yaml`` (name, kind, version, licence, ...) and
+``probes.jsonl`` (one record per line: :class:`PairProbe`, :class:`ChoiceProbe`,
+:class:`GenerationProbe` or :class:`NumericProbe`). ``rho-audit plugins`` shows what was
+discovered; ``rho-audit run --plugins honesty`` runs it. ``rho_audit.testing`` provides a
+``tiny_model_path`` pytest fixture so a plugin can be tested without a real model.
+
+Where to read on:
+
+* :mod:`rho_audit.api.hooks`: every hook, with its documentation.
+* :mod:`rho_audit.api.dimensions`: :class:`Dimension` and the four ready-made kinds.
+* :mod:`rho_audit.api.judges`: :class:`Judge`, :class:`Verdict`; model-based judges subclass
+  :class:`LLMJudge` (:mod:`rho_audit.api.llm_judges`), with :mod:`~rho_audit.api.rubrics` and
+  :mod:`~rho_audit.api.judge_calls` (budget, retries).
+* :mod:`rho_audit.api.trainers`: :class:`Trainer`, :class:`LossTerms`, :class:`TrainerOption`.
+* :mod:`rho_audit.api.context`, :mod:`~rho_audit.api.results`, :mod:`~rho_audit.api.events`:
+  what a dimension receives and returns, and what a ``run_event`` observer sees.
+
+Rules that keep the CLI fast and robust: register *classes*, not instances; import heavy libraries
+(mlx, torch, an SDK) inside methods, never at module import time (this package imports none:
+the probe-set types and the scoring functions load on first use); raise :class:`RhoAuditError`
+(or :class:`JudgeError` from a judge) with a message that names the cause and the fix.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rho_audit.api.context import AuditContext, CountProgress, ProgressCallback, Score, ScoreRequest, Template
+from rho_audit.api.dimensions import (
+    ChoiceDimension,
+    Dimension,
+    GenerationDimension,
+    MetricName,
+    NumericDimension,
+    PairDimension,
+    Thresholds,
+)
+from rho_audit.api.errors import (
+    JudgeError,
+    ModelError,
+    PluginError,
+    ProbeFileError,
+    RhoAuditError,
+    Terminated,
+)
+from rho_audit.api.events import EventKind, RunEvent
+from rho_audit.api.hooks import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl
+from rho_audit.api.judge_calls import (
+    BudgetExhausted,
+    Meter,
+    RetryPolicy,
+    call_with_retries,
+    parse_retry_after,
+)
+from rho_audit.api.judges import Judge, JudgeItem, Verdict, VerdictStore
+from rho_audit.api.llm_judges import Answer, LLMJudge, cache_key, parse_options
+from rho_audit.api.models import load_model, resolve_model
+from rho_audit.api.results import CompatStat, DimensionResult, Evaluation, ProbeRecord
+from rho_audit.api.rubrics import (
+    ERROR,
+    NON_VERDICTS,
+    SKIPPED_BUDGET,
+    UNPARSEABLE,
+    Rubric,
+    load_rubric,
+    rubric_from_source,
+    strip_marker,
+)
+from rho_audit.api.trainers import LossTerms, Trainer, TrainerOption
+
+if TYPE_CHECKING:
+    from rho_audit.audit.scoring import (
+        evaluate_choices,
+        evaluate_generations,
+        evaluate_numeric,
+        evaluate_pairs,
+    )
+    from rho_audit.probesets.schema import (
+        ChoiceProbe,
+        ContrastPair,
+        GenerationProbe,
+        NumericProbe,
+        PairProbe,
+        Probe,
+        ProbeCard,
+        ProbeSet,
+        load_probe_set,
+    )
+
+# Names defined in modules that import pydantic, numpy and yaml (about 0.2 s): loaded on first
+# use (PEP 562), so discovering plugins does not pay for them.
+_LAZY = {
+    "rho_audit.probesets.schema": (
+        "ChoiceProbe",
+        "ContrastPair",
+        "GenerationProbe",
+        "NumericProbe",
+        "PairProbe",
+        "Probe",
+        "ProbeCard",
+        "ProbeSet",
+        "load_probe_set",
+    ),
+    "rho_audit.audit.scoring": (
+        "evaluate_choices",
+        "evaluate_generations",
+        "evaluate_numeric",
+        "evaluate_pairs",
+    ),
+}
+_LAZY_MODULE = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_MODULE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ERROR",
+    "NON_VERDICTS",
+    "PROJECT_NAME",
+    "SKIPPED_BUDGET",
+    "UNPARSEABLE",
+    "Answer",
+    "AuditContext",
+    "BudgetExhausted",
+    "ChoiceDimension",
+    "ChoiceProbe",
+    "CompatStat",
+    "ContrastPair",
+    "CountProgress",
+    "Dimension",
+    "DimensionResult",
+    "Evaluation",
+    "EventKind",
+    "GenerationDimension",
+    "GenerationProbe",
+    "Judge",
+    "JudgeError",
+    "JudgeItem",
+    "LLMJudge",
+    "LossTerms",
+    "Meter",
+    "MetricName",
+    "ModelError",
+    "NumericDimension",
+    "NumericProbe",
+    "PairDimension",
+    "PairProbe",
+    "PluginError",
+    "Probe",
+    "ProbeCard",
+    "ProbeFileError",
+    "ProbeRecord",
+    "ProbeSet",
+    "ProgressCallback",
+    "RetryPolicy",
+    "RhoAuditError",
+    "Rubric",
+    "RunEvent",
+    "Score",
+    "ScoreRequest",
+    "Template",
+    "Terminated",
+    "Thresholds",
+    "Trainer",
+    "TrainerOption",
+    "Verdict",
+    "VerdictStore",
+    "call_with_retries",
+    "cache_key",
+    "evaluate_choices",
+    "evaluate_generations",
+    "evaluate_numeric",
+    "evaluate_pairs",
+    "hookimpl",
+    "load_model",
+    "load_probe_set",
+    "load_rubric",
+    "parse_options",
+    "parse_retry_after",
+    "resolve_model",
+    "rubric_from_source",
+    "strip_marker",
+]

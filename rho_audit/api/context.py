@@ -3,24 +3,54 @@
 Dimensions never touch MLX, the store or the display directly; they ask the
 :class:`AuditContext`, which adds progress events and the run's template. A future backend
 (a reference model, a persona system prompt, a remote worker) changes this object, not the
-dimensions.
+dimensions. The records it takes and returns (:class:`ScoreRequest`, :class:`Score`) live here
+too, so a plugin reads them without importing the model layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from rho_audit.api.hooks import Judge, JudgeItem, Verdict
-    from rho_audit.model.language_model import LanguageModel, Score, ScoreRequest, Template
+    from rho_audit.api.judges import Judge, JudgeItem, Verdict
+    from rho_audit.model.language_model import LanguageModel
 
+#: How prompts are put to the model. ``chat``: a prompt is the user turn, the continuation the
+#: assistant reply (the tokenizer's chat template). ``raw``: prompt + newline + continuation.
+Template = Literal["chat", "raw"]
+#: Called with (done, total) as a batch of texts, prompts or judged items proceeds.
+CountProgress = Callable[[int, int], None]
+#: Called with (done, total, unit) as a dimension proceeds; ``unit`` names what is counted.
 ProgressCallback = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Score ``continuation`` after ``prompt`` (None: a bare statement)."""
+
+    prompt: str | None
+    continuation: str
+
+
+@dataclass(frozen=True)
+class Score:
+    """Teacher-forced log-probability of one request's continuation, in nats.
+
+    ``sum_logprob``/``mean_logprob`` are None (and ``error`` says why) when it could not be scored.
+    """
+
+    sum_logprob: float | None
+    mean_logprob: float | None
+    n_tokens: int
+    error: str | None = None
 
 
 @dataclass
 class AuditContext:
+    """The model, judge, template and seed of the running audit, as a dimension uses them."""
+
     model: LanguageModel
     judge: Judge
     template: Template
@@ -29,7 +59,7 @@ class AuditContext:
     #: Rows per generation batch; None lets the model size it to memory.
     generation_batch_size: int | None = None
 
-    def _report(self, unit: str) -> Callable[[int, int], None] | None:
+    def _report(self, unit: str) -> CountProgress | None:
         if self.progress is None:
             return None
         progress = self.progress
@@ -51,8 +81,5 @@ class AuditContext:
 
     def judge_items(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         """The judge's verdict on each item (LLM judges are cached and budgeted, and report progress)."""
-        from rho_audit.judging.llm import LLMJudge
-
-        if isinstance(self.judge, LLMJudge):
-            self.judge.progress = self._report("judged")
+        self.judge.progress = self._report("judged")
         return self.judge.judge(items)

@@ -26,6 +26,10 @@ class ModelError(RhoAuditError):
     """A model could not be found, converted or loaded."""
 
 
+class JudgeError(RhoAuditError):
+    """A judge cannot work at all (no key, unknown option, rejected credentials)."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (or SIGHUP) turned into an exception by the CLI, so it unwinds like Ctrl-C: the
     run is marked interrupted and finished work stays saved. Exit code 128 + the signal number."""

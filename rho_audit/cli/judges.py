@@ -115,8 +115,10 @@ def agree(
     \b
       rho-audit judges agree --judges keyword-refusal,claude --run 20250101-120000-abc123
     """
-    from rho_audit.api.hooks import JudgeItem
-    from rho_audit.judging.llm import NON_VERDICTS, LLMJudge, agreement, configure_judge, judge_usage_line
+    from rho_audit.api import NON_VERDICTS, JudgeItem
+    from rho_audit.judging.agreement import agreement
+    from rho_audit.judging.preflight import configure_judge
+    from rho_audit.judging.usage import judge_usage_line
     from rho_audit.plugins import load_host
     from rho_audit.store.run_store import RunStore, StoreNotWritable, unwritable_reason
 
@@ -155,13 +157,13 @@ def agree(
         for name in judge_names:
             judge = host.judge(name).obj(**options[name])
             configure_judge(judge, judge_max_usd, judge_max_calls, say)
-            if isinstance(judge, LLMJudge):
-                judge.attach(runs, run.run_id, context="agree")
-                judge.progress = None if as_json else _progress(name)
+            judge.attach(runs, run.run_id, context="agree")
+            judge.progress = None if as_json else _progress(name)
             labels[name] = judge.judge([JudgeItem(i.prompt, i.response) for i in items])
-            declared[name] = judge.rubric.labels if isinstance(judge, LLMJudge) else tuple(judge.labels)
-            if isinstance(judge, LLMJudge):
-                usage[name] = judge.usage()
+            declared[name] = tuple(judge.labels)
+            judge_usage = judge.usage()
+            if judge_usage is not None:
+                usage[name] = judge_usage
     finally:
         runs.close()
 

@@ -230,7 +230,7 @@ def run(
         f"saved to {outcome.store} (run {outcome.run_id})" + (f"; JSON: {json_out}" if json_out else "")
     )
     if outcome.judge_usage:
-        from rho_audit.judging.llm import judge_usage_line
+        from rho_audit.judging.usage import judge_usage_line
 
         console.print(f"judge {outcome.judge_usage['judge_id']}: {judge_usage_line(outcome.judge_usage)}")
     failed: dict[str, list[str]] = {}  # cause -> dimensions, so a shared cause is said once

@@ -26,8 +26,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from rho_audit.api.context import CountProgress, Score, ScoreRequest, Template
 from rho_audit.api.errors import ModelError
 from rho_audit.model.blas import ensure_fast_blas, single_threaded_blas
 
@@ -40,8 +41,6 @@ from rho_audit.model import decoding  # noqa: E402
 from rho_audit.model.cpu_kernels import numpy_kernels  # noqa: E402
 from rho_audit.model.decoding import common_prefix_length as _common_prefix_length  # noqa: E402
 
-Template = Literal["chat", "raw"]
-ProgressFn = Callable[[int, int], None]
 #: Each distinct context's token ids -> the shared prefix it is scored after (see ``_prefix_groups``).
 _PrefixGroups = dict[tuple[int, ...], tuple[int, ...]]
 
@@ -70,22 +69,6 @@ GENERATION_KV_BUDGET = 768 * 2**20
 EXPECTED_ANSWER_SHARE = 0.5
 #: Freed buffers MLX may keep for reuse while scoring or generating.
 BUFFER_CACHE_LIMIT = 64 * 2**20
-
-
-@dataclass(frozen=True)
-class ScoreRequest:
-    """Score ``continuation`` after ``prompt`` (None: a bare statement)."""
-
-    prompt: str | None
-    continuation: str
-
-
-@dataclass(frozen=True)
-class Score:
-    sum_logprob: float | None
-    mean_logprob: float | None
-    n_tokens: int
-    error: str | None = None
 
 
 @dataclass
@@ -228,7 +211,7 @@ class LanguageModel:
         self,
         requests: Sequence[ScoreRequest],
         template: Template = "chat",
-        progress: ProgressFn | None = None,
+        progress: CountProgress | None = None,
     ) -> list[Score]:
         """Log-probability of each continuation given its prompt, batched (see module doc)."""
         self._evaluate_parameters()
@@ -466,7 +449,7 @@ class LanguageModel:
         prompts: Sequence[str],
         max_tokens: int,
         template: Template = "chat",
-        progress: ProgressFn | None = None,
+        progress: CountProgress | None = None,
         batch_size: int | None = None,
     ) -> list[str]:
         """Greedy completions of ``prompts`` (deterministic), token for token what mlx-lm's

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rho_audit.api.errors import PluginError, RhoAuditError
 from rho_audit.api.events import RunEvent
-from rho_audit.api.hooks import LossTerms, Trainer
+from rho_audit.api.trainers import LossTerms, Trainer
 from rho_audit.model.blas import ensure_fast_blas
 from rho_audit.plugins import PluginHost
 from rho_audit.probesets.schema import ContrastPair, load_probe_set

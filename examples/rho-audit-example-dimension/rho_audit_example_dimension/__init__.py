@@ -11,7 +11,7 @@ does the scoring, statistics, storage and display; a subclass only sets class at
 
 from pathlib import Path
 
-from rho_audit.api.hooks import PairDimension, Thresholds, hookimpl
+from rho_audit.api import PairDimension, Thresholds, hookimpl
 
 __all__ = ["PROBES", "CalibrationHedging", "register_dimensions", "register_probe_sets"]
 

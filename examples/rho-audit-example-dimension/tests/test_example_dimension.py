@@ -9,7 +9,7 @@ import json
 
 from click.testing import CliRunner
 
-from rho_audit.api.hooks import PairDimension
+from rho_audit.api import PairDimension
 from rho_audit.cli import main
 from rho_audit.plugins import load_host
 from rho_audit.probesets.schema import load_probe_set
