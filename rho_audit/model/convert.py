@@ -15,18 +15,18 @@ Measured on SmolLM2-135M-Instruct Q4_1: bit-identical weights to transformers' o
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rho_audit._util.files import replace_dir
 from rho_audit.api.errors import ModelError
-from rho_audit.model.blas import ensure_fast_blas
-from rho_audit.model.paths import PROVENANCE_FILE
 
 #: Bumped whenever the output changes, so that cached conversions are redone.
 CONVERTER_VERSION = 1
+#: Written into each converted model: the GGUF it came from (see ``paths.list_local_models``).
+PROVENANCE_FILE = "rho_audit_conversion.json"
 
 # GGUF block names → HF names inside ``model.layers.N.``.
 _LAYER_NAMES = {
@@ -78,7 +78,6 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     renamed into place, so an interrupted conversion never leaves a half-written model. An
     existing ``out_dir`` is replaced. Returns ``out_dir``.
     """
-    ensure_fast_blas()  # before the first `import mlx.core` in this process
     import mlx.core as mx
 
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
@@ -127,23 +126,10 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
         }
         for name, doc in files.items():
             (tmp / name).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    try:
-        os.rename(new, target)
-    except OSError:
-        if not target.exists():
-            raise
-        # Move the old one aside first: `target` is always either the old or the new model.
-        old = new.with_name(new.name + ".old")
-        os.rename(target, old)
-        os.rename(new, target)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _scalar(v: Any) -> Any:

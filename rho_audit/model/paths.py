@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from rho_audit.api.errors import ModelError
-
-PROVENANCE_FILE = "rho_audit_conversion.json"  # written by rho_audit.model.convert (kept in sync there)
+from rho_audit.model.convert import CONVERTER_VERSION, PROVENANCE_FILE, convert_gguf
 
 Source = Literal["default", "local", "gguf", "hub"]
 #: Called with a one-line status message ("converting ...", "downloading ...").
@@ -127,8 +126,6 @@ def default_gguf() -> Path:
 
 def converted_dir(gguf: Path) -> Path:
     """Cache directory for ``gguf``: keyed by name, size, mtime and converter version (no 100 MB hash)."""
-    from rho_audit.model.convert import CONVERTER_VERSION  # import-light: convert imports mlx lazily
-
     st = gguf.stat()
     key = f"{gguf.name}\0{st.st_size}\0{st.st_mtime_ns}\0{CONVERTER_VERSION}"
     return models_dir() / f"{gguf.stem}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
@@ -140,17 +137,12 @@ def _convert_cached(gguf: Path, progress: StatusCallback | None) -> Path:
         return out
     if progress:
         progress(f"Converting {gguf.name} to MLX format in {out} (first use only)")
-    from rho_audit.model.convert import convert_gguf
-
     return convert_gguf(gguf, out)
 
 
 def _download(repo: str, progress: StatusCallback | None) -> Path:
     if progress:
         progress(f"Fetching {repo} from the Hugging Face Hub (cached after the first download)")
-    from rho_audit.model.blas import ensure_fast_blas
-
-    ensure_fast_blas()  # mlx_lm.utils imports mlx.core
     from mlx_lm.utils import _download as mlx_download  # mlx-lm's own resolver: same files, same cache
 
     try:
