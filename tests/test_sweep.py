@@ -28,7 +28,8 @@ from rho_audit.api.errors import RhoAuditError
 from rho_audit.api.events import RunEvent
 from rho_audit.api.results import DimensionResult, Evaluation
 from rho_audit.audit.runner import AuditOutcome, emit
-from rho_audit.cli.sweep import SweepPlainDisplay, SweepRichDisplay, summary_tables, sweep
+from rho_audit.cli.sweep import summary_tables, sweep
+from rho_audit.display.live import SweepPlainDisplay, SweepRichDisplay
 from rho_audit.plugins import load_host
 from rho_audit.store.run_store import RunStore
 from rho_audit.train import sweep as sw

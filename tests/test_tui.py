@@ -504,7 +504,7 @@ def test_the_engine_and_the_cli_never_import_textual():
     code = (
         "import sys; import rho_audit.cli, rho_audit.train.sweep, rho_audit.display.live, "
         "rho_audit.cli.monitor; "
-        "from rho_audit.display.live import make_display; make_display('plain'); "
+        "from rho_audit.cli._common import make_display; make_display('plain'); "
         "print('textual' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -514,11 +514,11 @@ def test_the_engine_and_the_cli_never_import_textual():
 def test_display_tui_is_a_display_and_needs_a_terminal(tmp_path):
     from click.testing import CliRunner
 
-    from rho_audit.cli.sweep import make_sweep_display, sweep
-    from rho_audit.display.live import make_display
+    from rho_audit.cli._common import make_display
+    from rho_audit.cli.sweep import sweep
 
     assert isinstance(make_display("tui"), TuiDisplay)
-    assert isinstance(make_sweep_display("tui"), TuiDisplay)
+    assert isinstance(make_display("tui", kind="sweep"), TuiDisplay)
     path = tmp_path / "s.yaml"
     path.write_text(
         "name: t\ngrid: {trainer: [sft], seed: [1]}\n"

@@ -1,3 +1,3 @@
-from rho_audit.cli.main import cli
+from rho_audit.cli.app import cli
 
 cli()

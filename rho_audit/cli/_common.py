@@ -1,23 +1,75 @@
-"""Command output on stdout that reads well on a terminal and can be read by a script.
+"""What the commands share: the ``--store`` option, the progress display, and stdout output.
 
-On a terminal, tables are Rich tables (boxes, colours, columns fitted to the window). When stdout
-is not a terminal (a pipe, a file, a CI log), a table is printed as plain rows instead: a header
-line, then one line per row, cells separated by a tab, no markup, and no cell ever cut or wrapped,
-so ``rho-audit plugins | grep contrastive-only`` and ``cut -f2`` work. A table's title and caption,
+Command output on stdout reads well on a terminal and can be read by a script. On a terminal,
+tables are Rich tables (boxes, colours, columns fitted to the window). When stdout is not a
+terminal (a pipe, a file, a CI log), a table is printed as plain rows instead: a header line,
+then one line per row, cells separated by a tab, no markup, and no cell ever cut or wrapped, so
+``rho-audit plugins | grep contrastive-only`` and ``cut -f2`` work. A table's title and caption,
 when it has them, are a line above and below. Other text is printed without soft wrapping, so a
 long path stays on one line. ``--json``, where a command has it, remains the machine format.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import click
+
+from rho_audit.store import DEFAULT_STORE
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 #: Between the cells of a plain row.
 SEPARATOR = "\t"
+
+
+def store_option(help: str = "SQLite run store.") -> Callable[[F], F]:
+    """``--store PATH``, the run store a command reads or writes (one default for every command)."""
+    return click.option(
+        "--store",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=DEFAULT_STORE,
+        show_default=True,
+        help=help,
+    )
+
+
+def display_option(
+    help: str = "Progress display (plain for CI logs).",
+    choices: tuple[str, ...] = ("auto", "rich", "plain", "none"),
+) -> Callable[[F], F]:
+    """``--display``, the name :func:`make_display` takes."""
+    return click.option("--display", type=click.Choice(choices), default="auto", show_default=True, help=help)
+
+
+def make_display(name: str, kind: Literal["run", "sweep"] = "run") -> object | None:
+    """The ``run_event`` observer that shows progress on stderr, or None for ``none``.
+
+    ``auto`` is Rich when both stdout and stderr are terminals, plain lines otherwise (CI logs,
+    pipes): while Rich draws live bars it captures stdout, so output meant for a file or a pipe
+    would reach the terminal instead. ``tui`` is the Textual app of ``sweep --tui`` (never picked by
+    ``auto``; Textual loads only then). ``kind`` picks the run or the sweep form of Rich and plain.
+    """
+    if name == "none":
+        return None
+    if name == "tui":
+        from rho_audit.display.tui import TuiDisplay
+
+        return TuiDisplay()
+    from rho_audit.display import live
+
+    if name == "auto":
+        name = "rich" if sys.stdout.isatty() and sys.stderr.isatty() else "plain"
+    if kind == "sweep":
+        return live.SweepRichDisplay() if name == "rich" else live.SweepPlainDisplay()
+    return live.RichDisplay() if name == "rich" else live.PlainDisplay()
 
 
 def stdout_console() -> Console:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from rho_audit.api.errors import RhoAuditError
+from rho_audit.cli._common import print_table, stdout_console, store_option
 
 #: What ``judges agree`` shows for the disagreements of each pair of judges, by default.
 SHOW_DISAGREEMENTS = 5
@@ -77,13 +78,7 @@ class JudgedOutput:
 @judges.command()
 @click.option("--judges", "names", required=True, metavar="A,B", help="Comma list of two or more judges.")
 @click.option("--run", "run_id", required=True, metavar="RUN", help="Run id (a unique prefix is enough).")
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path),
-    default=Path("rho-audit-runs/runs.sqlite"),
-    show_default=True,
-    help="SQLite run store.",
-)
+@store_option()
 @click.option("--dimension", "dimensions", multiple=True, help="Only these dimensions (repeatable).")
 @judge_run_options
 @click.option(
@@ -310,8 +305,6 @@ def _print_agreement(
     run_id: str, items: Sequence[JudgedOutput], pairs: list[dict[str, Any]], show: int
 ) -> None:
     from rich.table import Table
-
-    from rho_audit.cli._common import print_table, stdout_console
 
     console = stdout_console()
     per_dim: dict[str, int] = {}

@@ -7,19 +7,16 @@ the sweep code never knows what is on screen.
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from rho_audit.api.hooks import hookimpl
+from rho_audit.cli._common import display_option, make_display, print_table, stdout_console, store_option
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from rho_audit.api.events import RunEvent
     from rho_audit.train.sweep import SweepPlan, SweepRun, SweepSummary
 
 #: Kept equal to rho_audit.train.sweep.DEFAULT_OUT (not imported: that module is not import-light).
@@ -55,13 +52,7 @@ A sweep file (validated entirely before anything runs; errors name file:line and
     is_flag=True,
     help="Run the file's `quick:` scale-down (fewer seeds, texts and probes) for demos and CI.",
 )
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("rho-audit-runs/runs.sqlite"),
-    show_default=True,
-    help="SQLite run store: cell status, training steps, audits.",
-)
+@store_option("SQLite run store: cell status, training steps, audits.")
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
@@ -71,12 +62,9 @@ A sweep file (validated entirely before anything runs; errors name file:line and
 )
 @click.option("--dry-run", is_flag=True, help="List the cells and their status in --store; run nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; print only the final tables.")
-@click.option(
-    "--display",
-    type=click.Choice(["auto", "rich", "plain", "tui"]),
-    default="auto",
-    show_default=True,
-    help="Progress: rich on a terminal, plain lines otherwise (CI logs, pipes); tui: the monitor app.",
+@display_option(
+    "Progress: rich on a terminal, plain lines otherwise (CI logs, pipes); tui: the monitor app.",
+    choices=("auto", "rich", "plain", "tui"),
 )
 @click.option(
     "--tui",
@@ -120,7 +108,6 @@ def sweep(
     audit that had finished is not repeated. Cell status lives in --store (table sweep_cells).
     """
     from rho_audit.api.errors import RhoAuditError
-    from rho_audit.cli._common import print_table, stdout_console
     from rho_audit.plugins import load_host
     from rho_audit.train.sweep import EXECUTORS, plan_sweep, run_sweep, summarize
 
@@ -132,7 +119,7 @@ def sweep(
     if dry_run:
         print_table(plan_table(plan, store), console)
         return
-    shown = None if quiet else make_sweep_display("tui" if tui else display)
+    shown = None if quiet else make_display("tui" if tui else display, kind="sweep")
     if shown is not None:
         host.pm.register(shown, name="rho-audit-sweep-display")
 
@@ -192,12 +179,6 @@ def _footer(plan: SweepPlan, outcome: SweepRun, store: Path) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _num(value: float | None, signed: bool = True) -> str:
-    if value is None:
-        return "-"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
-
-
 def plan_table(plan: SweepPlan, store: Path) -> Any:
     """--dry-run: every cell in run order with its settings and its status in the store."""
     from rich import box
@@ -247,6 +228,8 @@ def cells_table(summary: SweepSummary) -> Any:
     from rich import box
     from rich.table import Table
 
+    from rho_audit.display.live import format_number
+
     has_base = bool(summary.baselines)
     title = f"{summary.plan.sweep_id}: scores after training" + (" (Δ vs baseline)" if has_base else "")
     table = Table(header_style="bold", box=box.SIMPLE_HEAD)
@@ -256,10 +239,12 @@ def cells_table(summary: SweepSummary) -> Any:
         table.add_column(dim, justify="right", no_wrap=True)
     for label, scores in summary.baselines.items():
         name = "baseline" if len(summary.baselines) == 1 else f"{label} baseline"
-        table.add_row(name, "complete", *(_num(scores.get(d)) for d in summary.dimensions))
+        table.add_row(name, "complete", *(format_number(scores.get(d)) for d in summary.dimensions))
     for c in summary.cells:
         cells = [
-            f"{_num(c.scores.get(d))} Δ{_num(c.deltas.get(d))}" if has_base else _num(c.scores.get(d))
+            f"{format_number(c.scores.get(d))} Δ{format_number(c.deltas.get(d))}"
+            if has_base
+            else format_number(c.scores.get(d))
             for d in summary.dimensions
         ]
         style = {"complete": "", "failed": "red"}.get(c.status, "yellow")
@@ -272,6 +257,8 @@ def conditions_table(summary: SweepSummary) -> Any:
     from rich import box
     from rich.table import Table
 
+    from rho_audit.display.live import format_number
+
     has_base = bool(summary.baselines)
     title = "per condition: mean over seeds ± std" + (", and Δ of the mean vs baseline" if has_base else "")
     table = Table(header_style="bold", box=box.SIMPLE_HEAD)
@@ -283,200 +270,10 @@ def conditions_table(summary: SweepSummary) -> Any:
         cells = []
         for d in summary.dimensions:
             std = f" ±{c.std[d]:.3f}" if c.std.get(d) is not None else ""
-            text = f"{_num(c.mean.get(d))}{std}"
-            cells.append(f"{text}\nΔ {_num(c.mean_delta.get(d))}" if has_base else text)
+            text = f"{format_number(c.mean.get(d))}{std}"
+            cells.append(f"{text}\nΔ {format_number(c.mean_delta.get(d))}" if has_base else text)
         table.add_row(c.condition, f"{c.n}/{c.total}", *cells)
     return _titled(title, table)
 
 
-# --------------------------------------------------------------------------------------------
-# Progress displays (run_event observers)
-# --------------------------------------------------------------------------------------------
-
-
-def make_sweep_display(name: str) -> object:
-    """``auto``: Rich when both stdout and stderr are terminals, plain lines otherwise."""
-    if name == "tui":
-        from rho_audit.display.live import make_display
-
-        return make_display("tui")
-    if name == "auto":
-        name = "rich" if sys.stdout.isatty() and sys.stderr.isatty() else "plain"
-    return SweepRichDisplay() if name == "rich" else SweepPlainDisplay()
-
-
-def _loss_text(metrics: dict[str, float] | None) -> str:
-    if not metrics:
-        return ""
-    parts = [f"loss {metrics['loss']:.4f}"] if "loss" in metrics else []
-    parts += [f"sft {metrics['sft_loss']:.4f}"] if "sft_loss" in metrics else []
-    parts += [f"contrastive {metrics['contrastive_loss']:.4f}"] if "contrastive_loss" in metrics else []
-    return " ".join(parts)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return (
-        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-        if seconds >= 3600
-        else f"{seconds // 60}m{seconds % 60:02d}s"
-    )
-
-
-class SweepPlainDisplay:
-    """Plain lines for CI logs and pipes: one per cell, audit dimension and checkpoint, and a
-    training line at most every ``every_s`` seconds with loss and the cell's ETA."""
-
-    def __init__(self, stream: TextIO | None = None, every_s: float = 10.0) -> None:
-        self.stream = stream or sys.stderr
-        self.every_s = every_s
-        self._last = 0.0
-        self._cell = ""
-        self._counter = ""
-        self._rate: tuple[float, int] | None = None  # (time, step) of the first step seen
-        self._checkpoint: int | None = None
-
-    def _say(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
-
-    def stop(self) -> None:
-        pass
-
-    @hookimpl
-    def run_event(self, event: RunEvent) -> None:
-        handler = getattr(self, f"_on_{event.kind}", None)
-        if handler is not None:
-            handler(event)
-
-    def _on_cell_started(self, e: RunEvent) -> None:
-        self._cell, self._counter = e.dimension or "", f"[{(e.done or 0) + 1}/{e.total}]"
-        self._rate = self._checkpoint = None
-        self._say(f"{self._counter} {self._cell}: {e.message}")
-
-    def _on_cell_finished(self, e: RunEvent) -> None:
-        self._say(f"{self._counter} {e.dimension} complete: {e.message}")
-
-    def _on_cell_failed(self, e: RunEvent) -> None:
-        self._say(f"{self._counter} {e.dimension} FAILED: {e.message}")
-
-    def _on_train_started(self, e: RunEvent) -> None:
-        resumed = f", resuming after step {e.done}" if e.done else ""
-        self._say(f"  train: {e.message}, {e.total} steps{resumed}")
-
-    def _on_train_step(self, e: RunEvent) -> None:
-        now = time.monotonic()
-        if self._rate is None:
-            self._rate = (now, e.done or 0)
-        if now - self._last < self.every_s and e.done != e.total:
-            return
-        self._last = now
-        saved = f"; checkpoint at step {self._checkpoint}" if self._checkpoint else ""
-        self._say(f"  step {e.done}/{e.total} {_loss_text(e.metrics)}{self._eta(now, e)}{saved}")
-
-    def _eta(self, now: float, e: RunEvent) -> str:
-        start, first = self._rate or (now, 0)
-        done = (e.done or 0) - first
-        if done <= 0 or not e.total:
-            return ""
-        return f" ETA {_duration((now - start) / done * (e.total - (e.done or 0)))}"
-
-    def _on_checkpoint_saved(self, e: RunEvent) -> None:
-        self._checkpoint = e.done  # shown on the next step line: one line per checkpoint is noise
-
-    def _on_dimension_finished(self, e: RunEvent) -> None:
-        if e.result is not None:
-            ev = e.result.evaluation
-            self._say(f"  audit {e.dimension}: {ev.metric} {_num(ev.score)} [{e.result.status}]")
-
-    def _on_dimension_failed(self, e: RunEvent) -> None:
-        self._say(f"  audit {e.dimension} failed: {e.message}")
-
-    def _on_warning(self, e: RunEvent) -> None:
-        self._say(f"  warning: {e.message}")
-
-
-class SweepRichDisplay:
-    """Two live bars: cells done/total with the sweep's ETA, and the current cell (training steps
-    with loss and ETA, then the audit's probes per dimension)."""
-
-    def __init__(self, console: Any = None) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.console = console or Console(stderr=True)
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=self.console,
-            refresh_per_second=4,
-            # Cells take minutes: average the speed over the whole cell, not the last 30 s.
-            speed_estimate_period=3600,
-        )
-        self._sweep: Any = None
-        self._task: Any = None
-        self._cell = ""
-
-    def stop(self) -> None:
-        if self._sweep is not None:
-            self.progress.stop()
-            self._sweep = None
-
-    @hookimpl
-    def run_event(self, event: RunEvent) -> None:
-        handler = getattr(self, f"_on_{event.kind}", None)
-        if handler is not None:
-            handler(event)
-
-    def _on_cell_started(self, e: RunEvent) -> None:
-        if self._sweep is None:
-            self.progress.start()
-            self._sweep = self.progress.add_task("cells", total=e.total, completed=e.done or 0, info=e.run_id)
-            self._task = self.progress.add_task("", total=None, info="")
-        self._cell = e.dimension or ""
-        self.progress.update(self._sweep, completed=e.done)
-        self.progress.reset(self._task, total=None, description=self._cell, info=e.message or "")
-
-    def _on_cell_finished(self, e: RunEvent) -> None:
-        self.progress.update(self._sweep, completed=e.done)
-        self.console.print(f"[green]✓[/] {e.dimension}: {e.message}")
-
-    def _on_cell_failed(self, e: RunEvent) -> None:
-        self.progress.update(self._sweep, completed=e.done)
-        self.console.print(f"[bold red]✗ {e.dimension} failed:[/] {e.message}")
-
-    def _on_train_started(self, e: RunEvent) -> None:
-        self.progress.reset(
-            self._task, total=e.total, completed=e.done or 0, description=f"{self._cell} train", info=""
-        )
-
-    def _on_train_step(self, e: RunEvent) -> None:
-        self.progress.update(self._task, completed=e.done, total=e.total, info=_loss_text(e.metrics))
-
-    def _on_dimension_started(self, e: RunEvent) -> None:
-        self.progress.reset(
-            self._task, total=e.total, description=f"{self._cell} audit {e.dimension}", info=""
-        )
-
-    def _on_progress(self, e: RunEvent) -> None:
-        self.progress.update(self._task, completed=e.done, total=e.total, info=e.unit or "")
-
-    def _on_dimension_failed(self, e: RunEvent) -> None:
-        self.console.print(f"[bold red]{self._cell}: audit {e.dimension} failed:[/] {e.message}")
-
-    def _on_warning(self, e: RunEvent) -> None:
-        self.console.print(f"[yellow]warning:[/] {e.message}")
-
-
-__all__ = ["SweepPlainDisplay", "SweepRichDisplay", "make_sweep_display", "summary_tables", "sweep"]
+__all__ = ["cells_table", "conditions_table", "plan_table", "summary_tables", "sweep"]

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from rho_audit.api.errors import RhoAuditError
+from rho_audit.cli._common import display_option, make_display, print_table, store_option
+
+if TYPE_CHECKING:
+    from rho_audit.api import TrainerOption
+    from rho_audit.plugins import PluginHost
 
 EPILOG = """\b
 Examples:
@@ -20,39 +29,117 @@ clipping 1.0, 1 epoch, max sequence length 256, one contrast pair per dimension 
 from the train split of factual, toxicity, sycophancy and bias.
 """
 
-#: CLI flag -> TrainConfig field, for the hyper-parameters (all optional; unset keeps the default).
-HYPER_FLAGS: list[tuple[str, str, type, str]] = [
-    ("--lora-rank", "lora_rank", int, "LoRA rank [8]"),
-    ("--lora-alpha", "lora_alpha", float, "LoRA alpha [16]"),
-    ("--lora-layers", "lora_layers", int, "LoRA on the last N layers [all]"),
-    ("--lr", "learning_rate", float, "peak learning rate [2e-4]"),
-    ("--weight-decay", "weight_decay", float, "AdamW weight decay [0.01]"),
-    ("--warmup", "warmup_fraction", float, "share of steps in linear warm-up [0.1]"),
-    ("--grad-accumulation", "grad_accumulation", int, "micro-steps per optimizer step [4]"),
-    ("--grad-clip", "grad_clip", float, "gradient-norm clip [1.0]"),
-    ("--epochs", "epochs", int, "passes over the SFT corpus [1]"),
-    ("--max-seq-len", "max_seq_len", int, "tokens per sequence [256]"),
-    ("--pairs-per-dimension", "pairs_per_dimension", int, "contrast pairs per dimension per micro-step [1]"),
-    ("--max-sft-examples", "max_sft_examples", int, "use only the first N shuffled SFT texts [all]"),
-    ("--trap-texts", "trap_texts", int, "behavioural-trap texts from train positives [200]"),
-    ("--checkpoint-every", "checkpoint_every", int, "optimizer steps between checkpoints [25]"),
-]
+
+@dataclass(frozen=True)
+class HyperFlag:
+    """A ``--flag`` for a training hyper-parameter (optional; unset keeps TrainConfig's default)."""
+
+    flag: str
+    field: str  # of TrainConfig
+    type: type
+    help: str
+
+
+HYPER_FLAGS: tuple[HyperFlag, ...] = (
+    HyperFlag("--lora-rank", "lora_rank", int, "LoRA rank [8]"),
+    HyperFlag("--lora-alpha", "lora_alpha", float, "LoRA alpha [16]"),
+    HyperFlag("--lora-layers", "lora_layers", int, "LoRA on the last N layers [all]"),
+    HyperFlag("--lr", "learning_rate", float, "peak learning rate [2e-4]"),
+    HyperFlag("--weight-decay", "weight_decay", float, "AdamW weight decay [0.01]"),
+    HyperFlag("--warmup", "warmup_fraction", float, "share of steps in linear warm-up [0.1]"),
+    HyperFlag("--grad-accumulation", "grad_accumulation", int, "micro-steps per optimizer step [4]"),
+    HyperFlag("--grad-clip", "grad_clip", float, "gradient-norm clip [1.0]"),
+    HyperFlag("--epochs", "epochs", int, "passes over the SFT corpus [1]"),
+    HyperFlag("--max-seq-len", "max_seq_len", int, "tokens per sequence [256]"),
+    HyperFlag(
+        "--pairs-per-dimension", "pairs_per_dimension", int, "contrast pairs per dimension per micro-step [1]"
+    ),
+    HyperFlag("--max-sft-examples", "max_sft_examples", int, "use only the first N shuffled SFT texts [all]"),
+    HyperFlag("--trap-texts", "trap_texts", int, "behavioural-trap texts from train positives [200]"),
+    HyperFlag("--checkpoint-every", "checkpoint_every", int, "optimizer steps between checkpoints [25]"),
+)
+
+
+#: Where a trainer option's value is in the command's keyword arguments: ``--lambda`` fills
+#: ``option_lambda`` (a bare ``lambda`` is not a Python name).
+OPTION_PARAM_PREFIX = "option_"
+#: The plugin host that :class:`TrainCommand` loaded for its flags, kept for the command itself.
+HOST_KEY = "rho_audit.host"
 
 
 def _hyper_options(func):
-    for flag, dest, kind, text in reversed(HYPER_FLAGS):
-        func = click.option(flag, dest, type=kind, help=text)(func)
+    for hyper in reversed(HYPER_FLAGS):
+        func = click.option(hyper.flag, hyper.field, type=hyper.type, help=hyper.help)(func)
     return func
 
 
-@click.command(epilog=EPILOG)
+class TrainCommand(click.Command):
+    """``train``, with a ``--NAME`` flag for each option the installed trainers declare.
+
+    The flags are made when ``train`` itself is parsed or its help is shown, not at import: listing
+    the trainers loads every plugin, which ``rho-audit --help`` and the other commands skip.
+    """
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        host = _host(ctx, required=False)
+        if host is None:  # a plugin error: train's body loads the plugins again and reports it
+            return params
+        taken = {flag for param in params for flag in param.opts}
+        after = next(i for i, param in enumerate(params) if param.name == "trainer") + 1
+        return [*params[:after], *trainer_option_params(host, taken), *params[after:]]
+
+
+def trainer_option_params(host: PluginHost, taken: Collection[str] = ()) -> list[click.Option]:
+    """One float ``--NAME`` per trainer option name, its help naming the trainers that take it.
+
+    A name that is not a Python identifier or that another flag already uses gets no flag; a
+    ``--config`` file's ``options:`` still sets it. Ranges are checked later, by the trainer's
+    declaration, so the error names where a value was set (flag or file line).
+    """
+    declared: dict[str, dict[TrainerOption, list[str]]] = {}
+    for reg in host.trainers.values():
+        for name, option in getattr(reg.obj, "options", {}).items():
+            declared.setdefault(name, {}).setdefault(option, []).append(reg.name)
+    params = []
+    for name, options in declared.items():
+        if not name.isidentifier() or f"--{name}" in taken:
+            continue
+        text = "; ".join(
+            f"{'/'.join(trainers)}: {option.help} [{option.default:g}]"
+            for option, trainers in options.items()
+        )
+        params.append(click.Option([f"--{name}", OPTION_PARAM_PREFIX + name], type=float, help=text + "."))
+    return params
+
+
+def _host(ctx: click.Context, required: bool = True) -> PluginHost | None:
+    """The plugin host, loaded once per command line (for the flags, then for the command)."""
+    from rho_audit.plugins import load_host
+
+    if HOST_KEY not in ctx.meta:
+        try:
+            ctx.meta[HOST_KEY] = load_host()
+        except RhoAuditError:
+            if required:
+                raise
+            return None
+    return ctx.meta[HOST_KEY]
+
+
+def trainer_flag_values(kw: dict[str, Any]) -> dict[str, float]:
+    """The trainer options given as flags, by option name."""
+    return {
+        key.removeprefix(OPTION_PARAM_PREFIX): value
+        for key, value in kw.items()
+        if key.startswith(OPTION_PARAM_PREFIX) and value is not None
+    }
+
+
+@click.command(cls=TrainCommand, epilog=EPILOG)
 @click.option(
     "--trainer", "-t", help="Objective: sft, rho-guided, contrastive-only, shuffled, or a plugin's."
 )
-@click.option(
-    "--lambda", "lambda_", type=float, help="rho-guided/shuffled: weight of the contrastive term [0.2]."
-)
-@click.option("--margin", type=float, help="Hinge margin γ in nats per token [0.1].")
 @click.option("--seed", type=int, help="Seeds data order, pair draws, LoRA init, mlx/numpy/random [0].")
 @click.option("--model", "-m", help="Base model (as for `rho-audit run`). Default: the bundled model.")
 @click.option("--dimensions", help="Comma list of trainable dimensions to draw contrast pairs from.")
@@ -86,16 +173,8 @@ def _hyper_options(func):
 @click.option(
     "-n", "--audit-limit", type=click.IntRange(min=2), help="Audit a seeded subset of N probes each."
 )
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path),
-    default=Path("rho-audit-runs/runs.sqlite"),
-    show_default=True,
-    help="SQLite run store (training steps and audits).",
-)
-@click.option(
-    "--display", type=click.Choice(["auto", "rich", "plain", "none"]), default="auto", show_default=True
-)
+@store_option("SQLite run store (training steps and audits).")
+@display_option()
 def train(**kw: Any) -> None:
     """Fine-tune the model with LoRA and a trainer objective, then show what it changed.
 
@@ -105,14 +184,12 @@ def train(**kw: Any) -> None:
     `rho-audit run --adapter DIR` or `mlx_lm.generate --adapter-path DIR`.
     """
     from rho_audit.audit.runner import emit
-    from rho_audit.display.live import make_display
-    from rho_audit.plugins import load_host
-    from rho_audit.store.run_store import RunStore
+    from rho_audit.store import RunStore
     from rho_audit.train.loop import check_config
     from rho_audit.train.loop import train as run_training
 
     config = build_config(kw)
-    host = load_host()
+    host = _host(click.get_current_context())
     # Every setting is checked before the base model is audited or loaded: a wrong option
     # must not cost a minute of auditing first.
     _check_options(kw, config, host)
@@ -138,7 +215,7 @@ def build_config(kw: dict[str, Any]):
     import yaml
     from pydantic import ValidationError
 
-    from rho_audit.api.errors import RhoAuditError
+    from rho_audit._util.yaml_errors import yaml_error_message
     from rho_audit.probesets.schema import decode_utf8
     from rho_audit.train.loop import TrainConfig
 
@@ -149,9 +226,9 @@ def build_config(kw: dict[str, Any]):
         try:
             root, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text) or {}
         except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark else ""
-            raise RhoAuditError(f"{kw['config_file']}{line}: not valid YAML ({err}).") from None
+            raise RhoAuditError(
+                f"{yaml_error_message(kw['config_file'], err)}. Nothing was trained."
+            ) from None
         except RecursionError:
             raise RhoAuditError(f"{kw['config_file']}: YAML nested too deeply; keep settings flat.") from None
         if not isinstance(data, dict):
@@ -169,15 +246,10 @@ def build_config(kw: dict[str, Any]):
             f"{kw['config_file']}:{line_of(root, ('options',))}: options: expected a mapping of trainer "
             "options, e.g. {lambda: 0.2, margin: 0.1}"
         )
-    options = dict(options)
-    if kw.get("lambda_") is not None:
-        options["lambda"] = kw["lambda_"]
-    if kw.get("margin") is not None:
-        options["margin"] = kw["margin"]
-    data["options"] = options
-    for _, dest, _, _ in HYPER_FLAGS:
-        if kw.get(dest) is not None:
-            data[dest] = kw[dest]
+    data["options"] = {**options, **trainer_flag_values(kw)}
+    for hyper in HYPER_FLAGS:
+        if kw.get(hyper.field) is not None:
+            data[hyper.field] = kw[hyper.field]
     try:
         config = TrainConfig.model_validate(data)
     except ValidationError as err:
@@ -210,7 +282,6 @@ def _check_options(kw: dict[str, Any], config, host) -> None:
     where it was set: the --config file's line, or the command line (a flag wins over the file)."""
     import yaml
 
-    from rho_audit.api.errors import RhoAuditError
     from rho_audit.train.loop import option_problems
     from rho_audit.train.sweep import line_of
 
@@ -221,9 +292,10 @@ def _check_options(kw: dict[str, Any], config, host) -> None:
         return
     file = kw.get("config_file")
     root = yaml.compose(file.read_text(encoding="utf-8"), Loader=yaml.SafeLoader) if file else None
+    flags = trainer_flag_values(kw)
     lines = []
     for name, problem in problems:
-        from_flag = kw.get({"lambda": "lambda_"}.get(name, name)) is not None
+        from_flag = name in flags
         if root is not None and not from_flag:
             lines.append(f"{file}:{line_of(root, ('options', name))}: options.{name}: {problem}")
         else:
@@ -262,7 +334,7 @@ def _audit(kw, config, adapter: Path | None, dims: tuple[str, ...], host):
 def _print_deltas(before, after) -> None:
     from rich.table import Table
 
-    from rho_audit.cli._common import print_table
+    from rho_audit.display.live import format_number
 
     table = Table(title="eval split: base → adapter", header_style="bold")
     for col in ("dimension", "metric", "base", "adapter", "delta"):
@@ -272,10 +344,6 @@ def _print_deltas(before, after) -> None:
         b = base.get(r.dimension)
         s0 = b.evaluation.score if b else None
         s1 = r.evaluation.score
-        delta = f"{s1 - s0:+.3f}" if s0 is not None and s1 is not None else "-"
-        table.add_row(r.dimension, r.evaluation.metric, _num(s0), _num(s1), delta)
+        delta = format_number(s1 - s0 if s0 is not None and s1 is not None else None)
+        table.add_row(r.dimension, r.evaluation.metric, format_number(s0), format_number(s1), delta)
     print_table(table)
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.3f}"
