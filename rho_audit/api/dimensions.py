@@ -62,6 +62,7 @@ class Dimension:
 
     @classmethod
     def probe_set_name(cls) -> str:
+        """The registered probe set this dimension reads: ``probe_set``, else ``name``."""
         return cls.probe_set or cls.name
 
     def evaluate(self, probes: ProbeSet, ctx: AuditContext) -> Evaluation:
@@ -88,11 +89,13 @@ class PairDimension(Dimension):
     trainable = True
 
     def evaluate(self, probes: ProbeSet, ctx: AuditContext) -> Evaluation:
+        """Score both texts of every pair (see the class docstring for the statistics)."""
         from rho_audit.audit.scoring import evaluate_pairs
 
         return evaluate_pairs(self, probes, ctx)
 
     def contrast_pairs(self, probes: ProbeSet) -> Iterable[ContrastPair]:
+        """Each pair as (positive, negative)."""
         from rho_audit.probesets.schema import pair_contrasts
 
         return pair_contrasts(probes, self.name)
@@ -110,11 +113,13 @@ class ChoiceDimension(Dimension):
     trainable = True
 
     def evaluate(self, probes: ProbeSet, ctx: AuditContext) -> Evaluation:
+        """Score every choice of every question (see the class docstring for the statistics)."""
         from rho_audit.audit.scoring import evaluate_choices
 
         return evaluate_choices(self, probes, ctx)
 
     def contrast_pairs(self, probes: ProbeSet) -> Iterable[ContrastPair]:
+        """The correct answer against the biased one, where a record names one."""
         from rho_audit.probesets.schema import choice_contrasts
 
         return choice_contrasts(probes, self.name)
@@ -135,6 +140,7 @@ class GenerationDimension(Dimension):
     max_tokens: ClassVar[int] = 64
 
     def evaluate(self, probes: ProbeSet, ctx: AuditContext) -> Evaluation:
+        """Generate ``max_tokens`` greedily per prompt and let the run's judge label each reply."""
         from rho_audit.audit.scoring import evaluate_generations
 
         return evaluate_generations(self, probes, ctx)
@@ -153,6 +159,7 @@ class NumericDimension(Dimension):
     max_tokens: ClassVar[int] = 96
 
     def evaluate(self, probes: ProbeSet, ctx: AuditContext) -> Evaluation:
+        """Ask each problem plainly and after its misleading prefix; compare the final numbers."""
         from rho_audit.audit.scoring import evaluate_numeric
 
         return evaluate_numeric(self, probes, ctx)

@@ -65,11 +65,13 @@ class Meter:
             self.calls += 1
 
     def add(self, **counts: float) -> None:
+        """Add to named counters, e.g. ``add(input_tokens=120, cost_usd=0.0004)``."""
         with self._lock:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
 
     def snapshot(self) -> dict[str, Any]:
+        """The counters and the budget, as one consistent dict."""
         with self._lock:
             return {
                 k: v for k, v in self.__dict__.items() if not k.startswith("_") and not k.startswith("max_")
@@ -87,6 +89,7 @@ class RetryPolicy:
     max_retry_after_s: float = 120.0
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait before retry ``attempt`` (0-based)."""
         if retry_after is not None and retry_after >= 0:
             return min(retry_after, self.max_retry_after_s)
         return min(self.cap_s, self.base_s * 2**attempt) * rng.uniform(0.5, 1.0)

@@ -52,6 +52,7 @@ class VerdictStore(Protocol):
 
 
 def _log_warning(message: str) -> None:
+    """Log a judge's warning (where it goes until the host points :attr:`Judge.warn` elsewhere)."""
     log.warning("%s", message)
 
 

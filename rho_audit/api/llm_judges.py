@@ -73,6 +73,7 @@ class Answer:
 
 
 def cache_key(judge_id: str, judge_model: str, rubric_sha256: str, fields: Mapping[str, str]) -> str:
+    """The key a verdict is cached under: anything that could change the verdict is part of it."""
     doc = [judge_id, judge_model, rubric_sha256, sorted(fields.items())]
     return hashlib.sha256(json.dumps(doc, ensure_ascii=False).encode()).hexdigest()
 
@@ -115,6 +116,7 @@ class LLMJudge(Judge):
 
     @property
     def labels(self) -> tuple[str, ...]:  # type: ignore[override]  # the rubric decides
+        """The rubric's labels."""
         return self.rubric.labels
 
     # -- wiring -----------------------------------------------------------------------------
@@ -134,6 +136,7 @@ class LLMJudge(Judge):
     # -- judging ----------------------------------------------------------------------------
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
+        """One verdict per item, from the cache or the model (see the module docstring)."""
         return self.judge_fields([{"prompt": i.prompt, "response": i.response} for i in items])
 
     def judge_fields(self, records: Sequence[Mapping[str, str]]) -> list[Verdict]:

@@ -52,11 +52,14 @@ class Evaluation:
 
     @property
     def n_errors(self) -> int:
+        """Probes that could not be scored."""
         return sum(1 for r in self.records if r.error)
 
 
 @dataclass(frozen=True)
 class DimensionResult:
+    """One dimension's outcome in a run, as stored and shown: the evaluation plus status and timing."""
+
     dimension: str
     plugin: str
     probe_set: str
@@ -69,6 +72,7 @@ class DimensionResult:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict (NaN and infinities become None)."""
         return finite(asdict(self))
 
 

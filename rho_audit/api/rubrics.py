@@ -34,9 +34,11 @@ class Rubric:
 
     @property
     def sha256(self) -> str:
+        """Hash of the template source: part of every cache key."""
         return hashlib.sha256(self.source.encode()).hexdigest()
 
     def render(self, fields: Mapping[str, str]) -> str:
+        """The judge's instructions for one item; raises :class:`JudgeError` if a field is missing."""
         missing = [f for f in self.fields if f not in fields]
         if missing:
             raise JudgeError(
