@@ -50,7 +50,7 @@ from typing import Any
 from rho_audit.model.blas import ensure_fast_blas
 from rho_audit.model.paths import resolve_model
 from rho_audit.plugins import load_host
-from rho_audit.store.run_store import RunStore
+from rho_audit.store import RunStore
 from rho_audit.train.corpus import SFTExample, load_builtin_corpus
 from rho_audit.train.loop import (
     TrainConfig,
@@ -164,7 +164,7 @@ def run_ours(
     )
     loop.pair_shapes = []
     loop.run()
-    seconds = [row["seconds"] for row in store.train_steps(run_id)][1:]
+    seconds = [row.metrics["seconds"] for row in store.train_steps(run_id)][1:]
     store.close()
     return Result(label, seconds, cpu_marks, loop.pair_shapes)
 

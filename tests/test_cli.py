@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rho_audit.store.run_store import RunStore
+from rho_audit.store import RunStore
 
 from .test_plugins import BUILTIN_DIMENSIONS as ALL_EIGHT
 from .test_plugins import install_fake_dist

@@ -17,8 +17,8 @@ from types import SimpleNamespace
 import pytest
 
 from rho_audit.cli import cli
+from rho_audit.store import SCHEMA_VERSION, RunStore
 from rho_audit.store import run_store as store_module
-from rho_audit.store.run_store import SCHEMA_VERSION, RunStore
 
 from .test_plugins import install_fake_dist
 from .test_store import make_result, start

@@ -2,7 +2,7 @@
 
 import json
 
-from rho_audit.store.run_store import RunStore
+from rho_audit.store import RunStore
 
 from .test_cli import rho_audit
 

@@ -30,7 +30,7 @@ from rho_audit.cli.report import report
 from rho_audit.report import cards as reports
 from rho_audit.report import charts
 from rho_audit.report import stats as report_stats
-from rho_audit.store.run_store import RunStore
+from rho_audit.store import RunStore
 from rho_audit.train.sweep import CellResult, CellSpec
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -880,15 +880,15 @@ def test_golden_sweep_markdown(tmp_path):
     card = reports.build_sweep_card(store, "paper-ablation-0123abcd")
     md = reports.render(card, "md", figure_prefix="sweep-").text
     # A status update rewrites a cell's row (INSERT OR REPLACE moves it last): the card must not change.
-    row = next(r for r in store.cells("paper-ablation-0123abcd") if r["cell_id"] == "sft_seed42")
+    row = next(r for r in store.cells("paper-ablation-0123abcd") if r.cell_id == "sft_seed42")
     store.set_cell(
         "paper-ablation-0123abcd",
         "sft_seed42",
-        row["config_sha256"],
-        row["status"],
-        row["cell"],
-        row["train_run_id"],
-        row["audit_run_id"],
+        row.config_sha256,
+        row.status,
+        row.doc.to_json(),
+        row.train_run_id,
+        row.audit_run_id,
     )
     again = reports.build_sweep_card(store, "paper-ablation")
     assert reports.render(again, "md", figure_prefix="sweep-").text == md

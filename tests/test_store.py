@@ -8,7 +8,7 @@ import pytest
 
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.api.results import DimensionResult, Evaluation, ProbeRecord
-from rho_audit.store.run_store import SCHEMA_VERSION, RunStore
+from rho_audit.store import SCHEMA_VERSION, RunStore
 
 
 def make_result(score=0.5) -> DimensionResult:

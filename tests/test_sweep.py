@@ -31,7 +31,7 @@ from rho_audit.audit.runner import AuditOutcome, emit
 from rho_audit.cli.sweep import summary_tables, sweep
 from rho_audit.display.live import SweepPlainDisplay, SweepRichDisplay
 from rho_audit.plugins import load_host
-from rho_audit.store.run_store import RunStore
+from rho_audit.store import RunStore
 from rho_audit.train import sweep as sw
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -514,7 +514,7 @@ def test_shipped_sweeps_are_valid():
 def statuses(store_path: Path, plan) -> dict[str, str]:
     store = RunStore(store_path)
     try:
-        return {r["cell_id"]: r["status"] for r in store.cells(plan.sweep_id)}
+        return {r.cell_id: r.status for r in store.cells(plan.sweep_id)}
     finally:
         store.close()
 
@@ -561,7 +561,7 @@ def test_interrupted_sweep_resumes_the_cell_and_skips_finished_ones(tmp_path, ho
     assert train.calls[0] == "fake-guided_lambda0.1_seed1" and "fake-sft_seed1" not in train.calls
     assert len(audit.calls) == audited + 5  # the 5 cells not yet audited, nothing twice
     db = RunStore(store)
-    steps = [s["step"] for s in db.train_steps("train-fake-guided_lambda0.1_seed1")]
+    steps = [s.step for s in db.train_steps("train-fake-guided_lambda0.1_seed1")]
     assert steps == [1, 2, 3, 4]  # resumed after the checkpoint at step 2: contiguous, no repeat
 
 
@@ -572,28 +572,28 @@ def test_a_finished_audit_is_reused_and_a_stale_one_is_closed(tmp_path, host, fa
     plan, store_path = plan_of(tmp_path, host), tmp_path / "runs.sqlite"
     sw.run_sweep(plan, store_path, host)
     store = RunStore(store_path)
-    rows = {r["cell_id"]: r for r in store.cells(plan.sweep_id)}
+    rows = {r.cell_id: r for r in store.cells(plan.sweep_id)}
     finished, stale = rows["fake-sft_seed1"], rows["fake-sft_seed2"]
-    spec = {"spec": finished["cell"]["spec"]}
+    spec = {"spec": finished.spec}
     store.set_cell(
         plan.sweep_id,
         "fake-sft_seed1",
-        finished["config_sha256"],
+        finished.config_sha256,
         "auditing",
         spec,
-        finished["train_run_id"],
-        finished["audit_run_id"],
+        finished.train_run_id,
+        finished.audit_run_id,
     )
     with store.db:
-        store.db.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", (stale["audit_run_id"],))
+        store.db.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", (stale.audit_run_id,))
     store.set_cell(
         plan.sweep_id,
         "fake-sft_seed2",
-        stale["config_sha256"],
+        stale.config_sha256,
         "auditing",
-        {"spec": stale["cell"]["spec"]},
-        stale["train_run_id"],
-        stale["audit_run_id"],
+        {"spec": stale.spec},
+        stale.train_run_id,
+        stale.audit_run_id,
     )
     store.close()
     audit.calls.clear()
@@ -601,11 +601,11 @@ def test_a_finished_audit_is_reused_and_a_stale_one_is_closed(tmp_path, host, fa
     assert sorted(r.cell_id for r in outcome.ran) == ["fake-sft_seed1", "fake-sft_seed2"]
     assert len(audit.calls) == 1  # only the stale one
     store = RunStore(store_path)
-    rows = {r["cell_id"]: r for r in store.cells(plan.sweep_id)}
-    assert rows["fake-sft_seed1"]["audit_run_id"] == finished["audit_run_id"]
-    assert rows["fake-sft_seed2"]["audit_run_id"] != stale["audit_run_id"]
-    assert store.run(stale["audit_run_id"]).status == "interrupted"
-    assert rows["fake-sft_seed1"]["cell"]["result"]["scores"]["factual"]["score"] == pytest.approx(0.11)
+    rows = {r.cell_id: r for r in store.cells(plan.sweep_id)}
+    assert rows["fake-sft_seed1"].audit_run_id == finished.audit_run_id
+    assert rows["fake-sft_seed2"].audit_run_id != stale.audit_run_id
+    assert store.run(stale.audit_run_id).status == "interrupted"
+    assert rows["fake-sft_seed1"].result["scores"]["factual"]["score"] == pytest.approx(0.11)
 
 
 def test_a_failing_cell_does_not_stop_the_sweep_and_is_retried(tmp_path, host, fakes):
@@ -738,8 +738,8 @@ def test_a_kill_before_the_first_checkpoint_leaves_no_run_marked_running(tmp_pat
     assert "restarted the cell as train-fake-guided_lambda0.1_seed1-2" in db.run(orphan).error
     assert [r.run_id for r in db.runs() if r.status == "running"] == []
     sweep_id = plan_of(tmp_path, host).sweep_id
-    row = next(r for r in db.cells(sweep_id) if r["cell_id"] == "fake-guided_lambda0.1_seed1")
-    assert row["status"] == "complete" and row["train_run_id"] == "train-fake-guided_lambda0.1_seed1-2"
+    row = next(r for r in db.cells(sweep_id) if r.cell_id == "fake-guided_lambda0.1_seed1")
+    assert row.status == "complete" and row.train_run_id == "train-fake-guided_lambda0.1_seed1-2"
     db.close()
 
 
@@ -859,15 +859,15 @@ def test_sigkill_mid_training_then_rerun_matches_an_uninterrupted_run(tmp_path, 
     assert "resuming after step" in stderr and "complete" in stdout
 
     db = RunStore(store)
-    [sweep_id] = {r[0] for r in db.db.execute("SELECT sweep_id FROM sweep_cells")}
+    [sweep_id] = db.sweep_ids()
     rows = db.cells(sweep_id)
-    assert sorted(r["cell_id"] for r in rows) == ["baseline", "rho-guided_seed3"]
-    assert all(r["status"] == "complete" for r in rows)
-    cell = next(r for r in rows if r["cell_id"] != "baseline")
+    assert sorted(r.cell_id for r in rows) == ["baseline", "rho-guided_seed3"]
+    assert all(r.status == "complete" for r in rows)
+    cell = next(r for r in rows if r.cell_id != "baseline")
     train_runs = [r for r in db.runs() if r.kind == "train"]
-    assert [r.run_id for r in train_runs] == [cell["train_run_id"]] and train_runs[0].status == "complete"
-    steps = db.train_steps(cell["train_run_id"])
-    assert [s["step"] for s in steps] == list(range(1, examples + 1))
+    assert [r.run_id for r in train_runs] == [cell.train_run_id] and train_runs[0].status == "complete"
+    steps = db.train_steps(cell.train_run_id)
+    assert [s.step for s in steps] == list(range(1, examples + 1))
     audits = [r for r in db.runs() if r.kind == "audit" and r.status == "complete"]
     assert len(audits) == 2  # the baseline and the cell, once each
     db.close()
@@ -880,12 +880,11 @@ def test_sigkill_mid_training_then_rerun_matches_an_uninterrupted_run(tmp_path, 
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
     clean = RunStore(store2)
-    [clean_cell] = clean.cells(
-        next(iter({r[0] for r in clean.db.execute("SELECT sweep_id FROM sweep_cells")}))
-    )
-    assert clean_cell["cell_id"] == cell["cell_id"] and clean_cell["config_sha256"] == cell["config_sha256"]
-    clean_steps = clean.train_steps(clean_cell["train_run_id"])
-    assert clean_steps[-1]["loss"] == pytest.approx(steps[-1]["loss"], abs=1e-5)
+    [clean_sweep] = clean.sweep_ids()
+    [clean_cell] = clean.cells(clean_sweep)
+    assert clean_cell.cell_id == cell.cell_id and clean_cell.config_sha256 == cell.config_sha256
+    clean_steps = clean.train_steps(clean_cell.train_run_id)
+    assert clean_steps[-1].metrics["loss"] == pytest.approx(steps[-1].metrics["loss"], abs=1e-5)
     resumed = adapter_weights(adapter)
     fresh = adapter_weights(next(out2.glob("*/*/adapter")))
     assert resumed.keys() == fresh.keys()
@@ -912,8 +911,8 @@ def test_quick_ablation_on_the_default_model(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     db = RunStore(store)
-    [sweep_id] = {r[0] for r in db.db.execute("SELECT sweep_id FROM sweep_cells")}
-    rows = {r["cell_id"]: r for r in db.cells(sweep_id)}
+    [sweep_id] = db.sweep_ids()
+    rows = {r.cell_id: r for r in db.cells(sweep_id)}
     assert set(rows) == {
         "baseline",
         "sft_seed42",
@@ -921,9 +920,9 @@ def test_quick_ablation_on_the_default_model(tmp_path):
         "contrastive-only_seed42",
         "shuffled_lambda0.2_seed42",
     }
-    assert all(r["status"] == "complete" for r in rows.values()), rows
+    assert all(r.status == "complete" for r in rows.values()), rows
     for cell_id, row in rows.items():
-        scores = row["cell"]["result"]["scores"]
+        scores = row.result["scores"]
         assert set(scores) == {"factual", "toxicity", "sycophancy", "bias", "refusal"}, cell_id
     assert "Δ" in proc.stdout
     print(f"quick ablation: {time.monotonic() - started:.0f}s")

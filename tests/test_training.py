@@ -15,7 +15,7 @@ from rho_audit.api import PairDimension, hookimpl
 from rho_audit.api.errors import ProbeFileError, RhoAuditError
 from rho_audit.plugins import load_host
 from rho_audit.probesets.schema import ContrastPair
-from rho_audit.store.run_store import RunStore
+from rho_audit.store import RunStore
 from rho_audit.train.loop import TrainConfig, train
 
 
@@ -77,7 +77,7 @@ def config(tmp_path, tiny_model_path, corpus, name, **kw):
 
 def run(cfg, host, store, **kw):
     outcome = train(cfg, host, store, **kw)
-    return outcome, store.train_steps(outcome.run_id)
+    return outcome, [s.flat() for s in store.train_steps(outcome.run_id)]
 
 
 def test_rho_guided_contrastive_loss_falls_while_sfts_does_not(tmp_path, tiny_model_path, corpus, memo_host):
@@ -251,7 +251,7 @@ def test_sigkill_during_training_then_resume(tmp_path, tiny_model_path, corpus):
     expected = json.loads((tmp_path / "whole" / "training_complete.json").read_text())
     assert done["final_metrics"]["loss"] == pytest.approx(expected["final_metrics"]["loss"], abs=1e-5)
     store = RunStore(tmp_path / "c.sqlite")
-    steps = [s["step"] for s in store.train_steps(done["run_id"])]
+    steps = [s.step for s in store.train_steps(done["run_id"])]
     assert steps == list(range(1, done["steps"] + 1))
     assert store.run(done["run_id"]).status == "complete"
 

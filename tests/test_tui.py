@@ -23,7 +23,7 @@ import pytest
 
 from rho_audit.api.events import RunEvent
 from rho_audit.api.results import DimensionResult, Evaluation
-from rho_audit.store.run_store import RunStore
+from rho_audit.store import RunStore
 
 textual = pytest.importorskip("textual")
 
@@ -626,11 +626,7 @@ def test_monitor_in_tmux_follows_a_real_sweep(tmp_path, tiny_model_path):
         env=env,
     )
     session = f"rho-tui-{os.getpid()}"
-    from rho_audit.cli import main
-
-    # `rho-audit monitor` once cli.py registers the command; the module itself until then.
-    module = "rho_audit.cli monitor" if "monitor" in main.commands else "rho_audit.cli.monitor"
-    monitor = f"{sys.executable} -m {module} --store {store}"
+    monitor = f"{sys.executable} -m rho_audit.cli monitor --store {store}"
     # A private server (never the user's tmux) on a short socket path (macOS caps them at 104 bytes).
     sock = Path(tempfile.gettempdir() if len(tempfile.gettempdir()) < 40 else "/tmp") / f"{session}.sock"
     socket = ["-S", str(sock)]

@@ -28,7 +28,7 @@ from rho_audit.api.results import DimensionResult, Evaluation, finite
 from rho_audit.audit import metrics
 from rho_audit.plugins import PluginHost, Registered
 from rho_audit.probesets.schema import ProbeSet, load_probe_set
-from rho_audit.store.run_store import DEFAULT_STORE, RunStore, StoreError, save_unstored
+from rho_audit.store import DEFAULT_STORE, RunStore, StoreError, save_unstored
 
 if TYPE_CHECKING:
     from rho_audit.model.language_model import ComputeUsage

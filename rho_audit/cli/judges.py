@@ -115,7 +115,7 @@ def agree(
     from rho_audit.judging.preflight import configure_judge
     from rho_audit.judging.usage import judge_usage_line
     from rho_audit.plugins import load_host
-    from rho_audit.store.run_store import RunStore, StoreNotWritable, unwritable_reason
+    from rho_audit.store import RunStore, StoreNotWritable, unwritable_reason
 
     judge_names = [n.strip() for n in names.split(",") if n.strip()]
     if len(set(judge_names)) < 2:
@@ -131,7 +131,7 @@ def agree(
     try:
         runs = RunStore(store)
     except StoreNotWritable:  # judge it anyway: cached verdicts are read, new ones are not kept
-        runs = RunStore(store, read_only=True)
+        runs = RunStore.read_only(store)
         if not as_json:
             click.secho(
                 f"warning: cannot write {store} ({unwritable_reason(store)}); new verdicts are not "

@@ -31,7 +31,6 @@ import itertools
 import json
 import logging
 import os
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -55,6 +54,7 @@ from textual.widgets import DataTable, Footer, Input, RichLog, Static
 
 from rho_audit.api.events import RunEvent
 from rho_audit.api.hooks import hookimpl
+from rho_audit.store import AmbiguousId, CellDoc, RunStore, StoredCell, StoreError, StoreNotReady
 
 log = logging.getLogger(__name__)
 
@@ -334,7 +334,7 @@ class StoreReader:
     def __init__(self, path: Path, sweep: str | None = None) -> None:
         self.path = Path(path)
         self.wanted = sweep
-        self.db: sqlite3.Connection | None = None
+        self.store: RunStore | None = None
         self.sweep_id: str | None = None
         self._docs: dict[str, tuple[float, dict[str, Any]]] = {}
         self._run_created: dict[str, float] = {}
@@ -344,96 +344,78 @@ class StoreReader:
         self._lock: tuple[float, bool | None, int | None] = (0.0, None, None)
 
     def close(self) -> None:
-        if self.db is not None:
-            self.db.close()
-            self.db = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
 
-    def _connect(self) -> sqlite3.Connection | None:
-        if self.db is None and self.path.exists():
-            from rho_audit.store.run_store import connect_read_only
-
-            self.db = connect_read_only(
-                self.path, timeout=0.25, isolation_level=None, check_same_thread=False
-            )
-        return self.db
+    def _connect(self) -> RunStore | None:
+        if self.store is None and self.path.exists():
+            # Never upgrade: the monitor must not write to a store a sweep is using.
+            self.store = RunStore.read_only(self.path, timeout=0.25, upgrade=False)
+        return self.store
 
     def sweeps(self) -> list[tuple[str, float, int]]:
         """(sweep id, last update, cells) of every sweep in the store, most recent first."""
-        db = self._connect()
-        if db is None:
+        store = self._connect()
+        if store is None:
             return []
-        rows = db.execute(
-            "SELECT sweep_id, MAX(updated_at), COUNT(*) FROM sweep_cells GROUP BY sweep_id ORDER BY 2 DESC"
-        ).fetchall()
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [(s.sweep_id, s.updated_at, s.n_cells) for s in store.sweeps()]
 
-    def _pick_sweep(self) -> str | None:
-        found = self.sweeps()
+    def _pick_sweep(self, store: RunStore) -> str | None:
         if self.wanted is None:
-            return found[0][0] if found else None
-        ids = [s for s, _, _ in found]
-        if self.wanted in ids:
-            return self.wanted
-        matches = [s for s in ids if s.startswith(self.wanted)]
-        return matches[0] if matches else None  # most recent of several prefix matches
+            found = store.sweeps()
+            return found[0].sweep_id if found else None
+        return store.find_sweep(self.wanted)
 
     def read(self, now: float | None = None) -> SweepState:
         now = time.time() if now is None else now
         state = SweepState(self.path, read_at=now)
         try:
-            db = self._connect()
-            if db is None:
+            store = self._connect()
+            if store is None:
                 state.problem = f"no run store at {self.path} yet; waiting for a sweep to create it"
                 return state
-            db.execute("BEGIN")  # one read transaction: a consistent picture across the queries
-            try:
-                self._read(db, state)
-            finally:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-        except sqlite3.OperationalError as err:
-            text = str(err)
-            if "no such table" in text:
-                state.problem = f"{self.path.name} has no sweeps yet; waiting"
+            with store.snapshot():  # one read transaction: a consistent picture across the queries
+                self._read(store, state)
+        except StoreNotReady:
+            state.problem = f"{self.path.name} has no sweeps yet; waiting"
+        except AmbiguousId as err:
+            state.problem = str(err)
+        except StoreError as err:
+            if err.retryable:
+                state.problem = f"store busy ({err.detail}); retrying"
             else:
-                state.problem = f"store busy ({text}); retrying"
-        except sqlite3.DatabaseError as err:
-            state.problem = f"cannot read {self.path}: {err}"
-            self.close()
+                state.problem = f"cannot read {self.path}: {err.detail}"
+                self.close()
         return state
 
-    def _read(self, db: sqlite3.Connection, state: SweepState) -> None:
+    def _read(self, store: RunStore, state: SweepState) -> None:
         if self.sweep_id is None:
-            self.sweep_id = self._pick_sweep()
+            self.sweep_id = self._pick_sweep(store)
         state.sweep_id = self.sweep_id
         if self.sweep_id is None:
             which = f"sweep {self.wanted!r}" if self.wanted else "a sweep"
             state.problem = f"waiting for {which} in {self.path.name}"
             return
-        rows = db.execute(
-            "SELECT cell_id, status, train_run_id, audit_run_id, updated_at, error FROM sweep_cells"
-            " WHERE sweep_id = ?",
-            (self.sweep_id,),
-        ).fetchall()
         cells = []
-        for cell_id, status, train_id, audit_id, updated, error in rows:
-            doc = self._doc(db, cell_id, updated)
+        for row in store.cells(self.sweep_id):
+            doc = self._doc(row)
             cells.append(
                 CellView(
-                    cell_id,
-                    status,
-                    doc.get("spec") or {},
-                    doc.get("result"),
-                    error,
-                    train_id,
-                    audit_id,
-                    updated,
+                    row.cell_id,
+                    row.status,
+                    doc.spec,
+                    doc.result,
+                    row.error,
+                    row.train_run_id,
+                    row.audit_run_id,
+                    row.updated_at,
                 )
             )
         self._check_lock(cells, state)
         for cell in cells:
             if cell.status in RUNNING:
-                self._running(db, cell, state)
+                self._running(store, cell, state)
                 if state.alive is False:
                     cell.status = "stopped"
         # Only the running cell's curve stays in memory (a details view re-reads a finished one).
@@ -443,65 +425,36 @@ class StoreReader:
         state.cells = cells
         state.steps = self._steps
 
-    def _doc(self, db: sqlite3.Connection, cell_id: str, updated: float) -> dict[str, Any]:
-        cached = self._docs.get(cell_id)
-        if cached is None or cached[0] != updated:
-            row = db.execute(
-                "SELECT cell_json FROM sweep_cells WHERE sweep_id = ? AND cell_id = ?",
-                (self.sweep_id, cell_id),
-            ).fetchone()
-            try:
-                doc = json.loads(row[0]) if row else {}
-            except (TypeError, ValueError):
-                doc = {}
-            cached = (updated, doc if isinstance(doc, dict) else {})
-            self._docs[cell_id] = cached
+    def _doc(self, row: StoredCell) -> CellDoc:
+        """The cell's document, parsed again only when its row changed."""
+        cached = self._docs.get(row.cell_id)
+        if cached is None or cached[0] != row.updated_at:
+            cached = (row.updated_at, row.doc)
+            self._docs[row.cell_id] = cached
         return cached[1]
 
-    def _running(self, db: sqlite3.Connection, cell: CellView, state: SweepState) -> None:
+    def _running(self, store: RunStore, cell: CellView, state: SweepState) -> None:
         ids = [r for r in (cell.train_run_id, cell.audit_run_id) if r]
         for run_id in ids:
             if run_id not in self._run_created:
-                row = db.execute("SELECT created_at FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-                if row:
-                    self._run_created[run_id] = row[0]
+                run = store.get_run(run_id)
+                if run:
+                    self._run_created[run_id] = run.created_at
         starts = [self._run_created[r] for r in ids if r in self._run_created]
         cell.started_at = min(starts) if starts else cell.updated_at
         if cell.train_run_id and cell.status == "training":
-            self.steps(cell.train_run_id, db)
+            self.steps(cell.train_run_id)
         if cell.audit_run_id and cell.status == "auditing":
-            rows = db.execute(
-                "SELECT dimension, metric, score, ci_low, ci_high, n, status FROM dimension_results"
-                " WHERE run_id = ?",
-                (cell.audit_run_id,),
-            ).fetchall()
-            cell.partial = {
-                r[0]: {
-                    "metric": r[1],
-                    "score": r[2],
-                    "ci_low": r[3],
-                    "ci_high": r[4],
-                    "n": r[5],
-                    "status": r[6],
-                }
-                for r in rows
-            }
+            cell.partial = {s.dimension: s.to_json() for s in store.dimension_scores(cell.audit_run_id)}
 
-    def steps(self, run_id: str, db: sqlite3.Connection | None = None) -> list[dict[str, Any]]:
+    def steps(self, run_id: str) -> list[dict[str, Any]]:
         """The run's step metrics, reading only the steps not seen yet."""
-        db = db or self._connect()
+        store = self._connect()
         known = self._steps.setdefault(run_id, [])
-        if db is None:
+        if store is None:
             return known
         last = known[-1]["step"] if known else 0
-        for step, metrics in db.execute(
-            "SELECT step, metrics_json FROM train_steps WHERE run_id = ? AND step > ? ORDER BY step",
-            (run_id, last),
-        ):
-            try:
-                known.append({"step": step, **json.loads(metrics)})
-            except (TypeError, ValueError):
-                continue
+        known.extend(step.flat() for step in store.train_steps(run_id, after=last))
         return known
 
     def _check_lock(self, cells: list[CellView], state: SweepState) -> None:
@@ -1543,17 +1496,6 @@ class SweepMonitor(App[None]):
         self.reader.close()
 
 
-def _read_only_store(path: Path) -> Any:
-    """A RunStore over a read-only connection: the report builders only read, and the monitor
-    must never write (no migration, no journal-mode change) to a store a sweep is using."""
-    from rho_audit.store.run_store import RunStore, connect_read_only
-
-    store = RunStore.__new__(RunStore)
-    store.path, store.read_only = Path(path), True
-    store.db = connect_read_only(Path(path), timeout=5)
-    return store
-
-
 def render_cell_report(store_path: Path, cell: CellView) -> Path:
     """The cell's audit card as a self-contained HTML file in the temp folder."""
     from rho_audit.report import cards as reports
@@ -1566,7 +1508,8 @@ def render_cell_report(store_path: Path, cell: CellView) -> Path:
         texts, sections = reports.probe_texts_from_host(host), reports.SectionTemplates.from_host(host)
     except Exception:
         log.debug("report card without probe texts", exc_info=True)
-    store = _read_only_store(store_path)
+    # The report builders only read, and the monitor never writes to a store a sweep is using.
+    store = RunStore.read_only(store_path, timeout=5, upgrade=False)
     try:
         card = reports.build_audit_card(store, str(cell.audit_run_id), texts)
     finally:

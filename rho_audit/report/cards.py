@@ -38,7 +38,7 @@ from rho_audit.api.errors import RhoAuditError
 from rho_audit.report import charts
 from rho_audit.report import stats as report_stats
 from rho_audit.report.stats import PairedDifference, Summary
-from rho_audit.store.run_store import RunRow, RunStore
+from rho_audit.store import RunRow, RunStore, StoredCell
 
 log = logging.getLogger(__name__)
 
@@ -906,11 +906,6 @@ def build_comparison_card(store: RunStore, run_ids: Sequence[str], seed: int | N
 # --------------------------------------------------------------------------------------------
 
 
-def sweep_ids(store: RunStore) -> list[str]:
-    rows = store.db.execute("SELECT DISTINCT sweep_id FROM sweep_cells ORDER BY sweep_id").fetchall()
-    return [r[0] for r in rows]
-
-
 def _param_label(params: Iterable[tuple[str, Any]]) -> str:
     parts = []
     for key, value in params:
@@ -919,19 +914,17 @@ def _param_label(params: Iterable[tuple[str, Any]]) -> str:
     return " ".join(parts)
 
 
-def _cell_scores(store: RunStore, row: Mapping[str, Any]) -> dict[str, float | None]:
+def _cell_scores(store: RunStore, row: StoredCell) -> dict[str, float | None]:
     """Scores from the cell's audit run when it is in the store, else from the cell's result."""
-    if row.get("audit_run_id"):
-        results = store.results(row["audit_run_id"])
+    if row.audit_run_id:
+        results = store.results(row.audit_run_id)
         if results:
             return {r["dimension"]: _num((r.get("evaluation") or {}).get("score")) for r in results}
-    result = (row.get("cell") or {}).get("result") or {}
-    return {d: _num(s.get("score")) for d, s in (result.get("scores") or {}).items()}
+    return {d: _num(s.get("score")) for d, s in (row.result.get("scores") or {}).items()}
 
 
-def _sweep_cell(store: RunStore, row: Mapping[str, Any], many_models: bool) -> SweepCell:
-    spec = (row.get("cell") or {}).get("spec") or {}
-    result = (row.get("cell") or {}).get("result") or {}
+def _sweep_cell(store: RunStore, row: StoredCell, many_models: bool) -> SweepCell:
+    spec, result = row.spec, row.result
     train = spec.get("train") or {}
     grid = spec.get("grid") or {}
     baseline = spec.get("kind") == "baseline"
@@ -943,21 +936,21 @@ def _sweep_cell(store: RunStore, row: Mapping[str, Any], many_models: bool) -> S
     else:
         label = " ".join(x for x in (str(trainer), _param_label(params)) if x)
     return SweepCell(
-        cell_id=str(row["cell_id"]),
-        condition=str(spec.get("condition", row["cell_id"])),
+        cell_id=str(row.cell_id),
+        condition=str(spec.get("condition", row.cell_id)),
         label=f"{model_label}: {label}" if many_models else label,
         model_label=model_label,
         trainer=trainer,
         seed=None if baseline else train.get("seed"),
         params=params,
-        status=str(row["status"]),
-        train_run_id=row.get("train_run_id"),
-        audit_run_id=row.get("audit_run_id"),
-        scores=_cell_scores(store, row) if row["status"] == "complete" else {},
+        status=str(row.status),
+        train_run_id=row.train_run_id,
+        audit_run_id=row.audit_run_id,
+        scores=_cell_scores(store, row) if row.status == "complete" else {},
         values={},
         final_loss=_num((result.get("final_metrics") or {}).get("loss")),
         final_contrastive=_num((result.get("final_metrics") or {}).get("contrastive_loss")),
-        error=row.get("error"),
+        error=row.error,
     )
 
 
@@ -1203,13 +1196,13 @@ SWEEP_STATISTICS = (
 
 def build_sweep_card(store: RunStore, sweep_id: str) -> SweepCard:
     """The sweep card of ``sweep_id`` (or a unique prefix of it), from its cells in the store."""
-    found = _match_sweep(store, sweep_id)
+    found = store.find_sweep(sweep_id)
     if found is None:
-        known = ", ".join(sweep_ids(store)) or "none"
+        known = ", ".join(store.sweep_ids()) or "none"
         raise RhoAuditError(f"no sweep {sweep_id!r} in {store.path} (known: {known}).")
     sweep_id = found
     rows = store.cells(sweep_id)
-    models = sorted({str(((r["cell"] or {}).get("spec") or {}).get("model_label", "default")) for r in rows})
+    models = sorted({str(r.spec.get("model_label", "default")) for r in rows})
     cells = sorted((_sweep_cell(store, r, len(models) > 1) for r in rows), key=_cell_order)
     dims = list(dict.fromkeys(d for c in cells for d in c.scores))
     baselines = {c.model_label: c.scores for c in cells if c.trainer is None and c.status == "complete"}
@@ -1217,7 +1210,7 @@ def build_sweep_card(store: RunStore, sweep_id: str) -> SweepCard:
     cells = [_with_values(c, baselines.get(c.model_label)) if c.trainer is not None else c for c in cells]
     train_cells = [c for c in cells if c.trainer is not None]
     conditions = _conditions(train_cells, dims)
-    spec0 = (rows[0]["cell"] or {}).get("spec") or {}
+    spec0 = rows[0].spec
     dose = _dose_responses(conditions, dims, value_label)
     ablations = _per_model(_ablation, conditions, dims, value_label)
     variances = _per_model(_variance, conditions, dims, value_label)
@@ -1497,21 +1490,14 @@ def _atomic_write(path: Path, text: str) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def _match_sweep(store: RunStore, target: str) -> str | None:
-    known = sweep_ids(store)
-    if target in known:
-        return target
-    hits = [s for s in known if s.startswith(target)]
-    if len(hits) > 1:
-        raise RhoAuditError(f"{target!r} matches several sweeps ({', '.join(hits)}); give more of the id.")
-    return hits[0] if hits else None
-
-
 def build_card(store: RunStore, targets: Sequence[str], texts: ProbeTexts | None = None) -> Card:
-    """One sweep id -> sweep card; one run -> audit card; several runs -> comparison card."""
+    """One sweep id -> sweep card; one run -> audit card; several runs -> comparison card.
+
+    A target is an id or a unique prefix of one (sweeps are looked up first); a prefix of
+    several sweeps or runs is an error that lists them."""
     if not targets:
         raise RhoAuditError("give a run id (audit card), several run ids (comparison) or a sweep id.")
-    sweeps = [s for s in (_match_sweep(store, t) for t in targets) if s is not None]
+    sweeps = [s for s in (store.find_sweep(t) for t in targets) if s is not None]
     if sweeps:
         if len(targets) > 1:
             raise RhoAuditError(

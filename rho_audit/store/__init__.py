@@ -1,6 +1,46 @@
-"""The run store: one SQLite file holding runs, results, training steps, sweeps, judge cache."""
+"""The run store: one SQLite file holding runs, results, training steps, sweeps, judge cache.
 
-from rho_audit.store.run_store import *  # noqa: F403
-from rho_audit.store.run_store import DEFAULT_STORE, RunStore
+All of rho-audit's SQL lives in this package: :mod:`.schema` (tables and migrations),
+:mod:`.run_store` (opening, integrity, writes), :mod:`.reader` (typed reads), :mod:`.records`
+(the records and the rule for abbreviated ids), :mod:`.errors`.
+"""
 
-__all__ = ["DEFAULT_STORE", "RunStore"]
+from rho_audit.store.errors import (
+    AmbiguousId,
+    StoreBusy,
+    StoreError,
+    StoreNotReady,
+    StoreNotWritable,
+    unwritable_reason,
+)
+from rho_audit.store.records import (
+    CellDoc,
+    DimensionScore,
+    RunRow,
+    StoredCell,
+    StoredSweep,
+    TrainStep,
+    resolve_id,
+)
+from rho_audit.store.run_store import DEFAULT_STORE, RunStore, save_unstored
+from rho_audit.store.schema import SCHEMA_VERSION
+
+__all__ = [
+    "DEFAULT_STORE",
+    "SCHEMA_VERSION",
+    "AmbiguousId",
+    "CellDoc",
+    "DimensionScore",
+    "RunRow",
+    "RunStore",
+    "StoreBusy",
+    "StoreError",
+    "StoreNotReady",
+    "StoreNotWritable",
+    "StoredCell",
+    "StoredSweep",
+    "TrainStep",
+    "resolve_id",
+    "save_unstored",
+    "unwritable_reason",
+]

@@ -41,7 +41,7 @@ from rho_audit.api.trainers import LossTerms, Trainer
 from rho_audit.model.blas import ensure_fast_blas
 from rho_audit.plugins import PluginHost
 from rho_audit.probesets.schema import ContrastPair, load_probe_set
-from rho_audit.store.run_store import RunStore
+from rho_audit.store import RunStore
 from rho_audit.train.corpus import SFTExample, load_builtin_corpus, load_corpus, trap_examples
 
 ensure_fast_blas()  # before any `import mlx.core` below: the reference BLAS is ~35x slower
@@ -435,8 +435,10 @@ class _Loop:
         except BaseException as err:
             self.store.finish_run(self.run_id, "failed", f"{type(err).__name__}: {err}")
             raise
-        final = metrics or (self.store.train_steps(self.run_id) or [{}])[-1]
-        final = {k: v for k, v in final.items() if k != "step"}
+        if not metrics:
+            stored = self.store.train_steps(self.run_id)
+            metrics = stored[-1].metrics if stored else {}
+        final = {k: v for k, v in metrics.items() if k != "step"}
         self._write_adapter(model, lora_layers, tree_flatten, mx, final)
         self.store.finish_run(self.run_id, "complete")
         self.say(

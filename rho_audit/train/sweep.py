@@ -42,7 +42,7 @@ from rho_audit.api.events import RunEvent
 from rho_audit.api.hooks import hookimpl
 from rho_audit.api.results import finite
 from rho_audit.plugins import PluginHost
-from rho_audit.store.run_store import RunStore
+from rho_audit.store import CellDoc, RunStore, StoredCell
 
 log = logging.getLogger(__name__)
 
@@ -802,29 +802,23 @@ class _CellRow:
 
     def __init__(self, store: RunStore, cell: CellSpec) -> None:
         self.store, self.cell = store, cell
-        prior = cell_row(store, cell)
-        same = prior is not None and prior["config_sha256"] == cell.config_sha256
-        self.train_run_id: str | None = prior["train_run_id"] if same else None
-        self.audit_run_id: str | None = prior["audit_run_id"] if same else None
+        prior = store.cell(cell.sweep_id, cell.cell_id)
+        same = prior is not None and prior.config_sha256 == cell.config_sha256
+        self.train_run_id: str | None = prior.train_run_id if same and prior else None
+        self.audit_run_id: str | None = prior.audit_run_id if same and prior else None
 
     def set(self, status: CellStatus, error: str | None = None, result: CellResult | None = None) -> None:
-        doc: dict[str, Any] = {"spec": self.cell.to_json()}
-        if result is not None:
-            doc["result"] = result.to_json()
+        doc = CellDoc(self.cell.to_json(), None if result is None else result.to_json())
         self.store.set_cell(
             self.cell.sweep_id,
             self.cell.cell_id,
             self.cell.config_sha256,
             status,
-            doc,
+            doc.to_json(),
             self.train_run_id,
             self.audit_run_id,
             error,
         )
-
-
-def cell_row(store: RunStore, cell: CellSpec) -> dict[str, Any] | None:
-    return next((r for r in store.cells(cell.sweep_id) if r["cell_id"] == cell.cell_id), None)
 
 
 def execute_cell(cell: CellSpec, store_path: Path, host: PluginHost) -> CellResult:
@@ -901,11 +895,7 @@ def _close_orphans(store: RunStore, cell: CellSpec, current: str) -> None:
     before a run's first checkpoint leaves nothing to resume, so training starts over under a new
     run id and the old one would otherwise stay ``running`` forever. The sweep lock guarantees
     that no other process is training into this cell's folder."""
-    stale = store.db.execute(
-        "SELECT run_id FROM runs WHERE kind = 'train' AND status = 'running' AND adapter = ? AND run_id != ?",
-        (str(Path(cell.adapter_dir or "")), current),
-    ).fetchall()
-    for (run_id,) in stale:
+    for run_id in store.running_train_runs(str(Path(cell.adapter_dir or "")), other_than=current):
         store.finish_run(
             run_id,
             "interrupted",
@@ -932,7 +922,8 @@ def _audit_cell(
     from rho_audit.audit import runner
 
     previous = row.audit_run_id
-    status = _run_status(store, previous) if previous else None
+    found = store.get_run(previous) if previous else None
+    status = found.status if found else None
     if previous and status == "complete":
         return _stored_scores(store, previous)  # finished before a kill: never audit twice
     if previous and status == "running":
@@ -959,13 +950,8 @@ def _audit_cell(
     return {r.dimension: _score_of(r.to_json()) for r in outcome.results}
 
 
-def _run_status(store: RunStore, run_id: str) -> str | None:
-    found = store.db.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    return found[0] if found else None
-
-
 def _stored_scores(store: RunStore, run_id: str) -> dict[str, dict[str, Any]]:
-    return {r["dimension"]: _score_of(r) for r in store.results(run_id)}
+    return {s.dimension: s.to_json() for s in store.dimension_scores(run_id)}
 
 
 def _score_of(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -983,13 +969,13 @@ def _score_of(result: Mapping[str, Any]) -> dict[str, Any]:
 def record_result(store: RunStore, cell: CellSpec, result: CellResult) -> None:
     """The driver's copy of a cell's final row (a no-op rewrite for the local executor; what
     brings a remote executor's result into this store)."""
-    doc = {"spec": cell.to_json(), "result": result.to_json()}
+    doc = CellDoc(cell.to_json(), result.to_json())
     store.set_cell(
         cell.sweep_id,
         cell.cell_id,
         cell.config_sha256,
         result.status,
-        doc,
+        doc.to_json(),
         result.train_run_id,
         result.audit_run_id,
         result.error,
@@ -1080,7 +1066,7 @@ def _register_cells(plan: SweepPlan, store_path: Path) -> set[str]:
     start) and return the ids of the cells already complete with this config."""
     store = RunStore(store_path)
     try:
-        rows = {r["cell_id"]: r for r in store.cells(plan.sweep_id)}
+        rows = {r.cell_id: r for r in store.cells(plan.sweep_id)}
         done = set()
         for cell in plan.cells:
             row = rows.get(cell.cell_id)
@@ -1088,7 +1074,7 @@ def _register_cells(plan: SweepPlan, store_path: Path) -> set[str]:
                 store.set_cell(
                     plan.sweep_id, cell.cell_id, cell.config_sha256, "pending", {"spec": cell.to_json()}
                 )
-            elif row["status"] == "complete" and row["config_sha256"] == cell.config_sha256:
+            elif row.status == "complete" and row.config_sha256 == cell.config_sha256:
                 done.add(cell.cell_id)
         return done
     finally:
@@ -1247,11 +1233,11 @@ class SweepSummary:
 def summarize(plan: SweepPlan, store_path: Path) -> SweepSummary:
     """Build the results table from the store alone, so cells finished by earlier invocations
     (or by a remote executor) count like the ones run now."""
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[str, StoredCell] = {}
     if Path(store_path).exists():
         store = RunStore(store_path)
         try:
-            rows = {r["cell_id"]: r for r in store.cells(plan.sweep_id)}
+            rows = {r.cell_id: r for r in store.cells(plan.sweep_id)}
         finally:
             store.close()
     scores = {c.cell_id: _row_scores(rows.get(c.cell_id), c) for c in plan.cells}
@@ -1264,7 +1250,7 @@ def summarize(plan: SweepPlan, store_path: Path) -> SweepSummary:
     cells = []
     for cell in plan.train_cells:
         row = rows.get(cell.cell_id)
-        status = row["status"] if row and row["config_sha256"] == cell.config_sha256 else "pending"
+        status = row.status if row and row.config_sha256 == cell.config_sha256 else "pending"
         base = baselines.get(cell.model_label, {})
         s = scores[cell.cell_id]
         cells.append(
@@ -1273,21 +1259,20 @@ def summarize(plan: SweepPlan, store_path: Path) -> SweepSummary:
                 status,
                 s,
                 {d: _minus(s.get(d), base.get(d)) for d in dims},
-                row["error"] if row else None,
+                row.error if row else None,
             )
         )
     return SweepSummary(plan, dims, baselines, cells, _conditions(cells, dims, baselines))
 
 
-def _complete(row: dict[str, Any] | None, cell: CellSpec) -> bool:
-    return bool(row) and row["status"] == "complete" and row["config_sha256"] == cell.config_sha256
+def _complete(row: StoredCell | None, cell: CellSpec) -> bool:
+    return row is not None and row.status == "complete" and row.config_sha256 == cell.config_sha256
 
 
-def _row_scores(row: dict[str, Any] | None, cell: CellSpec) -> dict[str, float | None]:
-    if not _complete(row, cell):
+def _row_scores(row: StoredCell | None, cell: CellSpec) -> dict[str, float | None]:
+    if row is None or not _complete(row, cell):
         return {}
-    result = row["cell"].get("result") or {}
-    return {dim: s.get("score") for dim, s in (result.get("scores") or {}).items()}
+    return {dim: s.get("score") for dim, s in (row.result.get("scores") or {}).items()}
 
 
 def _minus(a: float | None, b: float | None) -> float | None:
@@ -1329,7 +1314,7 @@ def cell_statuses(plan: SweepPlan, store_path: Path) -> dict[str, str]:
         return {c.cell_id: "pending" for c in plan.cells}
     store = RunStore(store_path)
     try:
-        rows = {r["cell_id"]: r for r in store.cells(plan.sweep_id)}
+        rows = {r.cell_id: r.status for r in store.cells(plan.sweep_id)}
     finally:
         store.close()
-    return {c.cell_id: rows[c.cell_id]["status"] if c.cell_id in rows else "pending" for c in plan.cells}
+    return {c.cell_id: rows.get(c.cell_id, "pending") for c in plan.cells}
