@@ -9,7 +9,7 @@ Measured (2-core x86_64, 2026-11): weights identical; transformers on our direct
 GGUF path exactly; MLX logits are as close to fp64 as torch fp32 (2.7e-5 vs 1.6e-5 nats/token),
 but MLX's fp32 ``mx.logsumexp`` over the 49K vocabulary adds ~3e-4 nats/token (~4e-3/sequence):
 its CPU reduction accumulates sequentially in fp32. The engine therefore takes the log-softmax
-in NumPy with a pairwise sum (``rho_audit.model.language_model._token_logprobs``), which is what the "engine"
+in NumPy with a pairwise sum (``rho_audit.model.scoring.token_logprobs``), which is what the "engine"
 row measures.
 
 Needs packages rho-audit does not depend on: ``pip install torch==2.13.0 gguf accelerate`` (CPU wheel).
@@ -57,10 +57,10 @@ def picked(logits: np.ndarray, ids: list[int]) -> np.ndarray:
 
 def mlx_forward(model, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Our model's logits, and the log-probs as the engine computes them."""
-    from rho_audit.model.language_model import _token_logprobs
+    from rho_audit.model.scoring import token_logprobs
 
     logits = model(mx.array([ids]))[0, :-1]
-    return np.array(logits), _token_logprobs([logits], np.array(ids[1:]))
+    return np.array(logits), token_logprobs([logits], np.array(ids[1:]))
 
 
 def torch_logits(model, ids: list[int]) -> np.ndarray:

@@ -3,7 +3,10 @@
 import mlx.core as mx
 import pytest
 
-from rho_audit.model.language_model import LanguageModel, ScoreRequest
+from rho_audit.api.context import ScoreRequest
+from rho_audit.model import scoring
+from rho_audit.model.language_model import LanguageModel
+from rho_audit.model.layout import body_and_head
 from rho_audit.testing import build_lora_adapter
 
 REQUESTS = [
@@ -91,7 +94,7 @@ SHARED = [
 @pytest.mark.parametrize("template", ["chat", "raw"])
 def test_shared_prompt_prefix_is_computed_once_and_changes_nothing(lm, template):
     contexts = [lm._context_ids(r.prompt, template) for r in SHARED]
-    [prefix] = set(lm._prefix_groups(contexts).values())
+    [prefix] = set(scoring.prefix_groups(lm.model, contexts).values())
     assert len(prefix) >= len(lm.encode(PREAMBLE)) - 2
     batched = lm.score(SHARED, template)
     for request, score in zip(SHARED, batched, strict=True):
@@ -106,9 +109,9 @@ def test_batches_of_one_call_share_their_prefix_even_beside_bare_statements(tiny
     between them, the bare batch none, and every score is still the reference's."""
     lm = LanguageModel.load(tiny_model_path, "tiny", batch_size=2)
     computed = []
-    original = LanguageModel._prefix_states
+    original = scoring.shared_prefix
     monkeypatch.setattr(
-        LanguageModel, "_prefix_states", lambda lm, tokens: computed.append(tokens) or original(lm, tokens)
+        scoring, "shared_prefix", lambda model, tokens: computed.append(tokens) or original(model, tokens)
     )
     requests = SHARED + [r for r in REQUESTS if r.prompt is None]
     scores = lm.score(requests, "chat")
@@ -211,7 +214,7 @@ def test_rows_whose_answer_ends_leave_the_batch_and_the_rest_are_unchanged(lm, s
     from rho_audit.model.cpu_kernels import numpy_kernels
 
     encoded, stops, expected = _rows_that_end_early(lm)
-    body, head = lm._split()
+    body, head = body_and_head(lm.model)
     resized = []
     original = decoding.SharedPrefixCache.resize
 
@@ -237,7 +240,7 @@ def test_a_batch_that_would_outgrow_its_budget_sets_rows_aside_and_decodes_them_
     from rho_audit.model import decoding
 
     encoded, stops, expected = _rows_that_end_early(lm)
-    body, head = lm._split()
+    body, head = body_and_head(lm.model)
     batches = []
     original = decoding._decode_batch
 
@@ -274,7 +277,7 @@ def test_prefix_cache_forward_equals_each_row_run_alone(lm, monkeypatch, split):
     from rho_audit.model.cpu_kernels import numpy_kernels
 
     monkeypatch.setattr(decoding, "PREFILL_ROWS", 2)
-    body, head = lm._split()
+    body, head = body_and_head(lm.model)
     prompts = [lm.encode(lm.format_prompt(PREAMBLE + p, "chat")) for p in PROMPTS]
     prefix = decoding.shared_prefix(prompts)
     assert len(prefix) > 10
@@ -359,26 +362,26 @@ def test_numpy_attention_matches_mlx_under_every_mask_kind():
 
 
 def test_rows_are_grouped_by_context_and_sorted_to_pad_little():
-    from rho_audit.model.language_model import _padding_order, _Row
+    from rho_audit.model.scoring import ScoreRow, padding_order
 
     rows = [
-        _Row(0, (1, 2, 3), (5, 5, 5, 5)),
-        _Row(1, (1, 2), (5,)),
-        _Row(2, (1, 2, 3), (5,)),
-        _Row(3, (1, 2, 3, 4), (5, 5)),
+        ScoreRow(0, (1, 2, 3), (5, 5, 5, 5)),
+        ScoreRow(1, (1, 2), (5,)),
+        ScoreRow(2, (1, 2, 3), (5,)),
+        ScoreRow(3, (1, 2, 3, 4), (5, 5)),
     ]
     no_prefix = dict.fromkeys((r.context for r in rows), ())
-    ordered = [r.index for r in _padding_order(rows, no_prefix)]
+    ordered = [r.index for r in padding_order(rows, no_prefix)]
     assert ordered == [1, 3, 2, 0]  # the pair sharing context (1, 2, 3) stays together
     # contexts of one prefix group come together, whatever their continuations
     groups = {**no_prefix, (1, 2): (1,), (1, 2, 3, 4): (1,)}
-    assert [r.index for r in _padding_order(rows, groups)] == [2, 0, 1, 3]
+    assert [r.index for r in padding_order(rows, groups)] == [2, 0, 1, 3]
 
 
 def test_usage_counts_the_work_once_whatever_the_batching(tiny_model_path):
     """Distinct contexts once (a shared prefix once), every continuation token but the last
     through the body, every continuation token through the vocabulary projection."""
-    from rho_audit.model.language_model import _common_prefix_length
+    from rho_audit.model.decoding import common_prefix_length
 
     counts = []
     for batch_size in (1, None):
@@ -386,7 +389,7 @@ def test_usage_counts_the_work_once_whatever_the_batching(tiny_model_path):
         lm.score(SHARED, "chat")
         counts.append(lm.usage)
     contexts = list(dict.fromkeys(lm._context_ids(r.prompt, "chat") for r in SHARED))
-    shared = _common_prefix_length(contexts)
+    shared = common_prefix_length(contexts)
     continuations = [len(lm.encode(r.continuation)) for r in SHARED]
     body = sum(map(len, contexts)) - shared * (len(contexts) - 1) + sum(continuations) - len(SHARED)
     assert counts[0] == counts[1]

@@ -37,9 +37,8 @@ from rho_audit.model.blas import single_threaded_blas
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2"})
 #: Rows prefilled in one forward pass (larger passes ran no faster per token on CPU).
 PREFILL_ROWS = 16
-#: Rows a batch needs before a second stream pays: on the 2-core box two calls of 16 prompts
-#: decoded in 45.6 s as one batch of 16 rows on one stream, 55.2 s as two batches of 8 on two;
-#: 96 prompts in 69.9 s as two batches of 48 on two streams, 94.1 s as one of 89 on one.
+#: Rows a batch needs before a second stream pays: below it, two streams of half as many rows
+#: each decoded slower than one stream of all of them on the 2-core box; well above it, faster.
 MIN_ROWS_PER_STREAM = 24
 #: Finished rows are dropped from the batch (a copy of every cache) once they are this share
 #: of it; until then they ride along, their tokens ignored.
@@ -206,9 +205,9 @@ def greedy_decode(
     once (each on its own CPU stream with a one-thread BLAS; keep 1 on a GPU).
 
     ``body(tokens, cache=...)`` returns the final hidden states, ``head`` projects them onto
-    the vocabulary (see ``LanguageModel._split``). ``on_finish`` is called once per prompt
-    as its answer ends, ``after_batch`` once a batch's caches are freed (to hand memory back),
-    both from the decoding threads.
+    the vocabulary (see :func:`rho_audit.model.layout.body_and_head`). ``on_finish`` is called
+    once per prompt as its answer ends, ``after_batch`` once a batch's caches are freed (to hand
+    memory back), both from the decoding threads.
 
     Caches grow as answers lengthen. ``kv_budget``: bytes one batch's caches may hold; a batch
     that would outgrow it sets its last rows aside, and they are decoded again from their
