@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from rho_audit.cli._common import store_option
+
 EPILOG = """\b
 Examples:
   rho-audit monitor                                  the latest sweep in rho-audit-runs/runs.sqlite
@@ -23,13 +25,7 @@ stops the sweep. Keys: ? help, f filter, enter cell details, r report card, q qu
 
 @click.command("monitor", epilog=EPILOG)
 @click.argument("sweep", required=False, metavar="[SWEEP]")
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("rho-audit-runs/runs.sqlite"),
-    show_default=True,
-    help="SQLite run store the sweep writes (--store of `rho-audit sweep`).",
-)
+@store_option("SQLite run store the sweep writes (--store of `rho-audit sweep`).")
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.1, max=60),
@@ -42,8 +38,9 @@ def monitor(sweep: str | None, store: Path, interval: float) -> None:
     training curves, the results as they land (rho coloured by its delta vs the base model), a
     dose-response view and a log of what happened.
 
-    SWEEP is a sweep id or a unique prefix of one (default: the sweep updated last). The
-    monitor reads the store read-only and survives the sweep being killed: the cell it was
+    SWEEP is a sweep id or a prefix of one (default: the sweep updated last): an exact id wins;
+    else the one id the prefix starts; a prefix of several sweeps is an error that lists them.
+    The monitor reads the store read-only and survives the sweep being killed: the cell it was
     running is shown as stopped, with how to resume.
     """
     import sys
@@ -64,28 +61,18 @@ def monitor(sweep: str | None, store: Path, interval: float) -> None:
 
 def _check_sweep(store: Path, sweep: str) -> None:
     """An ambiguous prefix is an error now; an unknown id is waited for (the sweep may start later)."""
-    import sqlite3
-
-    from rho_audit.api.errors import RhoAuditError
-    from rho_audit.store.run_store import connect_read_only
+    from rho_audit.store import AmbiguousId, RunStore, StoreError
 
     try:
-        db = connect_read_only(store, timeout=2)
+        runs = RunStore.read_only(store, timeout=2, upgrade=False)
         try:
-            ids = [r[0] for r in db.execute("SELECT DISTINCT sweep_id FROM sweep_cells")]
+            runs.find_sweep(sweep)
         finally:
-            db.close()
-    except sqlite3.Error:
+            runs.close()
+    except AmbiguousId:
+        raise
+    except StoreError:
         return  # not a store with sweeps yet: the app says so and waits
-    matches = [s for s in ids if s.startswith(sweep)]
-    if sweep not in ids and len(matches) > 1:
-        raise RhoAuditError(
-            f"{sweep!r} matches {len(matches)} sweeps in {store}: {', '.join(sorted(matches))}. "
-            "Give more of the id."
-        )
 
 
 __all__ = ["monitor"]
-
-if __name__ == "__main__":  # `python -m rho_audit.cli.monitor` works before cli.py registers it
-    monitor()

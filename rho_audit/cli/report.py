@@ -10,13 +10,16 @@ from pathlib import Path
 
 import click
 
+from rho_audit.cli._common import store_option
+
 EPILOG = """\b
 Examples:
   rho-audit report 20260301-101500-ab12cd                    audit card of one run (HTML)
   rho-audit report BEFORE_RUN AFTER_RUN --format md          comparison card (first run = before)
   rho-audit report paper-ablation-quick --out ablation.html --open     sweep card (id or prefix)
 \b
-Run ids and sweep ids may be abbreviated to a unique prefix. A Markdown card writes its figures
+Run ids and sweep ids may be abbreviated: an exact id wins; else the one id the prefix starts;
+a prefix of several runs or sweeps is an error that lists them (sweeps are matched first). A Markdown card writes its figures
 as .svg files next to the .md; an HTML card is one self-contained file (no scripts, no network).
 """
 
@@ -36,13 +39,7 @@ as .svg files next to the .md; an HTML card is one self-contained file (no scrip
     type=click.Path(path_type=Path, dir_okay=False),
     help="Output file [rho-audit-runs/reports/<kind>-<id>.<format>, next to --store].",
 )
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("rho-audit-runs/runs.sqlite"),
-    show_default=True,
-    help="SQLite run store to read.",
-)
+@store_option("SQLite run store to read.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML card in a browser when one exists.")
 def report(targets: tuple[str, ...], fmt: str, out: Path | None, store: Path, open_browser: bool) -> None:
     """Render a report card from the run store.
@@ -56,12 +53,10 @@ def report(targets: tuple[str, ...], fmt: str, out: Path | None, store: Path, op
     from rho_audit.api.errors import RhoAuditError
     from rho_audit.plugins import load_host
     from rho_audit.report import cards as reports
-    from rho_audit.store.run_store import RunStore
+    from rho_audit.store import RunStore
 
-    if not store.exists():
-        raise RhoAuditError(f"no run store at {store}. Pass --store, or run `rho-audit run` first.")
+    run_store = RunStore.read_only(store)  # a store this user cannot write is still readable
     host = load_host()
-    run_store = RunStore(store, read_only=True)  # a store this user cannot write is still readable
     try:
         card = reports.build_card(run_store, targets, reports.probe_texts_from_host(host))
     finally:
