@@ -6,7 +6,7 @@ through the ``register_probe_sets`` hook, the same way a third-party package shi
 
 from pathlib import Path
 
-from rho_audit.api.hooks import hookimpl
+from rho_audit.api import hookimpl
 
 PROBE_ROOT = Path(__file__).parent
 

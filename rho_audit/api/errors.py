@@ -7,6 +7,8 @@ a traceback is shown only with ``--debug``.
 
 from __future__ import annotations
 
+__all__ = ["JudgeError", "ModelError", "PluginError", "ProbeFileError", "RhoAuditError", "Terminated"]
+
 
 class RhoAuditError(Exception):
     """An error the user can fix. ``str(err)`` must name the cause and the fix."""

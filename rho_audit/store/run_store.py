@@ -283,7 +283,7 @@ class RunStore(StoreReads):
     def judge_cache_put(
         self, key: str, judge_id: str, judge_model: str, rubric_sha256: str, verdict: Any
     ) -> None:
-        """Cache one verdict (a :class:`~rho_audit.api.hooks.Verdict`) at once, in its own transaction
+        """Cache one verdict (a :class:`~rho_audit.api.Verdict`) at once, in its own transaction
         (not in a read-only store, which serves its cached verdicts but keeps no new ones)."""
         if not self.writable:
             return
