@@ -37,6 +37,7 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rho_audit._util.yaml_errors import yaml_error_message
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.api.events import RunEvent
 from rho_audit.api.hooks import hookimpl
@@ -222,13 +223,7 @@ def _parse_yaml(path: Path, text: str) -> tuple[yaml.Node, Any]:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(err, "problem", None) or str(err)
-        context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
-        if context and context_mark:  # e.g. "while parsing a flow sequence" opened on line 3
-            problem += f"; {context} started on line {context_mark.line + 1}"
-        raise SweepFileError(f"{where}: not valid YAML: {problem}. Nothing was run.") from None
+        raise SweepFileError(f"{yaml_error_message(path, err)}. Nothing was run.") from None
     if root is None or not isinstance(data, dict):
         raise SweepFileError(
             f"{path}:1: a sweep file is a mapping with at least `name:` and `grid:` "
