@@ -22,6 +22,7 @@ from rho_audit.cli.plugins import plugins
 from rho_audit.cli.probes import probes
 from rho_audit.cli.report import report
 from rho_audit.cli.run import run
+from rho_audit.cli.runs import runs
 from rho_audit.cli.sweep import sweep
 from rho_audit.cli.train import train
 
@@ -55,7 +56,7 @@ def main(debug: bool) -> None:
     )
 
 
-for command in (run, plugins, models, probes, train, judges, sweep, report, monitor):
+for command in (run, runs, plugins, models, probes, train, judges, sweep, report, monitor):
     main.add_command(command)
 
 

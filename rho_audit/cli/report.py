@@ -19,8 +19,9 @@ Examples:
   rho-audit report paper-ablation-quick --out ablation.html --open     sweep card (id or prefix)
 \b
 Run ids and sweep ids may be abbreviated: an exact id wins; else the one id the prefix starts;
-a prefix of several runs or sweeps is an error that lists them (sweeps are matched first). A Markdown card writes its figures
-as .svg files next to the .md; an HTML card is one self-contained file (no scripts, no network).
+a prefix of several runs or sweeps is an error that lists them (sweeps are matched first).
+A Markdown card writes its figures as .svg files next to the .md; an HTML card is one
+self-contained file (no scripts, no network).
 """
 
 
