@@ -82,20 +82,20 @@ from rho_audit.api.judge_calls import (
     call_with_retries,
     parse_retry_after,
 )
-from rho_audit.api.judges import Judge, JudgeItem, Verdict, VerdictStore
-from rho_audit.api.llm_judges import Answer, LLMJudge, cache_key, parse_options
-from rho_audit.api.models import load_model, resolve_model
-from rho_audit.api.results import CompatStat, DimensionResult, Evaluation, ProbeRecord
-from rho_audit.api.rubrics import (
+from rho_audit.api.judges import (
     ERROR,
     NON_VERDICTS,
     SKIPPED_BUDGET,
     UNPARSEABLE,
-    Rubric,
-    load_rubric,
-    rubric_from_source,
-    strip_marker,
+    Judge,
+    JudgeItem,
+    Verdict,
+    VerdictStore,
 )
+from rho_audit.api.llm_judges import Answer, LLMJudge, cache_key, parse_options
+from rho_audit.api.models import load_model, resolve_model
+from rho_audit.api.results import CompatStat, DimensionResult, Evaluation, ProbeRecord
+from rho_audit.api.rubrics import Rubric, load_rubric, rubric_from_source, strip_marker
 from rho_audit.api.trainers import LossTerms, Trainer, TrainerOption
 
 if TYPE_CHECKING:

@@ -81,7 +81,7 @@ def register_report_sections(register: Callable[[str, Path], None]) -> None:
 
     The folder is added to the template search path under the prefix ``plugin-DIMENSION/``.
     ``DIMENSION.html.j2`` and ``DIMENSION.md.j2`` in it (either may be missing) are Jinja2
-    templates that receive ``section``, a :class:`rho_audit.report.cards.DimensionSection` (the
+    templates that receive ``section``, a :class:`rho_audit.report.records.DimensionSection` (the
     result row, the stored probe records, the most inverted pairs, sample outputs). HTML is
     autoescaped; in Markdown every ``{{ }}`` output is escaped, so table cells stay valid. A
     template that fails to render is named on the card and the built-in section shown instead.

@@ -12,6 +12,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The verdict labels of an item that got no judgement (they carry ``error``): the judge's answer
+#: was unreadable twice, the budget was spent, or the request failed.
+UNPARSEABLE = "unparseable"
+SKIPPED_BUDGET = "skipped_budget"
+ERROR = "error"
+#: Labels that are not a judgement: they never enter the cache or an agreement statistic.
+NON_VERDICTS = (UNPARSEABLE, SKIPPED_BUDGET, ERROR)
+
 
 @dataclass(frozen=True)
 class Verdict:

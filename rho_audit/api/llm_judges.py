@@ -35,8 +35,8 @@ from typing import Any, ClassVar
 
 from rho_audit.api.errors import JudgeError
 from rho_audit.api.judge_calls import BudgetExhausted, Meter
-from rho_audit.api.judges import Judge, JudgeItem, Verdict, VerdictStore
-from rho_audit.api.rubrics import ERROR, SKIPPED_BUDGET, UNPARSEABLE, Rubric
+from rho_audit.api.judges import ERROR, SKIPPED_BUDGET, UNPARSEABLE, Judge, JudgeItem, Verdict, VerdictStore
+from rho_audit.api.rubrics import Rubric
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rho_audit.api.errors import JudgeError
-
-UNPARSEABLE = "unparseable"
-SKIPPED_BUDGET = "skipped_budget"
-ERROR = "error"
-#: Labels that are not a judgement: they never enter the cache or an agreement statistic.
-NON_VERDICTS = (UNPARSEABLE, SKIPPED_BUDGET, ERROR)
+from rho_audit.api.judges import NON_VERDICTS
 
 
 @dataclass(frozen=True)
