@@ -277,7 +277,7 @@ def test_hook_register_probe_sets():
 
 
 def test_hook_register_report_sections(tmp_path):
-    from rho_audit.report.cards import SectionTemplates
+    from rho_audit.report.render import SectionTemplates
 
     class Sections:
         @api.hookimpl

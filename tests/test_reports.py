@@ -24,12 +24,28 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from rho_audit.api.errors import RhoAuditError
 from rho_audit.api.results import DimensionResult, Evaluation, ProbeRecord
 from rho_audit.audit import metrics
 from rho_audit.cli.report import report
-from rho_audit.report import cards as reports
 from rho_audit.report import charts
 from rho_audit.report import stats as report_stats
+from rho_audit.report.audit_card import build_audit_card
+from rho_audit.report.cards import build_card
+from rho_audit.report.comparison_card import build_comparison_card
+from rho_audit.report.gather import choice_confidences, probe_texts_from_host
+from rho_audit.report.records import ProbeText
+from rho_audit.report.render import (
+    MdSafe,
+    SectionTemplates,
+    fmt_ci,
+    fmt_num,
+    fmt_p,
+    md_escape,
+    render,
+    write_report,
+)
+from rho_audit.report.sweep_card import build_sweep_card
 from rho_audit.store import RunStore
 from rho_audit.train.sweep import CellResult, CellSpec
 
@@ -288,7 +304,7 @@ def hostile_texts(name, version):
     if name != "factual":
         return {}
     return {
-        f"factual-{i:03d}": reports.ProbeText(HOSTILE if i == 1 else None, f"true {i}", f"false {i} | x")
+        f"factual-{i:03d}": ProbeText(HOSTILE if i == 1 else None, f"true {i}", f"false {i} | x")
         for i in range(8)
     }
 
@@ -578,8 +594,8 @@ def test_choice_confidences_are_recovered_exactly_from_the_gap():
         "logprob_choice_2": -25.0,
         "gap": -21.25 - -25.0,
     }
-    assert reports._choice_confidences(values) == (-21.25, -25.0)
-    assert reports._choice_confidences({"gap": 1.0, "logprob_choice_0": 0.0}) == (None, None)
+    assert choice_confidences(values) == (-21.25, -25.0)
+    assert choice_confidences({"gap": 1.0, "logprob_choice_0": 0.0}) == (None, None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -629,7 +645,7 @@ def test_chart_kinds_render_valid_svg():
 
 def test_audit_card_records(tmp_path):
     store = audit_store(tmp_path / "runs.sqlite")
-    card = reports.build_audit_card(store, "20260101-000000", hostile_texts)  # a prefix works
+    card = build_audit_card(store, "20260101-000000", hostile_texts)  # a prefix works
     assert [r.dimension for r in card.rows] == ["factual", "bias", "overrefusal", "reasoning", "calibration"]
     kinds = {s.row.dimension: s.kind for s in card.sections}
     assert kinds == {
@@ -651,8 +667,8 @@ def test_audit_card_records(tmp_path):
 
 def test_audit_card_html_is_inert_and_self_contained(tmp_path):
     store = audit_store(tmp_path / "runs.sqlite")
-    card = reports.build_audit_card(store, "20260101-000000-aaaaaa", hostile_texts)
-    html = reports.render(card, "html").text
+    card = build_audit_card(store, "20260101-000000-aaaaaa", hostile_texts)
+    html = render(card, "html").text
     assert_inert_html(html)
     assert 'id="scores-table"' in html and "<svg" in html and "Content-Security-Policy" in html
     assert "prefers-color-scheme: dark" in html
@@ -662,8 +678,8 @@ def test_audit_card_html_is_inert_and_self_contained(tmp_path):
 
 def test_markdown_cards_escape_untrusted_text(tmp_path):
     store = audit_store(tmp_path / "runs.sqlite")
-    card = reports.build_audit_card(store, "20260101-000000-aaaaaa", hostile_texts)
-    md = reports.render(card, "md", figure_prefix="card-").text
+    card = build_audit_card(store, "20260101-000000-aaaaaa", hostile_texts)
+    md = render(card, "md", figure_prefix="card-").text
     html = assert_valid_markdown(md)
     assert "\\<script\\>" in md and "\\|" in md and "\\`tick\\`" in md and " ↵ " in md
     assert "&lt;script&gt;alert" in html  # GitHub shows the text, does not run it
@@ -695,20 +711,20 @@ def test_report_cards_show_judge_calls_tokens_and_cost(tmp_path):
     assert rows[1][:9] == local and rows[1][-1] == "at most 10 calls"
     assert "\\<script\\>" in rows[0][1]  # escaped in Markdown too
 
-    plain = reports.build_audit_card(audit_store(tmp_path / "free.sqlite"), AUDIT_RUN, hostile_texts)
-    assert plain.judge_usage == () and "judge-usage" not in reports.render(plain, "html").text
+    plain = build_audit_card(audit_store(tmp_path / "free.sqlite"), AUDIT_RUN, hostile_texts)
+    assert plain.judge_usage == () and "judge-usage" not in render(plain, "html").text
 
 
 def test_md_escape_rules():
-    assert reports.md_escape("a|b\nc`d`<e>") == "a\\|b ↵ c\\`d\\`\\<e\\>"
-    assert reports.md_escape(reports.MdSafe("![x](y.svg)")) == "![x](y.svg)"
-    assert reports.fmt_num(-0.0004, 3, True) == "+0.000" and reports.fmt_num(None) == "-"
-    assert reports.fmt_p(0.00001) == "< 0.0001" and reports.fmt_ci(-0.1, 0.2) == "[-0.100, +0.200]"
+    assert md_escape("a|b\nc`d`<e>") == "a\\|b ↵ c\\`d\\`\\<e\\>"
+    assert md_escape(MdSafe("![x](y.svg)")) == "![x](y.svg)"
+    assert fmt_num(-0.0004, 3, True) == "+0.000" and fmt_num(None) == "-"
+    assert fmt_p(0.00001) == "< 0.0001" and fmt_ci(-0.1, 0.2) == "[-0.100, +0.200]"
 
 
 def test_comparison_card_decides_by_the_paired_ci(tmp_path):
     store = comparison_store(tmp_path / "runs.sqlite")
-    card = reports.build_comparison_card(store, ["20260101-000000-before", "20260102-000000-after0"])
+    card = build_comparison_card(store, ["20260101-000000-before", "20260102-000000-after0"])
     rows = {r.dimension: r for r in card.comparisons[0].rows}
     assert rows["factual"].diff.verdict == "IMPROVED" and rows["factual"].diff.ci_low > 0
     assert rows["factual"].diff.mcnemar.c == 2 and rows["factual"].diff.mcnemar.b == 0
@@ -724,15 +740,15 @@ def test_comparison_card_decides_by_the_paired_ci(tmp_path):
 def test_comparison_needs_two_runs_and_audits_only(tmp_path):
     store = comparison_store(tmp_path / "runs.sqlite")
     add_run(store, "train-1", [], kind="train")
-    with pytest.raises(reports.RhoAuditError, match="two runs"):
-        reports.build_comparison_card(store, ["20260101-000000-before"])
-    with pytest.raises(reports.RhoAuditError, match="train run"):
-        reports.build_card(store, ["train-1"])
+    with pytest.raises(RhoAuditError, match="two runs"):
+        build_comparison_card(store, ["20260101-000000-before"])
+    with pytest.raises(RhoAuditError, match="train run"):
+        build_card(store, ["train-1"])
 
 
 def test_sweep_card_reproduces_the_paper_ablation(tmp_path):
     store = ablation_store(tmp_path / "runs.sqlite")
-    card = reports.build_sweep_card(store, "paper-ablation-0123abcd")
+    card = build_sweep_card(store, "paper-ablation-0123abcd")
     assert card.value_label == "Δ score vs baseline" and card.seeds == tuple(PAPER_SEEDS)
     assert [c.label for c in card.conditions] == [
         "sft",
@@ -768,13 +784,13 @@ def test_sweep_card_dose_response_and_margin(tmp_path):
                 50 + k,
                 f"rg_margin{gamma:g}",
             )
-    card = reports.build_sweep_card(store, "paper-dose-response-00000000")
+    card = build_sweep_card(store, "paper-dose-response-00000000")
     [dose] = card.dose
     assert [lv.x for lv in dose.levels] == [0.0, 0.1, 0.2, 0.5] and dose.symbol == "λ"
     tox = [lv.condition.summary["toxicity"].mean for lv in dose.levels]
     assert tox == pytest.approx([-0.230, 0.394, 0.568, 0.993])
     assert card.ablations == () and card.variances[0].reference.label == "rho-guided λ=0"
-    margin = reports.build_sweep_card(store, "paper-margin")  # a unique prefix
+    margin = build_sweep_card(store, "paper-margin")  # a unique prefix
     assert [lv.margin for lv in margin.margin] == [0.0, 0.1] and margin.dose == ()
 
 
@@ -795,16 +811,16 @@ def test_quick_sweep_with_one_seed_says_what_cannot_be_computed(tmp_path):
         status="failed",
         error=f"RuntimeError: {HOSTILE}",
     )
-    card = reports.build_sweep_card(store, "paper-ablation-quick-1")
+    card = build_sweep_card(store, "paper-ablation-quick-1")
     assert all(x.test.p_value is None and "2 seeds" in x.test.note for x in card.ablations[0].contrasts)
     assert any("fewer than 2 complete seeds" in line for line in card.not_shown)
     assert card.variances == ()  # no σ from one seed
     sft = card.conditions[0]
     assert (sft.label, len(sft.seeds), sft.n_total) == ("sft", 1, 2)  # the failed seed is not averaged
-    md = reports.render(card, "md").text
+    md = render(card, "md").text
     assert_valid_markdown(md)
     assert "needs ≥ 2 seeds" in md and "- sft\\_seed123: RuntimeError: \\<script\\>" in md
-    assert_inert_html(reports.render(card, "html").text)
+    assert_inert_html(render(card, "html").text)
 
 
 def test_sweep_with_two_models_compares_within_each_model(tmp_path):
@@ -832,7 +848,7 @@ def test_sweep_with_two_models_compares_within_each_model(tmp_path):
                     f"{model}_{trainer}",
                     model_label=model,
                 )
-    card = reports.build_sweep_card(store, "multi-1")
+    card = build_sweep_card(store, "multi-1")
     assert [a.model for a in card.ablations] == ["large", "small"]
     assert [a.reference.label for a in card.ablations] == ["large: sft", "small: sft"]
     for ab in card.ablations:  # each model's deltas are against its own baseline and its own sft
@@ -840,7 +856,7 @@ def test_sweep_with_two_models_compares_within_each_model(tmp_path):
         assert tox.test.diff == pytest.approx(
             np.mean(PAPER_DELTAS["rho-guided"]["toxicity"][:3]) - np.mean(PAPER_DELTAS["sft"]["toxicity"][:3])
         )
-    rendered = reports.render(card, "md", figure_prefix="m-")
+    rendered = render(card, "md", figure_prefix="m-")
     assert_valid_markdown(rendered.text)
     assert {"m-ablation-small.svg", "m-ablation-large.svg", "m-variance-large.svg"} <= set(rendered.figures)
 
@@ -861,24 +877,24 @@ def _golden(name, text):
 
 def test_golden_audit_markdown(tmp_path):
     store = audit_store(tmp_path / "runs.sqlite")
-    card = reports.build_audit_card(store, "20260101-000000-aaaaaa", hostile_texts)
-    md = reports.render(card, "md", figure_prefix="audit-").text
+    card = build_audit_card(store, "20260101-000000-aaaaaa", hostile_texts)
+    md = render(card, "md", figure_prefix="audit-").text
     assert_valid_markdown(md)
     _golden("audit.md", md)
 
 
 def test_golden_comparison_markdown(tmp_path):
     store = comparison_store(tmp_path / "runs.sqlite")
-    card = reports.build_comparison_card(store, ["20260101-000000-before", "20260102-000000-after0"])
-    md = reports.render(card, "md", figure_prefix="comparison-").text
+    card = build_comparison_card(store, ["20260101-000000-before", "20260102-000000-after0"])
+    md = render(card, "md", figure_prefix="comparison-").text
     assert_valid_markdown(md)
     _golden("comparison.md", md)
 
 
 def test_golden_sweep_markdown(tmp_path):
     store = ablation_store(tmp_path / "runs.sqlite")
-    card = reports.build_sweep_card(store, "paper-ablation-0123abcd")
-    md = reports.render(card, "md", figure_prefix="sweep-").text
+    card = build_sweep_card(store, "paper-ablation-0123abcd")
+    md = render(card, "md", figure_prefix="sweep-").text
     # A status update rewrites a cell's row (INSERT OR REPLACE moves it last): the card must not change.
     row = next(r for r in store.cells("paper-ablation-0123abcd") if r.cell_id == "sft_seed42")
     store.set_cell(
@@ -890,8 +906,8 @@ def test_golden_sweep_markdown(tmp_path):
         row.train_run_id,
         row.audit_run_id,
     )
-    again = reports.build_sweep_card(store, "paper-ablation")
-    assert reports.render(again, "md", figure_prefix="sweep-").text == md
+    again = build_sweep_card(store, "paper-ablation")
+    assert render(again, "md", figure_prefix="sweep-").text == md
     assert_valid_markdown(md)
     _golden("sweep.md", md)
 
@@ -924,13 +940,13 @@ def test_plugin_section_template_replaces_the_generic_one(tmp_path):
             register("factual", broken)
 
     host = load_host([Plugin()])
-    sections = reports.SectionTemplates.from_host(host)
+    sections = SectionTemplates.from_host(host)
     store = audit_store(tmp_path / "runs.sqlite")
-    card = reports.build_audit_card(store, "20260101-000000-aaaaaa")
-    html = reports.render(card, "html", sections).text
+    card = build_audit_card(store, "20260101-000000-aaaaaa")
+    html = render(card, "html", sections).text
     assert "<p class='cal'>custom 0.21 4" in html and "ece|bin&lt;10&gt;" in html  # autoescaped
     assert "section failed (UndefinedError" in html and "Most confidently wrong probes" in html
-    md = reports.render(card, "md", sections).text
+    md = render(card, "md", sections).text
     assert "custom md ece\\|bin\\<10\\>" in md
 
 
@@ -1000,13 +1016,13 @@ def test_cards_from_a_real_tiny_model_audit(tiny_model_path, tmp_path):
         for m in (tiny_model_path, other)
     ]
     store = RunStore(store_path)
-    card = reports.build_audit_card(store, ids[0], reports.probe_texts_from_host(host))
+    card = build_audit_card(store, ids[0], probe_texts_from_host(host))
     assert [r.dimension for r in card.rows] == list(dims)
     assert "installed probe set factual" in card.sections[0].texts_source
-    assert_valid_markdown(reports.render(card, "md").text)
-    html = reports.render(card, "html").text
+    assert_valid_markdown(render(card, "md").text)
+    html = render(card, "html").text
     assert html.count("<tr>") >= 4
-    cmp_card = reports.build_comparison_card(store, ids)
+    cmp_card = build_comparison_card(store, ids)
     assert all(r.diff.n_paired == 6 for r in cmp_card.comparisons[0].rows)
     assert {r.diff.verdict for r in cmp_card.comparisons[0].rows} <= {"IMPROVED", "DEGRADED", "UNCHANGED"}
 
@@ -1096,9 +1112,9 @@ def _unfilter(kind, line, prev, channels):
 def test_html_card_renders_in_headless_chromium(tmp_path):
     chromium = chromium_binary()
     store = judged_audit_store(tmp_path / "runs.sqlite")
-    card = reports.build_audit_card(store, "20260101-000000-aaaaaa", hostile_texts)
+    card = build_audit_card(store, "20260101-000000-aaaaaa", hostile_texts)
     page = tmp_path / "card.html"
-    reports.write_report(card, "html", page)
+    write_report(card, "html", page)
     shot = tmp_path / "card.png"
     base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
     subprocess.run(

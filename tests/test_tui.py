@@ -29,15 +29,10 @@ textual = pytest.importorskip("textual")
 
 from textual.widgets import DataTable, Input, RichLog, Static  # noqa: E402
 
-from rho_audit.display.tui import (  # noqa: E402
-    CellScreen,
-    ConfirmStop,
-    HelpScreen,
-    StopAfterCell,
-    SweepMonitor,
-    TuiDisplay,
-    sparkline,
-)
+from rho_audit.display.tui import SweepMonitor, TuiDisplay  # noqa: E402
+from rho_audit.display.tui.feed import StopAfterCell  # noqa: E402
+from rho_audit.display.tui.formatting import sparkline  # noqa: E402
+from rho_audit.display.tui.widgets import CellScreen, ConfirmStop, HelpScreen  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC

@@ -53,18 +53,20 @@ def report(targets: tuple[str, ...], fmt: str, out: Path | None, store: Path, op
     """
     from rho_audit.api.errors import RhoAuditError
     from rho_audit.plugins import load_host
-    from rho_audit.report import cards as reports
+    from rho_audit.report.cards import build_card, default_output
+    from rho_audit.report.gather import probe_texts_from_host
+    from rho_audit.report.render import SectionTemplates, write_report
     from rho_audit.store import RunStore
 
     run_store = RunStore.read_only(store)  # a store this user cannot write is still readable
     host = load_host()
     try:
-        card = reports.build_card(run_store, targets, reports.probe_texts_from_host(host))
+        card = build_card(run_store, targets, probe_texts_from_host(host))
     finally:
         run_store.close()
-    out = out or reports.default_output(store, card, fmt)
+    out = out or default_output(store, card, fmt)
     try:
-        written = reports.write_report(card, fmt, out, reports.SectionTemplates.from_host(host))
+        written = write_report(card, fmt, out, SectionTemplates.from_host(host))
     except OSError as err:
         raise RhoAuditError(
             f"cannot write the report to {out} ({err.strerror or err}). Pass --out with a path you can write."

@@ -1,0 +1,335 @@
+"""The report cards' typed records: what the ``build_*`` functions gather from the run store and
+the templates render. All frozen dataclasses, so a card is a plain value, tested on its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rho_audit.report import charts
+from rho_audit.report import stats as report_stats
+from rho_audit.report.stats import PairedDifference, Summary
+
+METRIC_LABEL = {"rank_biserial": "rho", "accuracy": "accuracy", "answer_rate": "answer rate"}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A chart with its caption; ``name`` is the file stem of the Markdown card's ``.svg``."""
+
+    name: str
+    title: str
+    caption: str
+    chart: charts.Svg
+
+    @property
+    def inline(self) -> str:
+        return self.chart.render(standalone=False)
+
+    @property
+    def standalone(self) -> str:
+        return self.chart.render(standalone=True)
+
+
+@dataclass(frozen=True)
+class ProbeSetRef:
+    dimension: str
+    name: str
+    version: str
+    n: int | None
+
+
+@dataclass(frozen=True)
+class RunHeader:
+    run_id: str
+    model: str
+    adapter: str | None
+    kind: str
+    status: str
+    seed: int
+    config_sha256: str
+    date: str
+    split: str | None
+    template: str | None
+    judge: str | None
+    limit: int | None
+    probe_sets: tuple[ProbeSetRef, ...]
+    versions: tuple[tuple[str, str], ...]
+    git_revision: str | None
+    error: str | None
+
+
+class _MetricNaming:
+    """Shared by records that carry a ``metric`` name."""
+
+    metric: str
+
+    @property
+    def metric_label(self) -> str:
+        return METRIC_LABEL.get(self.metric, self.metric)
+
+    @property
+    def signed(self) -> bool:
+        """rho's sign is the finding, so it is always printed; rates are not signed."""
+        return self.metric == "rank_biserial"
+
+
+@dataclass(frozen=True)
+class DimensionRow(_MetricNaming):
+    dimension: str
+    metric: str
+    score: float | None
+    ci_low: float | None
+    ci_high: float | None
+    paired_accuracy: float | None
+    mean_gap: float | None
+    n: int
+    n_errors: int
+    status: str
+    probe_set: str
+    probe_set_version: str
+    plugin: str
+    definition: str
+    scoring: str
+    secondary: tuple[tuple[str, float | None], ...]
+    compat: tuple[str, float | None, str] | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ProbeText:
+    prompt: str | None = None
+    positive: str | None = None
+    negative: str | None = None
+
+
+@dataclass(frozen=True)
+class WrongProbe:
+    """A pair the model gets inverted: gap = confidence(positive) − confidence(negative) < 0."""
+
+    probe_id: str
+    category: str | None
+    gap: float
+    confidence_positive: float | None
+    confidence_negative: float | None
+    text: ProbeText | None
+
+
+@dataclass(frozen=True)
+class Sample:
+    probe_id: str
+    category: str | None
+    prompt: str | None
+    output: str
+    verdict: str | None
+    correct: bool | None
+
+
+@dataclass(frozen=True)
+class DimensionSection:
+    """What a dimension's section shows. Plugin templates receive it as ``section``."""
+
+    row: DimensionRow
+    kind: str  # pair | generation | numeric | generic (chosen from the shape of the records)
+    wrong: tuple[WrongProbe, ...]
+    samples: tuple[Sample, ...]
+    errors: tuple[tuple[str, str], ...]
+    n_records: int
+    texts_source: str
+    #: The stored probe records (untrusted text inside), for plugin templates.
+    records: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Statistic:
+    name: str
+    definition: str
+
+
+@dataclass(frozen=True)
+class JudgeUsage:
+    """An LLM judge's work in one run (a ``judge_usage`` row of the store; see ``LLMJudge.usage``)."""
+
+    judge: str
+    model: str
+    rubric: str
+    context: str
+    calls: int
+    retries: int
+    input_tokens: int
+    output_tokens: int
+    #: Estimated USD; None when some call had no known price.
+    cost_usd: float | None
+    cache_hits: int
+    judged: int
+    skipped_budget: int
+    unparseable: int
+    errors: int
+    max_usd: float | None
+    max_calls: int | None
+
+    @property
+    def cost(self) -> str:
+        return "unknown (some calls unpriced)" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+
+    @property
+    def budget(self) -> str:
+        """The run's judge budget (``--judge-max-usd``, ``--judge-max-calls``), or none."""
+        usd = [f"at most ${self.max_usd:g}"] if self.max_usd is not None else []
+        calls = [f"at most {self.max_calls} calls"] if self.max_calls is not None else []
+        return ", ".join(usd + calls) or "none"
+
+
+@dataclass(frozen=True)
+class AuditCard:
+    title: str
+    header: RunHeader
+    rows: tuple[DimensionRow, ...]
+    sections: tuple[DimensionSection, ...]
+    figures: tuple[Figure, ...]
+    statistics: tuple[Statistic, ...]
+    kind: str = "audit"
+    #: Calls, tokens and estimated cost of the run's LLM judge(s); empty for free judges.
+    judge_usage: tuple[JudgeUsage, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeltaRow(_MetricNaming):
+    dimension: str
+    metric: str
+    diff: PairedDifference
+    accuracy_before: float | None
+    accuracy_after: float | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    reference: RunHeader
+    other: RunHeader
+    rows: tuple[DeltaRow, ...]
+    figure: Figure | None
+
+
+@dataclass(frozen=True)
+class ComparisonCard:
+    title: str
+    runs: tuple[RunHeader, ...]
+    comparisons: tuple[Comparison, ...]
+    statistics: tuple[Statistic, ...]
+    seed: int
+    kind: str = "comparison"
+
+
+@dataclass(frozen=True)
+class SweepCell:
+    cell_id: str
+    condition: str
+    label: str
+    model_label: str
+    trainer: str | None
+    seed: int | None
+    params: tuple[tuple[str, Any], ...]
+    status: str
+    train_run_id: str | None
+    audit_run_id: str | None
+    scores: Mapping[str, float | None]
+    values: Mapping[str, float | None]  # Δ vs the model's baseline when there is one, else the score
+    final_loss: float | None
+    final_contrastive: float | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ConditionStats:
+    key: str
+    label: str
+    model_label: str
+    trainer: str | None
+    params: tuple[tuple[str, Any], ...]
+    n_total: int
+    seeds: tuple[int | None, ...]
+    values: Mapping[str, tuple[float, ...]]
+    summary: Mapping[str, Summary]
+
+
+@dataclass(frozen=True)
+class DoseLevel:
+    x: float
+    condition: ConditionStats
+
+
+@dataclass(frozen=True)
+class DoseResponse:
+    key: str
+    symbol: str
+    group: str
+    levels: tuple[DoseLevel, ...]
+    figure: Figure
+
+
+@dataclass(frozen=True)
+class Contrast:
+    condition: str
+    dimension: str
+    test: report_stats.GroupTest
+
+
+@dataclass(frozen=True)
+class Ablation:
+    model: str  # "" when the sweep has one model
+    reference: ConditionStats
+    conditions: tuple[ConditionStats, ...]
+    contrasts: tuple[Contrast, ...]
+    figure: Figure
+
+
+@dataclass(frozen=True)
+class VarianceRow:
+    condition: str
+    dimension: str
+    n: int
+    sd: float | None
+    reduction: float | None
+
+
+@dataclass(frozen=True)
+class VarianceCollapse:
+    model: str  # "" when the sweep has one model
+    reference: ConditionStats
+    rows: tuple[VarianceRow, ...]
+    figure: Figure
+
+
+@dataclass(frozen=True)
+class MarginLevel:
+    margin: float
+    condition: ConditionStats
+
+
+@dataclass(frozen=True)
+class SweepCard:
+    title: str
+    sweep_id: str
+    models: tuple[str, ...]
+    trainers: tuple[str, ...]
+    seeds: tuple[int, ...]
+    audit: tuple[tuple[str, str], ...]
+    dimensions: tuple[str, ...]
+    baselines: Mapping[str, Mapping[str, float | None]]
+    value_label: str
+    n_cells: int
+    n_complete: int
+    cells: tuple[SweepCell, ...]
+    conditions: tuple[ConditionStats, ...]
+    dose: tuple[DoseResponse, ...]
+    ablations: tuple[Ablation, ...]  # one per model
+    variances: tuple[VarianceCollapse, ...]  # one per model
+    margin: tuple[MarginLevel, ...]
+    not_shown: tuple[str, ...]
+    statistics: tuple[Statistic, ...]
+    kind: str = "sweep"
+
+
+Card = AuditCard | ComparisonCard | SweepCard
+ProbeTexts = Callable[[str, str], Mapping[str, ProbeText]]
