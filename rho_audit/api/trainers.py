@@ -59,10 +59,11 @@ class LossTerms:
 
     def hinge(self, margin: float) -> Any:
         """Per pair ``max(0, CE(x+) − CE(x−) + margin)``: zero once the desired text is more
-        likely than the undesired by at least ``margin`` nats per token."""
-        import mlx.core as mx
-
-        return mx.maximum(self.ce_positive - self.ce_negative + margin, 0.0)
+        likely than the undesired by at least ``margin`` nats per token. Written with the
+        arrays' own operators (``t * (t > 0)`` is ``max(t, 0)``, with the same gradient) so that
+        the plugin API never imports MLX."""
+        gap = self.ce_positive - self.ce_negative + margin
+        return gap * (gap > 0)
 
 
 class Trainer:
