@@ -51,16 +51,10 @@ from rho_audit.model.blas import ensure_fast_blas
 from rho_audit.model.paths import resolve_model
 from rho_audit.plugins import load_host
 from rho_audit.store import RunStore
+from rho_audit.train.batches import TrainingTokenizer
+from rho_audit.train.config import TrainConfig, TrainingPlan, contrast_pairs, resolve_trainer
 from rho_audit.train.corpus import SFTExample, load_builtin_corpus
-from rho_audit.train.loop import (
-    TrainConfig,
-    _Loop,
-    _new_run_id,
-    _Plan,
-    _Tokenizer,
-    contrast_pairs,
-    resolve_trainer,
-)
+from rho_audit.train.loop import TrainingLoop, new_run_id
 
 GRAD_ACCUMULATION = 4
 
@@ -87,7 +81,7 @@ class Result:
 
 def sft_chunks(lm: Any, n: int, seq_len: int) -> tuple[list[SFTExample], list[list[int]]]:
     """``n`` bare-text examples of exactly ``seq_len`` tokens each, and those token ids."""
-    tok = _Tokenizer(lm, lm.resolve_template("auto"), seq_len)
+    tok = TrainingTokenizer(lm, lm.resolve_template("auto"), seq_len)
     texts = [f"{ex.prompt}\n{ex.response}" if ex.prompt else ex.response for ex in load_builtin_corpus()]
     examples: list[SFTExample] = []
     token_rows: list[list[int]] = []
@@ -110,7 +104,7 @@ def sft_chunks(lm: Any, n: int, seq_len: int) -> tuple[list[SFTExample], list[li
 # -- our loop -----------------------------------------------------------------------------------
 
 
-class _RecordingLoop(_Loop):
+class _RecordingLoop(TrainingLoop):
     """The real loop, noting each micro-step's contrast pairs: (rows, widest of its per-dimension
     batches)."""
 
@@ -146,9 +140,9 @@ def run_ours(
     )
     trainer, options = resolve_trainer(host, config)
     pairs = contrast_pairs(host, config.dimensions)
-    plan = _Plan(list(examples), pairs, len(examples), steps)
+    plan = TrainingPlan(list(examples), pairs, len(examples), steps)
     store = RunStore(work / "bench.sqlite")
-    run_id = _new_run_id() + "-" + label.replace(" ", "-").replace(",", "")
+    run_id = new_run_id() + "-" + label.replace(" ", "-").replace(",", "")
 
     cpu_marks: list[float] = []
 

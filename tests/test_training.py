@@ -16,7 +16,8 @@ from rho_audit.api.errors import ProbeFileError, RhoAuditError
 from rho_audit.plugins import load_host
 from rho_audit.probesets.schema import ContrastPair
 from rho_audit.store import RunStore
-from rho_audit.train.loop import TrainConfig, train
+from rho_audit.train.config import TrainConfig
+from rho_audit.train.loop import train
 
 
 @pytest.fixture(scope="module")

@@ -185,7 +185,7 @@ def train(**kw: Any) -> None:
     """
     from rho_audit.audit.runner import emit
     from rho_audit.store import RunStore
-    from rho_audit.train.loop import check_config
+    from rho_audit.train.config import check_config
     from rho_audit.train.loop import train as run_training
 
     config = build_config(kw)
@@ -217,7 +217,7 @@ def build_config(kw: dict[str, Any]):
 
     from rho_audit._util.yaml_errors import yaml_error_message
     from rho_audit.probesets.schema import decode_utf8
-    from rho_audit.train.loop import TrainConfig
+    from rho_audit.train.config import TrainConfig
 
     data: dict[str, Any] = {}
     root = None
@@ -282,7 +282,7 @@ def _check_options(kw: dict[str, Any], config, host) -> None:
     where it was set: the --config file's line, or the command line (a flag wins over the file)."""
     import yaml
 
-    from rho_audit.train.loop import option_problems
+    from rho_audit.train.config import option_problems
     from rho_audit.train.sweep import line_of
 
     if config.trainer not in host.trainers:

@@ -378,7 +378,7 @@ class _Vocabulary:
 
     @classmethod
     def from_host(cls, host: PluginHost) -> _Vocabulary:
-        from rho_audit.train.loop import TrainConfig
+        from rho_audit.train.config import TrainConfig
 
         declared = {n: dict(getattr(reg.obj, "options", None) or {}) for n, reg in host.trainers.items()}
         return cls(
@@ -675,7 +675,7 @@ class _Expansion:
         return ok
 
     def _train_config(self, values: dict[str, Any], origin: dict[str, KeyPath]) -> Any:
-        from rho_audit.train.loop import TrainConfig
+        from rho_audit.train.config import TrainConfig
 
         try:
             return TrainConfig.model_validate(values)

@@ -1,0 +1,99 @@
+"""Token batches and the losses computed on them.
+
+The per-token cross-entropy of a continuation is computed on exactly the tokens the audit
+scores (``LanguageModel.pair_tokens``), so the quantity trained is the quantity measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rho_audit.model.layout import body_and_head
+from rho_audit.probesets.schema import ContrastPair
+from rho_audit.train.corpus import SFTExample
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    tokens: Any  # [rows, length] int32, right-padded
+    mask: Any  # [rows, length - 1] float32: 1 on predicted target tokens that are scored
+    n_tokens: int
+    start: int  # first target position scored in any row: logits before it are never needed
+
+
+def token_batch(rows: Sequence[tuple[Sequence[int], Sequence[int]]], max_len: int) -> TokenBatch:
+    """Right-padded (context + continuation) rows with a mask on the continuation targets."""
+    import mlx.core as mx
+
+    seqs, masks = [], []
+    for context, continuation in rows:
+        # Over-long rows lose context from the left first, so the response is still trained.
+        keep = max(1, min(len(context), max_len - len(continuation)))
+        context = list(context)[-keep:]
+        seq = (context + list(continuation))[:max_len]
+        n_cont = max(0, len(seq) - len(context))
+        seqs.append(seq)
+        masks.append([0.0] * (len(seq) - 1 - n_cont) + [1.0] * n_cont)
+    width = max(len(s) for s in seqs)
+    tokens = [s + [0] * (width - len(s)) for s in seqs]
+    mask = [m + [0.0] * (width - 1 - len(m)) for m in masks]
+    start = min((m.index(1.0) for m in masks if 1.0 in m), default=0)
+    return TokenBatch(
+        mx.array(tokens, dtype=mx.int32),
+        mx.array(mask, dtype=mx.float32),
+        int(sum(map(sum, masks))),
+        start,
+    )
+
+
+def per_row_ce(model: Any, batch: TokenBatch) -> Any:
+    """Mean cross-entropy per row over its masked target tokens.
+
+    The vocabulary projection is a large share of the forward and a chat prompt is mostly unscored
+    context, so with the mlx-lm layout (``model.model`` body + head) only positions from
+    ``batch.start`` on are projected.
+    """
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    inputs, targets, mask = batch.tokens[:, :-1], batch.tokens[:, 1:], batch.mask
+    split = body_and_head(model)
+    if split is None:
+        logits = model(inputs)
+    else:
+        body, head = split
+        logits = head(body(inputs)[:, batch.start :])
+        targets, mask = targets[:, batch.start :], mask[:, batch.start :]
+    ce = nn.losses.cross_entropy(logits.astype(mx.float32), targets, reduction="none") * mask
+    return ce.sum(axis=1) / mx.maximum(mask.sum(axis=1), 1.0)
+
+
+def pair_ce(model: Any, batches: Sequence[TokenBatch]) -> Any:
+    """Per-row CE of the pair rows, one batch per dimension (their lengths differ by 5-10x, so
+    one padded batch would be mostly padding); rows stay in (positive, negative) order."""
+    import mlx.core as mx
+
+    return mx.concatenate([per_row_ce(model, b) for b in batches])
+
+
+class TrainingTokenizer:
+    """Turns SFT examples and contrast pairs into (context, continuation) token ids."""
+
+    def __init__(self, lm: Any, template: str, max_len: int) -> None:
+        self.lm, self.template, self.max_len = lm, template, max_len
+        self._cache: dict[tuple, tuple[list[int], list[int]]] = {}
+
+    def example(self, ex: SFTExample) -> tuple[list[int], list[int]]:
+        key = ("sft", ex.id, ex.prompt, ex.response)
+        if key not in self._cache:
+            context, continuation = self.lm.pair_tokens(ex.prompt, ex.response, self.template, ex.history)
+            eos = self.lm.tokenizer.eos_token_id
+            self._cache[key] = (context, continuation + ([eos] if eos is not None else []))
+        return self._cache[key]
+
+    def pair(self, pair: ContrastPair) -> list[tuple[list[int], list[int]]]:
+        return [
+            self.lm.pair_tokens(pair.prompt, text, self.template) for text in (pair.positive, pair.negative)
+        ]
