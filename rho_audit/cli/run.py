@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from rho_audit.cli._common import display_option, make_display, print_table, stdout_console, store_option
 from rho_audit.cli.judges import judge_run_options, parse_judge_options
+
+if TYPE_CHECKING:
+    from rho_audit.audit.runner import ProbeChoice
 
 
 def _split_names(value: str | None) -> tuple[str, ...] | None:
@@ -20,7 +24,7 @@ def _split_names(value: str | None) -> tuple[str, ...] | None:
     return names
 
 
-def _parse_probe_choices(items: tuple[str, ...]) -> tuple:
+def _parse_probe_choices(items: tuple[str, ...]) -> tuple[ProbeChoice, ...]:
     from rho_audit.audit.runner import ProbeChoice
 
     choices = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,8 +13,13 @@ from rho_audit.api.errors import RhoAuditError
 from rho_audit.cli._common import display_option, make_display, print_table, store_option
 
 if TYPE_CHECKING:
+    import yaml
+    from pydantic import ValidationError
+
     from rho_audit.api import TrainerOption
+    from rho_audit.audit.runner import AuditOutcome
     from rho_audit.plugins import PluginHost
+    from rho_audit.train.config import TrainConfig
 
 EPILOG = """\b
 Examples:
@@ -67,7 +72,7 @@ OPTION_PARAM_PREFIX = "option_"
 HOST_KEY = "rho_audit.host"
 
 
-def _hyper_options(func):
+def _hyper_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for hyper in reversed(HYPER_FLAGS):
         func = click.option(hyper.flag, hyper.field, type=hyper.type, help=hyper.help)(func)
     return func
@@ -210,7 +215,7 @@ def train(**kw: Any) -> None:
         _print_deltas(before, after)
 
 
-def build_config(kw: dict[str, Any]):
+def build_config(kw: dict[str, Any]) -> TrainConfig:
     """YAML file, then flags; the default --out names the trainer, seed and config hash."""
     import yaml
     from pydantic import ValidationError
@@ -262,7 +267,7 @@ def build_config(kw: dict[str, Any]):
     return config
 
 
-def _describe_errors(err, config_file: Path | None, root) -> str:
+def _describe_errors(err: ValidationError, config_file: Path | None, root: yaml.Node | None) -> str:
     """One line per problem: file:line: key.path: message (flags have no line)."""
     from rho_audit.train.sweep import format_path, line_of
 
@@ -277,7 +282,7 @@ def _describe_errors(err, config_file: Path | None, root) -> str:
     return "invalid training settings; nothing was trained.\n  " + "\n  ".join(lines)
 
 
-def _check_options(kw: dict[str, Any], config, host) -> None:
+def _check_options(kw: dict[str, Any], config: TrainConfig, host: PluginHost) -> None:
     """Options the trainer does not take, or values outside their declared range, each named
     where it was set: the --config file's line, or the command line (a flag wins over the file)."""
     import yaml
@@ -303,11 +308,11 @@ def _check_options(kw: dict[str, Any], config, host) -> None:
     raise RhoAuditError("invalid training settings; nothing was trained.\n  " + "\n  ".join(lines))
 
 
-def _yaml_keys(root) -> set[str]:
+def _yaml_keys(root: yaml.Node) -> set[str]:
     return {k.value for k, _ in getattr(root, "value", [])}
 
 
-def _audit_dimensions(option: str | None, trained: list[str], host) -> tuple[str, ...]:
+def _audit_dimensions(option: str | None, trained: list[str], host: PluginHost) -> tuple[str, ...]:
     if option:
         names = tuple(d.strip() for d in option.split(",") if d.strip())
     else:
@@ -316,7 +321,9 @@ def _audit_dimensions(option: str | None, trained: list[str], host) -> tuple[str
     return names
 
 
-def _audit(kw, config, adapter: Path | None, dims: tuple[str, ...], host):
+def _audit(
+    kw: dict[str, Any], config: TrainConfig, adapter: Path | None, dims: tuple[str, ...], host: PluginHost
+) -> AuditOutcome:
     from rho_audit.audit.runner import AuditConfig, run_audit
 
     audit = AuditConfig(
@@ -331,7 +338,7 @@ def _audit(kw, config, adapter: Path | None, dims: tuple[str, ...], host):
     return run_audit(audit, host)
 
 
-def _print_deltas(before, after) -> None:
+def _print_deltas(before: AuditOutcome, after: AuditOutcome) -> None:
     from rich.table import Table
 
     from rho_audit.display.live import format_number
