@@ -25,10 +25,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from rho_audit._util.naming import slug
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.report.audit_card import build_audit_card
 from rho_audit.report.comparison_card import build_comparison_card
-from rho_audit.report.gather import slug
 from rho_audit.report.records import AuditCard, Card, ComparisonCard, ProbeTexts
 from rho_audit.report.sweep_card import build_sweep_card
 from rho_audit.store import RunStore

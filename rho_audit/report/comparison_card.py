@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from rho_audit._util.naming import slug
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.report import charts
 from rho_audit.report import stats as report_stats
-from rho_audit.report.gather import audit_run, confidences, dimension_row, finite_number, run_header, slug
+from rho_audit.report.gather import audit_run, confidences, dimension_row, finite_number, run_header
 from rho_audit.report.records import Comparison, ComparisonCard, DeltaRow, Figure, Statistic
 from rho_audit.report.stats import PairedDifference
 from rho_audit.store import RunRow, RunStore

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rho_audit._util.files import atomic_write_text
+from rho_audit._util.naming import slug
 from rho_audit.api.errors import RhoAuditError
-from rho_audit.report.gather import slug
 from rho_audit.report.records import AuditCard, Card, ComparisonCard, DimensionSection, Figure
 from rho_audit.report.stats import Summary
 
@@ -224,13 +224,6 @@ def write_report(card: Card, fmt: str, out: Path, sections: SectionTemplates | N
     rendered = render(card, fmt, sections, figure_prefix=f"{out.stem}-" if fmt == "md" else "")
     written = []
     for name, svg in sorted(rendered.figures.items()):
-        written.append(_atomic_write(out.parent / name, svg))
-    written.insert(0, _atomic_write(out, rendered.text))
+        written.append(atomic_write_text(out.parent / name, svg))
+    written.insert(0, atomic_write_text(out, rendered.text))
     return written
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path

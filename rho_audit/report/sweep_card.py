@@ -7,10 +7,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from rho_audit._util.naming import OPTION_SYMBOLS, slug
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.report import charts
 from rho_audit.report import stats as report_stats
-from rho_audit.report.gather import finite_number, slug
+from rho_audit.report.gather import finite_number
 from rho_audit.report.records import (
     Ablation,
     ConditionStats,
@@ -27,14 +28,12 @@ from rho_audit.report.records import (
 )
 from rho_audit.store import RunStore, StoredCell
 
-PARAM_SYMBOL = {"lambda": "λ", "margin": "γ"}
-
 
 def _param_label(params: Iterable[tuple[str, Any]]) -> str:
     parts = []
     for key, value in params:
         shown = f"{value:g}" if isinstance(value, float) else str(value)
-        parts.append(f"{PARAM_SYMBOL.get(key, key)}={shown}")
+        parts.append(f"{OPTION_SYMBOLS.get(key, key)}={shown}")
     return " ".join(parts)
 
 
@@ -167,7 +166,7 @@ def _dose_responses(
 def _dose(
     key: str, name: str, model: str, levels: tuple[DoseLevel, ...], dims: Sequence[str], value_label: str
 ) -> DoseResponse:
-    symbol = PARAM_SYMBOL.get(key, key)
+    symbol = OPTION_SYMBOLS.get(key, key)
     series = [
         charts.LineSeries(
             d,

@@ -8,6 +8,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from rho_audit._util.naming import OPTION_SYMBOLS
+
 #: Status words shown for the store's cell statuses (and ``stopped``: running, but its process is gone).
 STATUS_LABEL = {
     "pending": "queued",
@@ -34,7 +36,6 @@ STATUS_MARK = {
     "stopped": "■",
 }
 BARS = "▁▂▃▄▅▆▇█"
-OPTION_SYMBOL = {"lambda": "λ", "margin": "γ"}
 
 
 def duration(seconds: float | None) -> str:
@@ -92,7 +93,7 @@ def score_text(score: dict[str, Any] | None, digits: int = 2) -> str:
 
 
 def options_text(options: dict[str, Any]) -> str:
-    return " ".join(f"{OPTION_SYMBOL.get(k, k)} {v:g}" for k, v in sorted(options.items()))
+    return " ".join(f"{OPTION_SYMBOLS.get(k, k)} {v:g}" for k, v in sorted(options.items()))
 
 
 def clock_text(ts: float) -> str:

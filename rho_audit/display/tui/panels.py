@@ -8,9 +8,9 @@ from typing import Any
 
 from rich.text import Text
 
+from rho_audit._util.naming import OPTION_SYMBOLS
 from rho_audit.display.tui.formatting import (
     BARS,
-    OPTION_SYMBOL,
     STATUS_LABEL,
     STATUS_MARK,
     STATUS_STYLE,
@@ -59,7 +59,7 @@ def running_text(
         t = c.train
         opts = t.get("options") or {}
         parts = [t.get("trainer", "?")]
-        parts += [f"{OPTION_SYMBOL.get(k, k)} {opts[k]:g}" for k in ("lambda", "margin") if k in opts]
+        parts += [f"{OPTION_SYMBOLS.get(k, k)} {opts[k]:g}" for k in ("lambda", "margin") if k in opts]
         parts += [f"seed {t.get('seed')}"]
         text.append(ellipsis("  ".join(str(p) for p in parts), width) + "\n")
     elapsed = c.elapsed(now)

@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 
 def render_cell_report(store_path: Path, cell: CellView) -> Path:
     """The cell's audit card as a self-contained HTML file in the temp folder."""
+    from rho_audit._util.naming import slug
     from rho_audit.report.audit_card import build_audit_card
-    from rho_audit.report.gather import probe_texts_from_host, slug
+    from rho_audit.report.gather import probe_texts_from_host
     from rho_audit.report.render import SectionTemplates, write_report
 
     texts, sections = None, None

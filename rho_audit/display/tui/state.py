@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rho_audit.display.tui.formatting import OPTION_SYMBOL, options_text
+from rho_audit._util.naming import OPTION_SYMBOLS
+from rho_audit.display.tui.formatting import options_text
 
 RUNNING = ("training", "auditing")
 FINAL = ("complete", "failed")
@@ -267,7 +268,7 @@ def dose_response(state: SweepState) -> DoseView | None:
             v = (c.spec.get("grid") or {}).get(key)
             if c.train.get("trainer") == trainer and v is not None and f"{float(v):g}" in groups:
                 groups[f"{float(v):g}"].append(c)
-        title = f"{'Δ' if relative else ''}ρ vs {OPTION_SYMBOL.get(key, key)} ({trainer})"
+        title = f"{'Δ' if relative else ''}ρ vs {OPTION_SYMBOLS.get(key, key)} ({trainer})"
     else:
         groups = {}
         for c in done:
