@@ -176,7 +176,7 @@ def test_ctrl_c_keeps_finished_dimensions(tmp_path, tiny_model_path):
     assert [r["dimension"] for r in db.results(run.run_id)] == ["factual"]
 
 
-@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["plugins"]])
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["train", "--help"], ["plugins"]])
 def test_fast_commands_do_not_import_mlx(args):
     code = (
         "import sys; from rho_audit.cli import main\n"
@@ -197,3 +197,40 @@ def test_batch_size_help_states_the_real_generation_defaults():
     out = " ".join(CliRunner().invoke(main, ["run", "--help"], terminal_width=200).output.split())
     assert f"in {GENERATION_KV_BUDGET >> 20} MiB" in out
     assert f"at most {MAX_GENERATION_BATCH} rows" in out
+
+
+def test_train_has_a_flag_for_every_trainer_option(monkeypatch, tmp_path):
+    """`rho-audit train` offers --NAME for each option an installed trainer declares."""
+    from typing import ClassVar
+
+    from click.testing import CliRunner
+
+    import rho_audit.plugins
+    from rho_audit.api import Trainer, TrainerOption, hookimpl
+    from rho_audit.cli import main
+
+    class Tempered(Trainer):
+        name = "tempered"
+        description = "SFT with a temperature."
+        uses_pairs = False
+        options: ClassVar[dict[str, TrainerOption]] = {
+            "temperature": TrainerOption(1.0, "softmax temperature")
+        }
+
+        def loss(self, terms, options):
+            return terms.sft_ce
+
+    class Plugin:
+        @hookimpl
+        def register_trainers(self, register):
+            register(Tempered)
+
+    load_host = rho_audit.plugins.load_host
+    monkeypatch.setattr(rho_audit.plugins, "load_host", lambda: load_host(extra_plugins=[Plugin()]))
+    out = CliRunner().invoke(main, ["train", "--help"], terminal_width=200).output
+    assert "--temperature FLOAT" in out and "tempered: softmax temperature [1]." in out
+    assert "rho-guided/shuffled: weight λ of the contrastive term [0.2]." in out
+    args = ["train", "--trainer", "sft", "--temperature", "2", "--store", str(tmp_path / "s.sqlite")]
+    result = CliRunner().invoke(main, args)
+    assert "command line: --temperature: trainer 'sft' has no option 'temperature'" in str(result.exception)
+    assert "pick a trainer that takes it (tempered)" in str(result.exception)
