@@ -1,8 +1,8 @@
 """A Textual app that follows a training sweep from its run store: ``rho-audit monitor`` and ``sweep --tui``.
 
-This package is the only place that imports Textual. The engine never sees it: in ``sweep --tui`` the
-app is one more ``run_event`` observer (:class:`TuiDisplay`), and ``rho-audit monitor`` only
-reads the store.
+This package is the only place that imports Textual. The engine never sees it: in
+``sweep --tui`` the app is one more ``run_event`` observer (:class:`TuiDisplay`), and
+``rho-audit monitor`` only reads the store.
 
 How it stays light and flicker-free
     The app polls the store read-only (``mode=ro``, one consistent read transaction per tick,
