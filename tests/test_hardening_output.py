@@ -74,3 +74,18 @@ def test_a_terminal_still_gets_the_rich_table():
     out = io.StringIO()
     print_table(_table(), Console(file=out, width=20))  # not a terminal: plain, whatever the width
     assert "a-very-long-cell-identifier-that-would-be-cut\t" in out.getvalue()
+
+
+def test_progress_in_a_pipe_is_plain_lines(monkeypatch):
+    """`--display auto` draws Rich bars only when stdout and stderr are both terminals."""
+    from rho_audit.cli._common import make_display
+    from rho_audit.display import live
+
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False)  # `rho-audit run > scores.txt`
+    assert isinstance(make_display("auto"), live.PlainDisplay)
+    assert isinstance(make_display("auto", kind="sweep"), live.SweepPlainDisplay)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert isinstance(make_display("auto"), live.RichDisplay)
+    assert isinstance(make_display("auto", kind="sweep"), live.SweepRichDisplay)
+    assert make_display("none") is None
