@@ -14,7 +14,6 @@ entry-point name, ``DISTRIBUTION:ENTRY_POINT`` names one of them.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from collections.abc import Iterable
@@ -29,6 +28,7 @@ import pluggy
 
 import rho_audit.api.hooks
 from rho_audit import api
+from rho_audit._util.messages import closest_name
 from rho_audit.api.errors import PluginError
 from rho_audit.probesets import user as user_probes
 
@@ -192,8 +192,8 @@ def unknown_name_message(kind: str, name: str, known: Iterable[str], broken: lis
     if refused:  # it is installed, but refused: say why rather than "unknown"
         return refused[0].error
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    close = closest_name(name, known)
+    hint = f" Did you mean {close!r}?" if close else ""
     broken_note = ""
     if broken:
         names = ", ".join(b.source.entry_point for b in broken)

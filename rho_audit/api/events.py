@@ -41,7 +41,7 @@ class RunEvent:
     ``message`` for warnings, failures and model events. Training events carry ``done``/``total``
     in optimizer steps and, for train_step, ``metrics`` (sft_loss, contrastive_loss,
     active_share, lr, grad_norm, tokens_per_s, each averaged over the accumulation steps).
-    Sweep events name the cell in ``dimension`` and count cells in ``done``/``total``.
+    Sweep events (cell_*) name the cell in ``cell`` and count cells in ``done``/``total``.
     """
 
     kind: EventKind
@@ -54,3 +54,5 @@ class RunEvent:
     result: DimensionResult | None = None
     metrics: dict[str, float] | None = None
     time: float = field(default_factory=time.time)
+    #: The sweep cell (its id) a cell_* event is about.
+    cell: str | None = None

@@ -257,15 +257,15 @@ class SweepPlainDisplay:
             handler(event)
 
     def _on_cell_started(self, e: RunEvent) -> None:
-        self._cell, self._counter = e.dimension or "", f"[{(e.done or 0) + 1}/{e.total}]"
+        self._cell, self._counter = e.cell or "", f"[{(e.done or 0) + 1}/{e.total}]"
         self._rate = self._checkpoint = None
         self._say(f"{self._counter} {self._cell}: {e.message}")
 
     def _on_cell_finished(self, e: RunEvent) -> None:
-        self._say(f"{self._counter} {e.dimension} complete: {e.message}")
+        self._say(f"{self._counter} {e.cell} complete: {e.message}")
 
     def _on_cell_failed(self, e: RunEvent) -> None:
-        self._say(f"{self._counter} {e.dimension} FAILED: {e.message}")
+        self._say(f"{self._counter} {e.cell} FAILED: {e.message}")
 
     def _on_train_started(self, e: RunEvent) -> None:
         resumed = f", resuming after step {e.done}" if e.done else ""
@@ -342,17 +342,17 @@ class SweepRichDisplay:
             self.progress.start()
             self._sweep = self.progress.add_task("cells", total=e.total, completed=e.done or 0, info=e.run_id)
             self._task = self.progress.add_task("", total=None, info="")
-        self._cell = e.dimension or ""
+        self._cell = e.cell or ""
         self.progress.update(self._sweep, completed=e.done)
         self.progress.reset(self._task, total=None, description=self._cell, info=e.message or "")
 
     def _on_cell_finished(self, e: RunEvent) -> None:
         self.progress.update(self._sweep, completed=e.done)
-        self.console.print(f"[green]✓[/] {e.dimension}: {e.message}")
+        self.console.print(f"[green]✓[/] {e.cell}: {e.message}")
 
     def _on_cell_failed(self, e: RunEvent) -> None:
         self.progress.update(self._sweep, completed=e.done)
-        self.console.print(f"[bold red]✗ {e.dimension} failed:[/] {e.message}")
+        self.console.print(f"[bold red]✗ {e.cell} failed:[/] {e.message}")
 
     def _on_train_started(self, e: RunEvent) -> None:
         self.progress.reset(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from rho_audit._util.stats import mean_and_sd
 from rho_audit.audit.metrics import CONFIDENCE_LEVEL, N_RESAMPLES, rank_biserial
 
 PAIRED_BOOTSTRAP = (
@@ -160,10 +161,9 @@ def summarize(values: Sequence[float]) -> Summary:
     vals = [float(v) for v in values if v is not None and math.isfinite(v)]
     if not vals:
         return Summary(0, None, None, None)
-    mean = float(np.mean(vals))
-    if len(vals) < 2:
+    mean, sd = mean_and_sd(vals)
+    if sd is None:
         return Summary(1, mean, None, None)
-    sd = float(np.std(vals, ddof=1))
     return Summary(len(vals), mean, sd, sd / math.sqrt(len(vals)))
 
 

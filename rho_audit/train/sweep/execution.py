@@ -1,0 +1,268 @@
+"""Running one cell: train (resuming from a checkpoint when there is one), then audit.
+
+Execution is a pure function, :func:`execute_cell` (cell spec, store path, plugin host) ->
+:class:`CellResult`, behind a small :class:`Executor` protocol. :class:`LocalExecutor` runs cells
+one after another in this process; a distributed executor only has to ship a JSON cell spec
+to a worker, call :func:`execute_cell` there, and send the JSON result back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+from rho_audit.api.errors import RhoAuditError
+from rho_audit.api.events import RunEvent
+from rho_audit.api.hooks import hookimpl
+from rho_audit.api.results import finite
+from rho_audit.plugins import PluginHost
+from rho_audit.store import CellDoc, RunStore
+from rho_audit.train.config import TrainConfig
+from rho_audit.train.sweep.plan import CellSpec
+
+log = logging.getLogger(__name__)
+
+
+CellStatus = Literal["pending", "training", "auditing", "complete", "failed"]
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """What running a cell produced, JSON-serialisable so a remote executor can send it back."""
+
+    cell_id: str
+    status: Literal["complete", "failed"]
+    train_run_id: str | None = None
+    audit_run_id: str | None = None
+    #: dimension -> {"score", "metric", "ci_low", "ci_high", "n", "status"} of the audit.
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    steps: int | None = None
+    final_metrics: dict[str, float] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return finite(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CellResult:
+        return cls(**data)
+
+
+@dataclass
+class CellContext:
+    """What an executor needs besides the cell: where results go and the plugins to use."""
+
+    store_path: Path
+    host: PluginHost
+
+
+class Executor(Protocol):
+    """Runs one cell and returns its record. Implementations must leave the store's row of the
+    cell consistent (``execute_cell`` does) and may run it anywhere that can reach a store."""
+
+    name: ClassVar[str]
+
+    def run_cell(self, cell: CellSpec, ctx: CellContext) -> CellResult: ...
+
+
+class LocalExecutor:
+    """Cells one after another in this process (one MLX device)."""
+
+    name: ClassVar[str] = "local"
+
+    def run_cell(self, cell: CellSpec, ctx: CellContext) -> CellResult:
+        return execute_cell(cell, ctx.store_path, ctx.host)
+
+
+#: Executors by name (``--executor``). A plugin hook will register more (e.g. a Ray executor).
+EXECUTORS: dict[str, type[Executor]] = {"local": LocalExecutor}
+
+
+class _CellRow:
+    """The store row of one cell, written at every status change (one transaction each)."""
+
+    def __init__(self, store: RunStore, cell: CellSpec) -> None:
+        self.store, self.cell = store, cell
+        prior = store.cell(cell.sweep_id, cell.cell_id)
+        same = prior is not None and prior.config_sha256 == cell.config_sha256
+        self.train_run_id: str | None = prior.train_run_id if same and prior else None
+        self.audit_run_id: str | None = prior.audit_run_id if same and prior else None
+
+    def set(self, status: CellStatus, error: str | None = None, result: CellResult | None = None) -> None:
+        doc = CellDoc(self.cell.to_json(), None if result is None else result.to_json())
+        self.store.set_cell(
+            self.cell.sweep_id,
+            self.cell.cell_id,
+            self.cell.config_sha256,
+            status,
+            doc.to_json(),
+            self.train_run_id,
+            self.audit_run_id,
+            error,
+        )
+
+
+def execute_cell(cell: CellSpec, store_path: Path, host: PluginHost) -> CellResult:
+    """Train (resuming from a checkpoint when there is one) and audit one cell.
+
+    A pure function of its arguments, so it can run in another process or on another machine.
+    A user error (:class:`RhoAuditError`) marks the cell failed and propagates: it would fail
+    every cell alike. Any other exception marks the cell failed and is returned as the result, so
+    one diverging run does not stop the sweep. Ctrl-C leaves the row as it is, to be resumed.
+    """
+    started = time.monotonic()
+    store = RunStore(store_path)
+    try:
+        row = _CellRow(store, cell)
+        try:
+            steps, final = _train_cell(cell, host, store, row) if cell.kind == "train" else (None, {})
+            row.set("auditing")
+            scores = _audit_cell(cell, host, store, row)
+            result = CellResult(
+                cell.cell_id,
+                "complete",
+                row.train_run_id,
+                row.audit_run_id,
+                scores,
+                steps,
+                final,
+                time.monotonic() - started,
+            )
+        except RhoAuditError as err:
+            row.set("failed", str(err))
+            raise
+        except Exception as err:
+            log.exception("sweep cell %s failed", cell.cell_id)
+            result = CellResult(
+                cell.cell_id,
+                "failed",
+                row.train_run_id,
+                row.audit_run_id,
+                elapsed_s=time.monotonic() - started,
+                error=f"{type(err).__name__}: {err}",
+            )
+        row.set(result.status, result.error, result)
+        return result
+    finally:
+        store.close()
+
+
+def _train_cell(
+    cell: CellSpec, host: PluginHost, store: RunStore, row: _CellRow
+) -> tuple[int, dict[str, float]]:
+    from rho_audit.audit.runner import emit
+    from rho_audit.train import loop as training
+
+    row.set("training")
+
+    def say(event: RunEvent) -> None:
+        if event.kind == "train_started":
+            _close_orphans(store, cell, event.run_id)
+            if event.run_id != row.train_run_id:
+                row.train_run_id = event.run_id  # recorded at once: a kill from here on resumes this run
+                row.set("training")
+        emit(host, event)
+
+    config = TrainConfig.model_validate(cell.train)
+    outcome = training.train(config, host, store, say=say)
+    row.train_run_id = outcome.run_id
+    if outcome.status != "complete":
+        raise RuntimeError(f"training ended with status {outcome.status!r}")
+    return outcome.steps, dict(outcome.final_metrics)
+
+
+def _close_orphans(store: RunStore, cell: CellSpec, current: str) -> None:
+    """Mark ``interrupted`` the cell's earlier training runs still marked ``running``: a kill
+    before a run's first checkpoint leaves nothing to resume, so training starts over under a new
+    run id and the old one would otherwise stay ``running`` forever. The sweep lock guarantees
+    that no other process is training into this cell's folder."""
+    for run_id in store.running_train_runs(str(Path(cell.adapter_dir or "")), other_than=current):
+        store.finish_run(
+            run_id,
+            "interrupted",
+            f"stopped before its first checkpoint; the sweep restarted the cell as {current}",
+        )
+
+
+class _AuditWatcher:
+    """Records the audit's run id in the cell row as soon as the run exists in the store."""
+
+    def __init__(self, row: _CellRow) -> None:
+        self.row = row
+
+    @hookimpl
+    def run_event(self, event: RunEvent) -> None:
+        if event.kind == "run_started":
+            self.row.audit_run_id = event.run_id
+            self.row.set("auditing")
+
+
+def _audit_cell(
+    cell: CellSpec, host: PluginHost, store: RunStore, row: _CellRow
+) -> dict[str, dict[str, Any]]:
+    from rho_audit.audit import runner
+
+    previous = row.audit_run_id
+    found = store.get_run(previous) if previous else None
+    status = found.status if found else None
+    if previous and status == "complete":
+        return _stored_scores(store, previous)  # finished before a kill: never audit twice
+    if previous and status == "running":
+        store.finish_run(previous, "interrupted", "stopped during a sweep; the cell's audit was re-run")
+    a = cell.audit
+    config = runner.AuditConfig(
+        model=cell.model,
+        adapter=cell.adapter_dir,
+        dimensions=tuple(a["dimensions"]) if a["dimensions"] else None,
+        judge=a["judge"],
+        template=a["template"],
+        seed=a["seed"],
+        limit=a["limit"],
+        split=a["split"],
+        store=store.path,
+    )
+    watcher = _AuditWatcher(row)
+    host.pm.register(watcher, name=f"rho-audit-sweep-{cell.cell_id}")
+    try:
+        outcome = runner.run_audit(config, host)
+    finally:
+        host.pm.unregister(watcher)
+    row.audit_run_id = outcome.run_id
+    return {r.dimension: _score_of(r.to_json()) for r in outcome.results}
+
+
+def _stored_scores(store: RunStore, run_id: str) -> dict[str, dict[str, Any]]:
+    return {s.dimension: s.to_json() for s in store.dimension_scores(run_id)}
+
+
+def _score_of(result: Mapping[str, Any]) -> dict[str, Any]:
+    ev = result["evaluation"]
+    return {
+        "score": ev["score"],
+        "metric": ev["metric"],
+        "ci_low": ev["ci_low"],
+        "ci_high": ev["ci_high"],
+        "n": ev["n"],
+        "status": result["status"],
+    }
+
+
+def record_result(store: RunStore, cell: CellSpec, result: CellResult) -> None:
+    """The driver's copy of a cell's final row (a no-op rewrite for the local executor; what
+    brings a remote executor's result into this store)."""
+    doc = CellDoc(cell.to_json(), result.to_json())
+    store.set_cell(
+        cell.sweep_id,
+        cell.cell_id,
+        cell.config_sha256,
+        result.status,
+        doc.to_json(),
+        result.train_run_id,
+        result.audit_run_id,
+        result.error,
+    )
