@@ -117,8 +117,8 @@ if TYPE_CHECKING:
         load_probe_set,
     )
 
-# Names defined in modules that import pydantic, numpy and yaml (about 0.2 s): loaded on first
-# use (PEP 562), so discovering plugins does not pay for them.
+# Names defined in modules that import pydantic, numpy and yaml (slow to import): loaded on
+# first use (PEP 562), so discovering plugins does not pay for them.
 _LAZY = {
     "rho_audit.probesets.schema": (
         "ChoiceProbe",

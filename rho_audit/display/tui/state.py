@@ -122,7 +122,7 @@ def train_progress(state: SweepState, cell: CellView, totals: dict[str, int]) ->
 
 
 def _estimated_steps(train: dict[str, Any]) -> tuple[int | None, bool]:
-    """Optimizer steps of a training config as ``training.build_plan`` counts them, without loading
+    """Optimizer steps of a training config as ``train.config.build_plan`` counts them, without loading
     anything heavy: (steps, exact). Exact when ``max_sft_examples`` caps the data."""
     try:
         corpus = train.get("corpus")
