@@ -1,7 +1,8 @@
 """Give MLX a fast BLAS on Linux.
 
 Why: the ``mlx[cpu]`` Linux wheel links netlib's single-threaded *reference* BLAS, so every matmul
-(nearly all of a forward pass) runs ~35x slower than with OpenBLAS (measured: ~5 vs ~190 GFLOP/s).
+(nearly all of a forward pass) runs far slower than with OpenBLAS (see the README's performance
+section).
 ``libmlx.so`` leaves ``cblas_sgemm`` undefined and the dynamic linker resolves it in the *global*
 scope before the library's own dependencies. Loading a real BLAS with ``RTLD_GLOBAL`` before the
 first ``import mlx.core`` therefore makes libmlx bind to it; nothing needs rebuilding.
@@ -185,8 +186,8 @@ def single_threaded_blas() -> Iterator[bool]:
     """Run the block with the loaded OpenBLAS on one thread; yields whether that was possible.
 
     On a CPU, MLX runs every op but matmul on one thread per stream. Two streams with a
-    one-thread BLAS each keep both cores busy through the exp-heavy ops too (1.3x on a forward
-    pass on 2 cores), where one stream with a two-thread BLAS leaves a core idle between matmuls.
+    one-thread BLAS each keep both cores busy through the exp-heavy ops too, where one stream
+    with a two-thread BLAS leaves a core idle between matmuls.
     """
     setter = getter = None
     for lib in _handles:

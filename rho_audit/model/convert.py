@@ -5,7 +5,7 @@ directories of config.json + safetensors + tokenizer files. This needs neither t
 
 - weights: ``mx.load`` reads the GGUF; Q4_0/Q4_1/Q8_0 tensors arrive as MLX-quantized triples
   (weight, scales, biases) which we dequantize to **float32** (on CPU fp32 is the fast dtype; bf16
-  and quantized matmuls are 17-37x slower). llama.cpp stores q/k projections with their rows
+  and quantized matmuls are far slower). llama.cpp stores q/k projections with their rows
   permuted for its rotary layout; that is undone so the HF/MLX rotary code sees the original order.
 - tokenizer: rebuilt with ``tokenizers`` from ``tokenizer.ggml.tokens/merges/token_type``.
 

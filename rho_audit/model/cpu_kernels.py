@@ -1,19 +1,19 @@
 """NumPy stand-ins for the MLX element-wise ops that dominate a forward pass on CPU.
 
-MLX's CPU backend runs element-wise ops on one thread with a scalar ``exp``: on the 2-core CI
-box ``exp`` does ~50 M elements/s against NumPy's ~700 M (SIMD). In a SmolLM2 layer at 16 × 64
-tokens the SwiGLU activation (``silu(gate) * up``) takes 50 ms, more than the layer's three MLP
-matmuls together (40 ms); NumPy does it in 7.5 ms including the copies in and out. No library
-offers a faster MLX CPU kernel and ``mx.compile`` does not vectorise ``exp`` (a compiled
-polynomial ``exp`` gained 15 %), so this module swaps the activation for NumPy, and the softmax
-of attention likewise (22 → ~9 ms per layer); every matmul stays in MLX.
+MLX's CPU backend runs element-wise ops on one thread with a scalar ``exp``, NumPy's is SIMD:
+in a SmolLM2 layer the SwiGLU activation (``silu(gate) * up``) takes longer than the layer's
+three MLP matmuls together, and NumPy does it several times faster, copies in and out included
+(numbers in the README's performance section). No library offers a faster MLX CPU kernel and
+``mx.compile`` does not vectorise ``exp`` (a compiled polynomial ``exp`` gained little), so this
+module swaps the activation for NumPy, and the softmax of attention likewise; every matmul
+stays in MLX.
 
 Used for scoring and generation: the values differ from MLX's by ~1e-7 relative, far inside
 the engine's 1e-4 agreement, and greedy answers stayed token for token those of mlx-lm's own
 kernels (0 of 48 reasoning answers differ; ``bench/run_all.py`` checks it against mlx-lm's
-one-prompt decoding every run). Decoding 48 rows gains 1.29× (in one-query attention MLX's
-softmax took 4.2 of a layer's ~14 ms). Never active under ``mx.grad`` (NumPy cannot see
-through a trace) and never on a GPU, where MLX's kernels are the fast ones.
+one-prompt decoding every run); decoding gains too, as one-query attention spends much of a
+layer in MLX's softmax. Never active under ``mx.grad`` (NumPy cannot see through a trace) and
+never on a GPU, where MLX's kernels are the fast ones.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ Hand-written rather than mlx-lm's ``BatchGenerator`` (which the model layer stil
 architectures not listed in :data:`SUPPORTED_MODEL_TYPES`) because, for greedy answers:
 
 - ``BatchGenerator`` normalises every step's logits over the whole vocabulary (a log-softmax
-  that an argmax does not need): on the 2-core CPU box, at 96 rows, that costs more than the
-  vocabulary projection itself (247 vs 63 ms a step);
+  that an argmax does not need): on CPU, at many rows, that costs more than the vocabulary
+  projection itself;
 - it grows each KV cache in steps of 256 positions, so the audit's ~190-position answers hold a
   third more memory than they use and fewer rows fit the memory budget;
 - it prefills the prompts' shared chat-template prefix (the default model's system turn, 24

@@ -71,8 +71,8 @@ def per_row_ce(model: Any, batch: TokenBatch) -> Any:
 
 
 def pair_ce(model: Any, batches: Sequence[TokenBatch]) -> Any:
-    """Per-row CE of the pair rows, one batch per dimension (their lengths differ by 5-10x, so
-    one padded batch would be mostly padding); rows stay in (positive, negative) order."""
+    """Per-row CE of the pair rows, one batch per dimension (their lengths differ several-fold,
+    so one padded batch would be mostly padding); rows stay in (positive, negative) order."""
     import mlx.core as mx
 
     return mx.concatenate([per_row_ce(model, b) for b in batches])
