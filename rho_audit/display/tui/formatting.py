@@ -109,6 +109,7 @@ def cell_label(cell_id: str, width: int) -> str:
     if len(cell_id) <= width:
         return cell_id
     short = cell_id
-    for word, symbol in (("_lambda", " λ"), ("_margin", " γ"), ("_seed", " s"), ("_", " ")):
+    words = [(f"_{name}", f" {symbol}") for name, symbol in OPTION_SYMBOLS.items()]
+    for word, symbol in [*words, ("_seed", " s"), ("_", " ")]:
         short = short.replace(word, symbol)
     return ellipsis(short, width)
