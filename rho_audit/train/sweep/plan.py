@@ -34,10 +34,6 @@ from rho_audit.train.sweep.schema import (
     validate_at,
 )
 
-#: Characters a cell id keeps from trainer names, option values and model names.
-ID_CHARS = ".+-"
-
-
 DEFAULT_OUT = Path("rho-audit-runs") / "sweeps"
 
 
@@ -335,7 +331,7 @@ class _Expansion:
             label = (
                 "default"
                 if model in (None, "default")
-                else slug(re.split(r"[\\/]", model.rstrip("/"))[-1], ID_CHARS, lower=False)
+                else _id_slug(re.split(r"[\\/]", model.rstrip("/"))[-1])
             )
             if label in labels:
                 self.problems.add((*self.models_at, i), f"a second model named {label!r} (ids would clash)")
@@ -356,7 +352,7 @@ class _Expansion:
             return None
         condition = "_".join(
             [
-                slug(config.trainer, ID_CHARS, lower=False),
+                _id_slug(config.trainer),
                 *(_id_part(k, v) for k, v in id_parts if k != "seed"),
             ]
         )
@@ -490,7 +486,13 @@ def _id_part(key: str, value: Any) -> str:
     else:
         shown = str(value)
     sign = "-" if shown.startswith("-") else ""  # slug strips it: -0.2 and 0.2 must differ
-    return f"{slug(key.replace('_', '-'), ID_CHARS, lower=False)}{sign}{slug(shown, ID_CHARS, lower=False)}"
+    return f"{_id_slug(key.replace('_', '-'))}{sign}{_id_slug(shown)}"
+
+
+def _id_slug(text: str) -> str:
+    """A trainer name, option value or model name as part of a cell id: case and ``.+-`` kept,
+    a leading or trailing ``.`` too (ids of existing sweeps must not change)."""
+    return slug(text, ".+-", lower=False, strip="-")
 
 
 def _sha(data: Any) -> str:
