@@ -6,10 +6,11 @@ PYTHON ?= python3
 demo: install
 	rho-audit run --plugins toxicity,refusal
 
-## make test: install (with dev tools and the example plugin), then run the whole test suite
+## make test: install (with dev tools and the example plugin), lint, check import boundaries, run the whole test suite
 test: install-dev
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -c "from importlinter.cli import lint_imports_command as c; c(['--no-cache'])"
 	$(PYTHON) -m pytest
 
 install:
@@ -19,7 +20,7 @@ install-dev:
 	PYTHON=$(PYTHON) scripts/install.sh --dev
 
 lint:
-	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check .
+	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check . && $(PYTHON) -c "from importlinter.cli import lint_imports_command as c; c(['--no-cache'])"
 
 bench:
 	$(PYTHON) bench/audit_throughput.py

@@ -13,7 +13,8 @@ import argparse
 import time
 
 # rho_audit.model.language_model loads a fast BLAS before it imports mlx; import mlx only after it.
-from rho_audit.model.language_model import LanguageModel, ScoreRequest
+from rho_audit.api.context import ScoreRequest
+from rho_audit.model.language_model import LanguageModel
 from rho_audit.model.paths import resolve_model
 from rho_audit.plugins import load_host
 from rho_audit.probesets.schema import load_probe_set

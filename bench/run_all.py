@@ -71,12 +71,13 @@ from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
+from rho_audit.api.context import Template
 from rho_audit.audit.scoring import NUMERIC_INSTRUCTION
 
 # rho_audit.model loads a fast BLAS before anything imports mlx, so it must come before any mlx import:
 # no module here imports mlx at import time (the functions below import it when they run).
 from rho_audit.model.blas import ensure_fast_blas
-from rho_audit.model.language_model import LanguageModel, Template
+from rho_audit.model.language_model import LanguageModel
 from rho_audit.model.paths import resolve_model
 from rho_audit.plugins import load_host
 from rho_audit.probesets.schema import load_probe_set

@@ -485,7 +485,7 @@ def test_tui_mode_q_asks_to_stop_after_the_current_cell(store):
             assert feed.stop_requested.is_set()
             assert "stopping after this cell" in header(app)
             with pytest.raises(StopAfterCell):
-                feed.run_event(RunEvent("cell_started", SWEEP, "next", done=4, total=5))
+                feed.run_event(RunEvent("cell_started", SWEEP, cell="next", done=4, total=5))
             feed.failure = StopAfterCell()
             feed.finished.set()
             app.poll()
