@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from rho_audit._util.defaults import DEFAULT_SWEEP_OUT
 from rho_audit.cli._common import display_option, make_display, print_table, stdout_console, store_option
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from rho_audit.train.sweep import SweepPlan, SweepRun, SweepSummary
 
 #: Kept equal to rho_audit.train.sweep.DEFAULT_OUT (not imported: that module is not import-light).
-DEFAULT_OUT = Path("rho-audit-runs") / "sweeps"
 
 EPILOG = """\b
 Examples:
@@ -56,7 +56,7 @@ A sweep file (validated entirely before anything runs; errors name file:line and
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
-    default=DEFAULT_OUT,
+    default=DEFAULT_SWEEP_OUT,
     show_default=True,
     help="Adapters go to OUT/<sweep id>/<cell id>/adapter.",
 )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from rho_audit._util.defaults import DEFAULT_ADAPTERS
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.cli._common import display_option, make_display, print_table, store_option
 
@@ -263,7 +264,7 @@ def build_config(kw: dict[str, Any]) -> TrainConfig:
         return config.model_copy(update={"adapter_dir": kw["out"]})
     if "adapter_dir" not in data:
         name = f"{config.trainer}-seed{config.seed}-{config.config_sha256()[:8]}"
-        return config.model_copy(update={"adapter_dir": Path("rho-audit-runs/adapters") / name})
+        return config.model_copy(update={"adapter_dir": DEFAULT_ADAPTERS / name})
     return config
 
 

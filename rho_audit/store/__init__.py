@@ -5,6 +5,7 @@ All of rho-audit's SQL lives in this package: :mod:`.schema` (tables and migrati
 (the records and the rule for abbreviated ids), :mod:`.errors`.
 """
 
+from rho_audit._util.defaults import DEFAULT_STORE
 from rho_audit.store.errors import (
     AmbiguousId,
     StoreBusy,
@@ -22,7 +23,7 @@ from rho_audit.store.records import (
     TrainStep,
     resolve_id,
 )
-from rho_audit.store.run_store import DEFAULT_STORE, RunStore, save_unstored
+from rho_audit.store.run_store import RunStore, save_unstored
 from rho_audit.store.schema import SCHEMA_VERSION
 
 __all__ = [

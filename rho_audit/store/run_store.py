@@ -38,8 +38,6 @@ from rho_audit.store.errors import (
 from rho_audit.store.reader import StoreReads, connect_read_only
 from rho_audit.store.schema import SCHEMA_VERSION, migrate, quick_check, schema_version, set_wal
 
-DEFAULT_STORE = Path("rho-audit-runs") / "runs.sqlite"
-
 #: The tables that hold a run's rows, children first (``runs rm`` deletes from each).
 _RUN_TABLES = ("probe_records", "dimension_results", "train_steps", "judge_usage", "runs")
 

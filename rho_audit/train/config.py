@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from rho_audit._util.defaults import DEFAULT_ADAPTERS
 from rho_audit.api.errors import PluginError, RhoAuditError
 from rho_audit.api.trainers import Trainer
 from rho_audit.plugins import PluginHost, unknown_name_message
@@ -28,7 +29,7 @@ class TrainConfig(BaseModel):
 
     trainer: str = "rho-guided"
     model: str | None = None
-    adapter_dir: Path = Path("rho-audit-runs/adapters/latest")
+    adapter_dir: Path = DEFAULT_ADAPTERS / "latest"
     dimensions: list[str] = Field(default_factory=lambda: list(PAPER_DIMENSIONS))
     corpus: Path | None = None
     trap_texts: int = Field(200, ge=0)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from rho_audit._util.defaults import DEFAULT_SWEEP_OUT
 from rho_audit._util.messages import closest_name
 from rho_audit._util.naming import slug
 from rho_audit.api.errors import RhoAuditError
@@ -34,7 +35,7 @@ from rho_audit.train.sweep.schema import (
     validate_at,
 )
 
-DEFAULT_OUT = Path("rho-audit-runs") / "sweeps"
+DEFAULT_OUT = DEFAULT_SWEEP_OUT
 
 
 @dataclass(frozen=True)
