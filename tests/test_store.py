@@ -249,7 +249,7 @@ def test_runs_export(tmp_path):
     path = tmp_path / "runs.sqlite"
     two_runs(path).close()
     out = tmp_path / "probes.csv"
-    res = runs_cli("export", "20260301-aa", "--store", path, "--format", "csv", "-o", out)
+    res = runs_cli("export", "20260301-aa", "--store", path, "--format", "csv", "--out", out)
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert [r["probe_id"] for r in rows] == ["a", "b"]

@@ -201,11 +201,12 @@ def remove_runs(run_ids: tuple[str, ...], store: Path, yes: bool) -> None:
 )
 @click.option(
     "-o",
-    "--output",
+    "--out",
+    "output",
     type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
     default=Path("-"),
     show_default=True,
-    help="File to write (- for stdout).",
+    help="File to write (- for stdout); --out as in report, train and sweep.",
 )
 def export_run(run_id: str, store: Path, fmt: str, output: Path) -> None:
     """A run's per-probe records: dimension, probe id, split, values, output, verdict, error."""
@@ -226,7 +227,7 @@ def export_run(run_id: str, store: Path, fmt: str, output: Path) -> None:
         output.write_text(text, encoding="utf-8")
     except OSError as err:
         raise RhoAuditError(
-            f"cannot write {output} ({err.strerror or err}). Pass -o with a path you can write."
+            f"cannot write {output} ({err.strerror or err}). Pass --out with a path you can write."
         ) from None
     click.echo(f"{len(records)} probe records of {run.run_id}: {output}", err=True)
 
