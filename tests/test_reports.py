@@ -208,7 +208,20 @@ def _result(dimension, ev, probe_set, version, plugin="rho-audit 0.1.0"):
     )
 
 
-def add_run(store, run_id, results, model="tiny-model", adapter=None, created=T0, seed=0, kind="audit"):
+def add_run(
+    store,
+    run_id,
+    results,
+    model="tiny-model",
+    adapter=None,
+    created=T0,
+    seed=0,
+    kind="audit",
+    status="complete",
+    finished=None,
+    error=None,
+):
+    """A run that planned ``results``; ``finished`` (default: all of them) are in the store."""
     dims = {
         r.dimension: {"probe_set": r.probe_set, "version": r.probe_set_version, "n": r.evaluation.n}
         for r in results
@@ -235,9 +248,9 @@ def add_run(store, run_id, results, model="tiny-model", adapter=None, created=T0
         "c0ffee" * 6 + "abcd",
         kind=kind,
     )
-    for r in results:
+    for r in results if finished is None else finished:
         store.add_result(run_id, r)
-    store.finish_run(run_id, "complete")
+    store.finish_run(run_id, status, error)
     store.db.execute(
         "UPDATE runs SET created_at = ?, finished_at = ? WHERE run_id = ?", (created, created + 60, run_id)
     )
@@ -993,6 +1006,55 @@ def test_report_command_writes_html_and_markdown(tmp_path, monkeypatch):
     assert (tmp_path / "reports" / "sweep-paper-ablation-0123abcd-variance.svg").exists()
     res = runner.invoke(report, ["nope", "--store", str(path)])
     assert res.exit_code != 0 and "no run 'nope'" in str(res.exception)
+
+
+def test_interrupted_audit_card_shows_finished_dimensions_and_names_missing_ones(tmp_path):
+    from rho_audit.cli import main
+
+    path = tmp_path / "runs.sqlite"
+    store = RunStore(path)
+    factual, bias, rates = pair_result("factual", FACTUAL_GAPS), choice_result(), numeric_result()
+    stop = "interrupted by the user (Ctrl-C)"
+    add_run(
+        store,
+        "20260101-000000-partly",
+        [factual, bias, rates],
+        status="interrupted",
+        finished=[factual],
+        error=stop,
+    )
+    add_run(store, "20260101-000000-nodims", [factual, bias], status="interrupted", finished=[], error=stop)
+    store.close()
+    runner = CliRunner()
+    for fmt in ("md", "html"):
+        out = tmp_path / f"partly.{fmt}"
+        res = runner.invoke(
+            main,
+            ["report", "20260101-000000-partly", "--store", str(path), "--format", fmt, "--out", str(out)],
+        )
+        assert res.exit_code == 0, res.output
+        text = out.read_text(encoding="utf-8")
+        notice = text.index("Interrupted run.")
+        assert notice < text.index("config hash") < text.index("Scores")  # near the top
+        assert "Missing (planned, not finished): bias, reasoning." in text
+        assert "shows only the 1 dimension that finished" in text
+        if fmt == "md":  # a blank line ends the quote, or the header table would join it
+            assert "bias, reasoning.\n\n| field | value |" in text
+        assert "dim-factual" in text if fmt == "html" else "### factual" in text
+    res = runner.invoke(
+        main, ["report", "20260101-000000-nodims", "--store", str(path), "--out", str(tmp_path / "x.html")]
+    )
+    assert res.exit_code != 0 and not (tmp_path / "x.html").exists()
+    err = res.exception
+    assert isinstance(err, RhoAuditError) and err.exit_code == 2
+    assert "no finished dimension to show" in str(err) and "planned: bias, factual" in str(err)
+    assert "`rho-audit runs show 20260101-000000-nodims`" in str(err)
+    # The records say the same; the golden audit card (a complete run) carries no notice.
+    ro = RunStore.read_only(path)
+    card = build_audit_card(ro, "20260101-000000-partly")
+    ro.close()
+    assert card.interrupted and card.missing == ("bias", "reasoning")
+    assert [r.dimension for r in card.rows] == ["factual"]
 
 
 # --------------------------------------------------------------------------------------------

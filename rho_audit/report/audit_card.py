@@ -176,6 +176,7 @@ def build_audit_card(store: RunStore, run_id: str, texts: ProbeTexts | None = No
         rows.append(row)
         sections.append(build_section(row, records, texts))
     adapter = f" + {Path(header.adapter).name}" if header.adapter else ""
+    done = {row.dimension for row in rows}
     return AuditCard(
         title=f"Audit card: {header.model}{adapter}",
         header=header,
@@ -184,6 +185,7 @@ def build_audit_card(store: RunStore, run_id: str, texts: ProbeTexts | None = No
         figures=_audit_figures(rows),
         statistics=AUDIT_STATISTICS,
         judge_usage=judge_usage_rows(store, run.run_id),
+        missing=tuple(p.dimension for p in header.probe_sets if p.dimension not in done),
     )
 
 

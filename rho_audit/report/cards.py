@@ -49,7 +49,15 @@ def build_card(store: RunStore, targets: Sequence[str], texts: ProbeTexts | None
             )
         return build_sweep_card(store, sweeps[0])
     if len(targets) == 1:
-        return build_audit_card(store, targets[0], texts)
+        card = build_audit_card(store, targets[0], texts)
+        if card.interrupted and not card.rows:
+            run_id = card.header.run_id
+            planned = ", ".join(card.missing) or "none recorded"
+            raise RhoAuditError(
+                f"run {run_id} was interrupted before any dimension finished, so it has no finished "
+                f"dimension to show (planned: {planned}). `rho-audit runs show {run_id}` shows its state."
+            )
+        return card
     return build_comparison_card(store, targets)
 
 

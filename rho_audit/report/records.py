@@ -192,6 +192,12 @@ class AuditCard:
     kind: str = "audit"
     #: Calls, tokens and estimated cost of the run's LLM judge(s); empty for free judges.
     judge_usage: tuple[JudgeUsage, ...] = ()
+    #: Dimensions the run's config planned that have no result in the store (an interrupted run).
+    missing: tuple[str, ...] = ()
+
+    @property
+    def interrupted(self) -> bool:
+        return self.header.status == "interrupted"
 
 
 @dataclass(frozen=True)
