@@ -621,7 +621,7 @@ def test_monitor_in_tmux_follows_a_real_sweep(tmp_path, tiny_model_path):
         env=env,
     )
     session = f"rho-tui-{os.getpid()}"
-    monitor = f"{sys.executable} -m rho_audit.cli monitor --store {store}"
+    monitor = f"{sys.executable} -m rho_audit.cli monitor --wait --store {store}"  # before the store
     # A private server (never the user's tmux) on a short socket path (macOS caps them at 104 bytes).
     sock = Path(tempfile.gettempdir() if len(tempfile.gettempdir()) < 40 else "/tmp") / f"{session}.sock"
     socket = ["-S", str(sock)]
@@ -728,15 +728,72 @@ def _monitor_pid(tmux_cmd: list[str], session: str) -> int | None:
     return None
 
 
-def test_an_ambiguous_sweep_prefix_is_an_error(tmp_path):
-    from rho_audit.api.errors import RhoAuditError
-    from rho_audit.cli.monitor import _check_sweep
+def _monitor(*args: str):
+    """``rho-audit monitor ARGS`` through the CLI group (no terminal: errors come before the app)."""
+    from click.testing import CliRunner
 
-    store = RunStore(tmp_path / "runs.sqlite")
-    for sweep_id in ("abl-1111", "abl-2222"):
-        store.set_cell(sweep_id, "baseline", "x", "pending", {"spec": {}})
+    from rho_audit.cli import main
+
+    return CliRunner().invoke(main, ["monitor", *args])
+
+
+def _refused(result, *needles: str) -> str:
+    from rho_audit.api.errors import RhoAuditError
+
+    assert isinstance(result.exception, RhoAuditError), result.output
+    assert result.exception.exit_code == 2
+    text = str(result.exception)
+    for needle in needles:
+        assert needle in text, text
+    return text
+
+
+def _not_refused(result) -> None:
+    """Past the sweep check: the only error left is the terminal check (CliRunner has no terminal)."""
+    assert "monitor needs an interactive terminal" in str(result.exception), result.exception
+
+
+@pytest.fixture
+def two_sweeps(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    store = RunStore(path)
+    store.set_cell("abl-1111", "baseline", "x", "done", {"spec": {}})
+    store.set_cell("abl-1111", "sft_seed42", "x", "running", {"spec": {}})
+    store.set_cell("abl-2222", "baseline", "x", "pending", {"spec": {}})
     store.close()
-    with pytest.raises(RhoAuditError, match="matches 2 sweeps"):
-        _check_sweep(tmp_path / "runs.sqlite", "abl")
-    _check_sweep(tmp_path / "runs.sqlite", "abl-1111")  # exact
-    _check_sweep(tmp_path / "runs.sqlite", "later")  # not there yet: the app waits for it
+    return path
+
+
+def test_an_ambiguous_sweep_prefix_is_an_error(two_sweeps):
+    for wait in ([], ["--wait"]):
+        _refused(_monitor("abl", "--store", str(two_sweeps), *wait), "matches 2 sweeps", "abl-1111, abl-2222")
+    _not_refused(_monitor("abl-1111", "--store", str(two_sweeps)))  # exact
+    _not_refused(_monitor("abl-2", "--store", str(two_sweeps)))  # the one it starts
+    _not_refused(_monitor("--store", str(two_sweeps)))  # the latest
+
+
+def test_a_sweep_that_is_not_there_is_an_error_listing_the_sweeps(two_sweeps):
+    text = _refused(
+        _monitor("NOSUCH", "--store", str(two_sweeps)),
+        "no sweep matches 'NOSUCH'",
+        "abl-1111 (2 cells: 1 done, 1 running; updated ",
+        "abl-2222 (1 cell: 1 pending; updated ",
+        "--wait",
+    )
+    assert text.index("abl-2222") < text.index("abl-1111")  # updated last first
+    _not_refused(_monitor("NOSUCH", "--wait", "--store", str(two_sweeps)))  # waits for it
+
+
+def test_a_store_with_no_sweeps_or_no_store_is_an_error(tmp_path):
+    missing = tmp_path / "later.sqlite"
+    for args in (["NOSUCH"], []):
+        _refused(
+            _monitor(*args, "--store", str(missing)), f"no run store at {missing}", "rho-audit sweep FILE"
+        )
+        _not_refused(_monitor(*args, "--wait", "--store", str(missing)))
+        assert not missing.exists()  # the monitor never creates the store
+    empty = tmp_path / "empty.sqlite"
+    RunStore(empty).close()
+    _refused(_monitor("NOSUCH", "--store", str(empty)), "no sweep matches 'NOSUCH'", "none yet", "--wait")
+    _refused(_monitor("--store", str(empty)), "has no sweep", "none yet", "rho-audit sweep FILE")
+    _not_refused(_monitor("--wait", "--store", str(empty)))
