@@ -649,6 +649,39 @@ def test_ci_bar_chart_label_column_fits_the_longest_label():
     assert float(short.get("width")) == 720.0
 
 
+def test_dose_response_whiskers_take_their_line_colour_and_stand_apart():
+    import xml.etree.ElementTree as ET
+
+    ns = "{http://www.w3.org/2000/svg}"
+    doses = (0.0, 0.5, 1.0)
+    series = [
+        charts.LineSeries(name, tuple(charts.LinePoint(d, y + d, 0.05) for d in doses))
+        for name, y in (("factual", 0.1), ("toxicity", 0.1), ("bias", -0.2))
+    ]
+    root = ET.fromstring(charts.line_chart(series, "λ", "Δ rho", "dose").render(standalone=True))
+    lines = {pl.get("stroke"): pl.get("points").split() for pl in root.iter(f"{ns}polyline")}
+    assert list(lines) == list(charts.PALETTE[:3])  # one line per series, each its own colour
+    # Whiskers: the vertical lines that are not grid or axis (those stroke currentColor).
+    whiskers = [
+        el
+        for el in root.iter(f"{ns}line")
+        if el.get("stroke") != "currentColor"
+        and el.get("x1") == el.get("x2")
+        and el.get("y1") != el.get("y2")
+    ]
+    whiskers = [w for w in whiskers if w.get("stroke-width") == "1.3"]
+    assert len(whiskers) == len(series) * len(doses)
+    at_dose: dict[int, list[float]] = {}
+    for w in whiskers:
+        color, x = w.get("stroke"), float(w.get("x1"))
+        xs = [float(pt.split(",")[0]) for pt in lines[color]]
+        assert x in xs  # the whisker is drawn at a point of the line of its own colour
+        at_dose.setdefault(xs.index(x), []).append(x)
+    for xs in at_dose.values():
+        assert len(xs) == len(series) and len(set(xs)) == len(series)  # same dose, different x
+    assert all(w.get("stroke") in charts.PALETTE for w in whiskers)
+
+
 def test_chart_kinds_render_valid_svg():
     import xml.etree.ElementTree as ET
 

@@ -28,6 +28,7 @@ POSITIVE, NEGATIVE = PALETTE[0], PALETTE[1]
 
 FONT = "system-ui, -apple-system, 'Segoe UI', sans-serif"
 CHAR_W = 7.0  # approximate advance of a 12px sans-serif character, for layout only
+DODGE = 5.0  # px between the series of a dose-response chart at the same dose
 
 # A standalone figure carries its own background, so its text stays readable wherever it is shown
 # (an <img> follows the OS colour scheme, which need not match the page around it).
@@ -134,9 +135,11 @@ class Svg:
         else:
             self.add(f'<circle cx="{_f(x)}" cy="{_f(y)}" r="{_f(r)}" fill="{color}"/>')
 
-    def error_bar(self, x: float, y_low: float, y_high: float, cap: float = 4.0) -> None:
+    def error_bar(
+        self, x: float, y_low: float, y_high: float, cap: float = 4.0, color: str = "currentColor"
+    ) -> None:
         """A vertical whisker with caps."""
-        attrs = {"stroke": "currentColor", "stroke_width": "1.3"}
+        attrs = {"stroke": color, "stroke_width": "1.3"}
         self.line(x, y_low, x, y_high, **attrs)
         self.line(x - cap, y_low, x + cap, y_low, **attrs)
         self.line(x - cap, y_high, x + cap, y_high, **attrs)
@@ -279,7 +282,13 @@ def line_chart(series: Sequence[LineSeries], x_label: str, y_label: str, title: 
     pad = (x_hi - x_lo) * 0.06 or 0.5
     sx = Scale(x_lo - pad, x_hi + pad, left, width - right)
     sy = Scale(y_ticks[0], y_ticks[-1], height - bottom, top)
-    svg = Svg(width, height, title, f"{title}. Points: mean; bars: ± standard error; dashed: y = 0.")
+    svg = Svg(
+        width,
+        height,
+        title,
+        f"{title}. Points: mean; bars: ± standard error, in the colour of their line, each series "
+        "nudged sideways so bars at the same x stand apart; dashed: y = 0.",
+    )
     svg.text(left, 20, title, "start", font_weight="600")
     _y_axis(svg, sy, y_ticks, left, width - right, y_label)
     _zero_line(svg, sy, y_ticks, left, width - right)
@@ -291,14 +300,17 @@ def line_chart(series: Sequence[LineSeries], x_label: str, y_label: str, title: 
     svg.text((left + width - right) / 2, base + 36, x_label, "middle")
     for i, s in enumerate(series):
         color, shape = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
+        # Each series is nudged sideways (a dodge of DODGE px per series, centred on the dose), so
+        # whiskers at the same dose stand apart; each whisker takes its line's colour.
+        dx = (i - (len(series) - 1) / 2) * DODGE
         pts = [p for p in s.points if p.y is not None]
         if len(pts) > 1:
-            path = " ".join(f"{_f(sx(p.x))},{_f(sy(p.y))}" for p in pts)
+            path = " ".join(f"{_f(sx(p.x) + dx)},{_f(sy(p.y))}" for p in pts)
             svg.add(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
         for p in pts:
             if p.err:
-                svg.error_bar(sx(p.x), sy(p.y - p.err), sy(p.y + p.err))
-            svg.marker(shape, sx(p.x), sy(p.y), color)
+                svg.error_bar(sx(p.x) + dx, sy(p.y - p.err), sy(p.y + p.err), color=color)
+            svg.marker(shape, sx(p.x) + dx, sy(p.y), color)
     _legend(svg, [s.name for s in series], left, base + 60)
     return svg
 
