@@ -454,3 +454,14 @@ def test_an_adapted_model_scores_and_decodes_on_two_streams(tiny_model_path, lor
     assert scores[0].sum_logprob != pytest.approx(base.sum_logprob, abs=1e-3), "the adapter changes nothing"
     prompts = [f"Question {i}" for i in range(8)]
     assert load(2).generate(prompts, 4, template) == one.generate(prompts, 4, template)
+
+
+def test_a_model_without_the_body_head_layout_scores_the_same(lm, monkeypatch):
+    """Scoring runs such a model whole (its outputs are the logits): same numbers."""
+    from rho_audit.model import scoring
+
+    layered = lm.score(REQUESTS, "chat")
+    monkeypatch.setattr(scoring, "body_and_head", lambda model: None)
+    whole = lm.score(REQUESTS, "chat")
+    for a, b in zip(layered, whole, strict=True):
+        assert a.n_tokens == b.n_tokens and a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-4)

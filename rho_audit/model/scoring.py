@@ -169,10 +169,8 @@ def score_batch(model: Any, rows: list[ScoreRow], prefix: SharedPrefix | None = 
     distinct = list(dict.fromkeys(r.context for r in rows))
     position = {ctx: i for i, ctx in enumerate(distinct)}
     ctx_tokens, cache = _context_cache(model, distinct, prefix)
-    split = body_and_head(model)
-    if split is None:
-        return _score_batch_full_logits(model, rows, position, ctx_tokens, cache)
-    body, head = split
+    # A model without mlx-lm's body/head layout runs whole: its "hidden states" are the logits.
+    body, head = body_and_head(model) or (model, _unchanged)
     ctx_last = body(ctx_tokens, cache=cache)[:, -1:, :]
 
     # One cache row per continuation, gathered from its context's row.
@@ -194,23 +192,8 @@ def score_batch(model: Any, rows: list[ScoreRow], prefix: SharedPrefix | None = 
     return _row_scores(rows, logprobs)
 
 
-def _score_batch_full_logits(
-    model: Any, rows: list[ScoreRow], position: dict[tuple[int, ...], int], ctx_tokens: mx.array, cache: list
-) -> list[Score]:
-    """Models without the mlx-lm body/head layout: full forward, gather the needed logits."""
-    ctx_logits = model(ctx_tokens, cache=cache)[:, -1:, :]
-    take = mx.array([position[r.context] for r in rows])
-    _gather_rows(cache, take)
-    cont_len = max(len(r.continuation) for r in rows)
-    inputs = [list(r.continuation[:-1]) + [0] * (cont_len - len(r.continuation)) for r in rows]
-    logits = ctx_logits[take]
-    if cont_len > 1:
-        logits = mx.concatenate([logits, model(mx.array(inputs), cache=cache)], axis=1)
-    flat = np.concatenate([i * cont_len + np.arange(len(r.continuation)) for i, r in enumerate(rows)])
-    logits = logits.reshape(-1, logits.shape[-1])[mx.array(flat)]
-    targets = np.concatenate([r.continuation for r in rows])
-    chunks = (logits[i : i + LOGIT_CHUNK] for i in range(0, len(flat), LOGIT_CHUNK))
-    return _row_scores(rows, token_logprobs(chunks, targets))
+def _unchanged(x: mx.array) -> mx.array:
+    return x
 
 
 def _context_cache(
