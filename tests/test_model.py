@@ -465,3 +465,20 @@ def test_a_model_without_the_body_head_layout_scores_the_same(lm, monkeypatch):
     whole = lm.score(REQUESTS, "chat")
     for a, b in zip(layered, whole, strict=True):
         assert a.n_tokens == b.n_tokens and a.sum_logprob == pytest.approx(b.sum_logprob, abs=1e-4)
+
+
+def test_encodings_are_memoised_per_tokenizer_across_loads(tiny_model_path, monkeypatch):
+    """A sweep reloads the model (with each cell's adapter) for every audit: the probe texts are
+    tokenised once per tokenizer, not once per load, and the memo returns the tokenizer's ids."""
+    first = LanguageModel.load(tiny_model_path, "tiny")
+    text = "A memoised probe text, unlikely elsewhere in this test session."
+    expected = list(first.tokenizer.encode(text, add_special_tokens=False))
+    assert first.encode(text) == expected
+    second = LanguageModel.load(tiny_model_path, "tiny")
+    calls = []
+    original = second.tokenizer.encode
+    monkeypatch.setattr(second.tokenizer, "encode", lambda *a, **k: calls.append(a) or original(*a, **k))
+    assert second.encode(text) == expected
+    assert calls == []  # served from the memo the first load filled
+    assert second.encode(text + " new") == list(original(text + " new", add_special_tokens=False))
+    assert len(calls) == 1

@@ -66,6 +66,18 @@ class ComputeUsage:
         return ComputeUsage(*(a - b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
+#: Encodings kept per tokenizer before the memo starts over (a few probe sets and an SFT corpus
+#: fit many times over).
+MAX_CACHED_ENCODINGS = 200_000
+_ENCODINGS: dict[str, dict[str, tuple[int, ...]]] = {}
+
+
+def _encodings_for(tokenizer_dir: Path) -> dict[str, tuple[int, ...]]:
+    """The memo of one tokenizer, shared by every LanguageModel loaded from the same folder (an
+    adapter does not change the tokenizer)."""
+    return _ENCODINGS.setdefault(str(Path(tokenizer_dir).resolve()), {})
+
+
 class LanguageModel:
     """An MLX causal LM with its tokenizer, ready to score and generate."""
 
@@ -93,6 +105,7 @@ class LanguageModel:
         self.scoring_workers = scoring_workers if scoring_workers is not None else _default_workers()
         self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
         self.document_start = self._document_start_token()
+        self._encodings = _encodings_for(path)
         #: Work done so far (see :class:`ComputeUsage`); callers diff it around a task.
         self.usage = ComputeUsage()
 
@@ -150,7 +163,14 @@ class LanguageModel:
         raise ModelError(f"tokenizer of {self.model_id} has no BOS/EOS token to start a document")
 
     def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+        """Token ids of ``text`` (no special tokens), memoised per tokenizer: a sweep audits the
+        same probe texts after every cell, each time with a freshly loaded model."""
+        ids = self._encodings.get(text)
+        if ids is None:
+            if len(self._encodings) >= MAX_CACHED_ENCODINGS:
+                self._encodings.clear()
+            ids = self._encodings[text] = tuple(self.tokenizer.encode(text, add_special_tokens=False))
+        return list(ids)
 
     def _context_ids(self, prompt: str | None, template: Template) -> tuple[int, ...]:
         if prompt is None:
