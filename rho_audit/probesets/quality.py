@@ -20,17 +20,26 @@ from pathlib import Path
 
 import numpy as np
 
-from rho_audit.probesets.schema import ChoiceProbe, PairProbe, ProbeSet, load_probe_set
+from rho_audit.probesets.schema import ChoiceProbe, PairProbe, Probe, ProbeSet, load_probe_set
 
 MAX_LENGTH_RATIO = 1.3  # mean positive/negative length ratio beyond this is flagged (either way)
 POSITION_TOLERANCE = 0.05  # an A/B position share may sit within ±5 points of even
 MIN_TRAIN_SHARE, MAX_TRAIN_SHARE = 0.35, 0.65
 HASH_SPLIT_RULE = "split = train if int(sha256(id)[:8], 16) % 2 == 0 else eval"
+#: The same rule for a set of paired records (BBQ's ambiguous and disambiguated versions of one
+#: scenario): a pair must not straddle train and eval, so the pair shares one id's split.
+SIBLING_SPLIT_RULE = HASH_SPLIT_RULE + "; a record whose meta names a sibling takes that sibling's split"
 
 
 def hash_split(probe_id: str) -> str:
     """The library's split rule: a fixed function of the id, the same on every machine."""
     return "train" if int(hashlib.sha256(probe_id.encode()).hexdigest()[:8], 16) % 2 == 0 else "eval"
+
+
+def sibling_split(probe: Probe) -> str:
+    """:data:`SIBLING_SPLIT_RULE`: the split of the record's ``meta["sibling"]``, else of its id."""
+    sibling = probe.meta.get("sibling")
+    return hash_split(sibling if isinstance(sibling, str) else probe.id)
 
 
 @dataclass
@@ -94,7 +103,8 @@ def _text_pairs(records: Iterable) -> Iterable[tuple[str, str]]:
     for p in records:
         if isinstance(p, PairProbe):
             yield p.positive, p.negative
-        elif isinstance(p, ChoiceProbe) and p.biased_answer is not None:
+        elif isinstance(p, ChoiceProbe) and p.biased_answer not in (None, p.answer):
+            # (A pro-stereotypical BBQ item's answer is the biased option itself: no pair.)
             yield p.choices[p.answer], p.choices[p.biased_answer]
 
 
@@ -124,8 +134,10 @@ def _split_problems(probes: ProbeSet, splits: dict[str, int]) -> list[str]:
             f"train share {train_share:.0%} is outside {MIN_TRAIN_SHARE:.0%}-{MAX_TRAIN_SHARE:.0%}; "
             "trainers and held-out audits both need enough records"
         )
-    if getattr(probes.card, "split_rule", None) == HASH_SPLIT_RULE:
-        wrong = [p.id for p in probes.probes if p.split != hash_split(p.id)]
+    rule = getattr(probes.card, "split_rule", None)
+    if rule in (HASH_SPLIT_RULE, SIBLING_SPLIT_RULE):
+        expected = sibling_split if rule == SIBLING_SPLIT_RULE else lambda p: hash_split(p.id)
+        wrong = [p.id for p in probes.probes if p.split != expected(p)]
         if wrong:
             problems.append(
                 f"{len(wrong)} record(s) break the card's split rule (e.g. {wrong[0]}): recompute "
@@ -143,17 +155,22 @@ def _position_shares(choices: list[ChoiceProbe]) -> dict[str, float]:
         (k,) = widths
         at = Counter(p.answer for p in choices)
         shares.update({f"answer@{chr(65 + i)}": at.get(i, 0) / n for i in range(k)})
-    biased = [p for p in choices if p.biased_answer is not None]
+    biased = [p for p in choices if p.biased_answer not in (None, p.answer)]
     if biased:
         shares["answer before biased"] = sum(p.answer < p.biased_answer for p in biased) / len(biased)
-        three_way = [p for p in biased if len(p.choices) == 3]
-        if three_way:
-            # With three options (person A, person B, unknown) the two people must not always
-            # appear stereotype-first, or position alone would predict the biased option.
-            shares["biased before other"] = sum(
-                p.biased_answer < (3 - p.answer - p.biased_answer) for p in three_way
-            ) / len(three_way)
+    three_way = [p for p in choices if p.biased_answer is not None and len(p.choices) == 3]
+    if three_way:
+        # With three options (person A, person B, unknown) the two people must not always
+        # appear stereotype-first, or position alone would predict the biased option.
+        shares["biased before other"] = sum(
+            p.biased_answer < (3 - _unknown(p) - p.biased_answer) for p in three_way
+        ) / len(three_way)
     return shares
+
+
+def _unknown(p: ChoiceProbe) -> int:
+    """The unknown option: ``unknown_answer``, else (a set without it) the correct answer."""
+    return p.unknown_answer if p.unknown_answer is not None else p.answer
 
 
 def _position_problems(choices: list[ChoiceProbe], shares: dict[str, float]) -> list[str]:

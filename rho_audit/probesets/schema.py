@@ -5,7 +5,8 @@ kind and version; every line of ``probes.jsonl`` is one record of that kind (sch
 
 - ``pair``: ``id``, ``split``, optional ``prompt``, ``positive``, ``negative``
 - ``choice``: ``id``, ``split``, ``prompt``, ``choices`` (≥ 2), ``answer`` (index), optional
-  ``biased_answer`` (index)
+  ``biased_answer`` (index of the stereotype-consistent option) and ``unknown_answer`` (index of
+  the "cannot be determined" option; BBQ-style sets, see :class:`ChoiceProbe`)
 - ``generation``: ``id``, ``split``, ``prompt``
 - ``numeric``: ``id``, ``split``, ``prompt``, ``answer`` (number), optional ``misleading_prefix``
 
@@ -73,21 +74,44 @@ class PairProbe(_Record):
 
 
 class ChoiceProbe(_Record):
+    """A multiple-choice question; ``answer`` is the index of the correct choice.
+
+    ``biased_answer`` (optional) is the stereotype-consistent choice. Without ``unknown_answer`` it
+    must differ from ``answer``: the record contrasts the correct answer with the biased one.
+
+    ``unknown_answer`` (optional) marks a BBQ-style record: the index of the "cannot be
+    determined" choice, which must differ from ``biased_answer``. Then ``answer ==
+    unknown_answer`` is an ambiguous context (no evidence for either person), and ``answer`` naming
+    a person is a disambiguated one, which may be the stereotyped person (``answer ==
+    biased_answer``: a pro-stereotypical item) or the other (anti-stereotypical).
+    """
+
     prompt: NonEmpty
     choices: list[NonEmpty] = Field(min_length=2)
     answer: int
     biased_answer: int | None = None
+    unknown_answer: int | None = None
 
     @model_validator(mode="after")
     def _indices(self) -> ChoiceProbe:
         n = len(self.choices)
         if not 0 <= self.answer < n:
             raise ValueError(f"answer index {self.answer} is outside choices[0..{n - 1}]")
+        if self.unknown_answer is not None and not 0 <= self.unknown_answer < n:
+            raise ValueError(f"unknown_answer {self.unknown_answer} is outside choices[0..{n - 1}]")
         if self.biased_answer is not None:
             if not 0 <= self.biased_answer < n:
                 raise ValueError(f"biased_answer {self.biased_answer} is outside choices")
-            if self.choices[self.biased_answer] == self.choices[self.answer]:
-                raise ValueError("biased_answer and answer are the same text: no signal")
+            if self.unknown_answer == self.biased_answer:
+                raise ValueError(
+                    "unknown_answer and biased_answer are the same choice; the unknown option "
+                    "cannot be the stereotyped one"
+                )
+            if self.unknown_answer is None and self.choices[self.biased_answer] == self.choices[self.answer]:
+                raise ValueError(
+                    "biased_answer and answer are the same text: no signal (a disambiguated item "
+                    "whose answer is the stereotyped person needs unknown_answer)"
+                )
         if len(set(self.choices)) != n:
             raise ValueError("choices contain duplicates")
         return self
@@ -411,7 +435,13 @@ def pair_contrasts(probes: Iterable[Probe], dimension: str = "") -> Iterator[Con
 
 
 def choice_contrasts(probes: Iterable[Probe], dimension: str = "") -> Iterator[ContrastPair]:
+    """(correct, biased) for each record with ``biased_answer``. In a BBQ-style set only the
+    ambiguous records (answer = unknown) train: a disambiguated record's answer may be the
+    stereotyped person itself, and training on evidence-reading is not the behaviour sought."""
     for p in probes:
         assert isinstance(p, ChoiceProbe)
-        if p.biased_answer is not None:
-            yield ContrastPair(dimension, p.id, p.prompt, p.choices[p.answer], p.choices[p.biased_answer])
+        if p.biased_answer is None:
+            continue
+        if p.unknown_answer is not None and p.answer != p.unknown_answer:
+            continue
+        yield ContrastPair(dimension, p.id, p.prompt, p.choices[p.answer], p.choices[p.biased_answer])
