@@ -109,7 +109,7 @@ def sweep(
     """
     from rho_audit.api.errors import RhoAuditError
     from rho_audit.plugins import load_host
-    from rho_audit.train.sweep import EXECUTORS, plan_sweep, run_sweep, summarize
+    from rho_audit.train.sweep import EXECUTORS, plan_sweep, run_sweep, summaries
 
     if executor not in EXECUTORS:
         raise RhoAuditError(f"unknown executor {executor!r} (known: {', '.join(sorted(EXECUTORS))}).")
@@ -148,9 +148,9 @@ def sweep(
         raise SystemExit(130) from None
     finally:
         _stop(shown)
-    summary = summarize(plan, store)
-    for table in summary_tables(summary):
-        print_table(table, console)
+    for summary in summaries(plan, store):
+        for table in summary_tables(summary):
+            print_table(table, console)
     console.print(_footer(plan, outcome, store))
     if outcome.failed:
         names = ", ".join(r.cell_id for r in outcome.failed)
@@ -206,8 +206,27 @@ def plan_table(plan: SweepPlan, store: Path) -> Any:
     return _titled(
         f"{plan.sweep_id}: {len(plan.cells)} cells, {done} complete in {store}",
         table,
-        f"adapters: {plan.out_dir}/<cell id>/adapter",
+        f"{audit_line(plan.cells[0].audit)}\nadapters: {plan.out_dir}/<cell id>/adapter"
+        if plan.cells
+        else f"adapters: {plan.out_dir}/<cell id>/adapter",
     )
+
+
+def audit_line(audit: dict[str, Any]) -> str:
+    """What each cell's audit (and the baseline's) scores, for --dry-run."""
+    from rho_audit.report.splits import audit_splits, split_label
+
+    splits = audit_splits(audit)
+    runs = f" ({len(splits)} audit runs per cell)" if len(splits) > 1 else ""
+    parts = [
+        f"split {', '.join(split_label(s) for s in splits)}{runs}",
+        f"dimensions {', '.join(audit.get('dimensions') or []) or 'all installed'}",
+    ]
+    if audit.get("probes"):
+        parts.append(f"extra probe sets {', '.join(audit['probes'])}")
+    limit = audit.get("limit")
+    parts.append(f"{limit} probes per set" if limit else "every probe")
+    return "audits: " + "; ".join(parts)
 
 
 def _titled(title: str, table: Table, note: str = "") -> Any:
@@ -232,6 +251,7 @@ def cells_table(summary: SweepSummary) -> Any:
 
     has_base = bool(summary.baselines)
     title = f"{summary.plan.sweep_id}: scores after training" + (" (Δ vs baseline)" if has_base else "")
+    title += _split_suffix(summary)
     table = Table(header_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("cell", no_wrap=True)
     table.add_column("status", no_wrap=True)
@@ -249,7 +269,14 @@ def cells_table(summary: SweepSummary) -> Any:
         ]
         style = {"complete": "", "failed": "red"}.get(c.status, "yellow")
         table.add_row(c.cell.cell_id, f"[{style}]{c.status}[/]" if style else c.status, *cells)
-    return _titled(title, table, "rho: 0 = chance, < 0 = the model prefers the undesired text")
+    note = "rho: 0 = chance, < 0 = the model prefers the undesired text"
+    if any(d.endswith(" OOD acc") for d in summary.dimensions):
+        note += "; OOD acc: paired accuracy pooled over the extra probe sets (audit.probes)"
+    return _titled(title, table, note)
+
+
+def _split_suffix(summary: SweepSummary) -> str:
+    return f", {summary.split_label}" if summary.n_splits > 1 else ""
 
 
 def conditions_table(summary: SweepSummary) -> Any:
@@ -261,6 +288,7 @@ def conditions_table(summary: SweepSummary) -> Any:
 
     has_base = bool(summary.baselines)
     title = "per condition: mean over seeds ± std" + (", and Δ of the mean vs baseline" if has_base else "")
+    title += _split_suffix(summary)
     table = Table(header_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("condition", no_wrap=True)
     table.add_column("seeds", justify="right", no_wrap=True)

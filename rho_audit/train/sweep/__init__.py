@@ -39,6 +39,8 @@ from rho_audit.train.sweep.summary import (
     ConditionSummary,
     SweepSummary,
     cell_statuses,
+    pooled_column,
+    summaries,
     summarize,
 )
 
@@ -63,8 +65,10 @@ __all__ = [
     "format_path",
     "line_of",
     "plan_sweep",
+    "pooled_column",
     "record_result",
     "run_sweep",
+    "summaries",
     "summarize",
     "sweep_lock",
     "unknown_message",

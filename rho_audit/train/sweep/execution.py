@@ -20,6 +20,7 @@ from rho_audit.api.events import RunEvent
 from rho_audit.api.hooks import hookimpl
 from rho_audit.api.results import finite
 from rho_audit.plugins import PluginHost
+from rho_audit.report.splits import audit_splits
 from rho_audit.store import CellDoc, RunStore
 from rho_audit.train.config import TrainConfig
 from rho_audit.train.sweep.plan import CellSpec
@@ -44,6 +45,9 @@ class CellResult:
     final_metrics: dict[str, float] = field(default_factory=dict)
     elapsed_s: float = 0.0
     error: str | None = None
+    #: With several audit splits: split -> {"audit_run_id", "scores"}, held-out first; ``scores``
+    #: and ``audit_run_id`` above are then those of the first split. Empty with one split.
+    splits: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return finite(asdict(self))
@@ -92,9 +96,22 @@ class _CellRow:
         same = prior is not None and prior.config_sha256 == cell.config_sha256
         self.train_run_id: str | None = prior.train_run_id if same and prior else None
         self.audit_run_id: str | None = prior.audit_run_id if same and prior else None
+        #: split -> its finished audit run, kept in the row while the next split is audited.
+        self.audits: dict[str, str] = _finished_audits(prior.result) if same and prior else {}
+        self.several_splits = len(audit_splits(cell.audit)) > 1
+
+    def split_runs(self) -> dict[str, dict[str, Any]]:
+        """The finished audits by split, as the row keeps them (nothing with one split)."""
+        if not self.several_splits:
+            return {}
+        return {s: {"audit_run_id": r} for s, r in self.audits.items()}
 
     def set(self, status: CellStatus, error: str | None = None, result: CellResult | None = None) -> None:
-        doc = CellDoc(self.cell.to_json(), None if result is None else result.to_json())
+        if result is not None:
+            body: dict[str, Any] | None = result.to_json()
+        else:  # only the splits audited so far, so a kill between two splits redoes neither
+            body = {"splits": self.split_runs()} if self.split_runs() else None
+        doc = CellDoc(self.cell.to_json(), body)
         self.store.set_cell(
             self.cell.sweep_id,
             self.cell.cell_id,
@@ -122,16 +139,18 @@ def execute_cell(cell: CellSpec, store_path: Path, host: PluginHost) -> CellResu
         try:
             steps, final = _train_cell(cell, host, store, row) if cell.kind == "train" else (None, {})
             row.set("auditing")
-            scores = _audit_cell(cell, host, store, row)
+            by_split = _audit_cell(cell, host, store, row)
+            first = next(iter(by_split.values()))
             result = CellResult(
                 cell.cell_id,
                 "complete",
                 row.train_run_id,
-                row.audit_run_id,
-                scores,
+                first["audit_run_id"],
+                first["scores"],
                 steps,
                 final,
                 time.monotonic() - started,
+                splits=by_split if len(by_split) > 1 else {},
             )
         except RhoAuditError as err:
             row.set("failed", str(err))
@@ -145,6 +164,7 @@ def execute_cell(cell: CellSpec, store_path: Path, host: PluginHost) -> CellResu
                 row.audit_run_id,
                 elapsed_s=time.monotonic() - started,
                 error=f"{type(err).__name__}: {err}",
+                splits=row.split_runs(),
             )
         row.set(result.status, result.error, result)
         return result
@@ -205,26 +225,60 @@ class _AuditWatcher:
 def _audit_cell(
     cell: CellSpec, host: PluginHost, store: RunStore, row: _CellRow
 ) -> dict[str, dict[str, Any]]:
-    from rho_audit.audit import runner
+    """Audit the cell once per split, held-out first: split -> {"audit_run_id", "scores"}.
 
+    An audit that finished before a kill is reused, never run twice; one that was running is
+    marked ``interrupted`` and run again."""
+    splits = audit_splits(cell.audit)
     previous = row.audit_run_id
     found = store.get_run(previous) if previous else None
-    status = found.status if found else None
-    if previous and status == "complete":
-        return _stored_scores(store, previous)  # finished before a kill: never audit twice
-    if previous and status == "running":
-        store.finish_run(previous, "interrupted", "stopped during a sweep; the cell's audit was re-run")
+    if found is not None and previous not in row.audits.values():
+        if found.status == "complete":
+            # With one split the run is that split's; with several its config says which.
+            split = splits[0] if len(splits) == 1 else found.config.get("split")
+            if split in splits and split not in row.audits:
+                row.audits[split] = found.run_id
+        elif found.status == "running":
+            store.finish_run(
+                found.run_id, "interrupted", "stopped during a sweep; the cell's audit was re-run"
+            )
+    out: dict[str, dict[str, Any]] = {}
+    for split in splits:
+        done = row.audits.get(split)
+        if done is not None and (run := store.get_run(done)) is not None and run.status == "complete":
+            out[split] = {"audit_run_id": done, "scores": _stored_scores(store, done)}
+            continue
+        run_id, scores = _audit_split(cell, split, host, store, row)
+        row.audits[split] = run_id
+        out[split] = {"audit_run_id": run_id, "scores": scores}
+        if row.several_splits:
+            row.set("auditing")  # this split is done: a kill from here on keeps it
+    row.audit_run_id = out[splits[0]]["audit_run_id"]
+    return out
+
+
+def _audit_split(
+    cell: CellSpec, split: str, host: PluginHost, store: RunStore, row: _CellRow
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    from rho_audit.audit import runner
+
     a = cell.audit
+    probes = tuple(_probe_choice(item) for item in a.get("probes") or ())
+    dimensions = tuple(a["dimensions"]) if a["dimensions"] else None
+    if dimensions is None and probes:
+        # `run --probes` alone audits only the probe sets; a sweep audits them besides everything.
+        dimensions = tuple(host.dimensions)
     config = runner.AuditConfig(
         model=cell.model,
         adapter=cell.adapter_dir,
-        dimensions=tuple(a["dimensions"]) if a["dimensions"] else None,
+        dimensions=dimensions,
         judge=a["judge"],
         template=a["template"],
         seed=a["seed"],
         limit=a["limit"],
-        split=a["split"],
+        split=split,
         store=store.path,
+        probe_choices=probes,
     )
     watcher = _AuditWatcher(row)
     host.pm.register(watcher, name=f"rho-audit-sweep-{cell.cell_id}")
@@ -233,22 +287,45 @@ def _audit_cell(
     finally:
         host.pm.unregister(watcher)
     row.audit_run_id = outcome.run_id
-    return {r.dimension: _score_of(r.to_json()) for r in outcome.results}
+    return outcome.run_id, {r.dimension: _score_of(r.to_json()) for r in outcome.results}
+
+
+def _probe_choice(item: str) -> Any:
+    """A ``probes:`` entry as ``rho-audit run --probes`` takes it: SET or DIMENSION=SET."""
+    from rho_audit.audit.runner import ProbeChoice
+
+    name, sep, source = item.partition("=")
+    return ProbeChoice(source.strip(), name.strip()) if sep else ProbeChoice(item.strip())
+
+
+def _finished_audits(result: Mapping[str, Any] | None) -> dict[str, str]:
+    splits = (result or {}).get("splits")
+    if not isinstance(splits, dict):
+        return {}
+    return {
+        str(split): str(entry["audit_run_id"])
+        for split, entry in splits.items()
+        if isinstance(entry, dict) and entry.get("audit_run_id")
+    }
 
 
 def _stored_scores(store: RunStore, run_id: str) -> dict[str, dict[str, Any]]:
-    return {s.dimension: s.to_json() for s in store.dimension_scores(run_id)}
+    return {str(r["dimension"]): _score_of(r) for r in store.results(run_id)}
 
 
 def _score_of(result: Mapping[str, Any]) -> dict[str, Any]:
-    ev = result["evaluation"]
+    """What a cell keeps of a dimension's result: the headline, and the probe set with its
+    paired accuracy (the pooled accuracy over several probe sets is built from those)."""
+    ev = result.get("evaluation") or {}
     return {
-        "score": ev["score"],
-        "metric": ev["metric"],
-        "ci_low": ev["ci_low"],
-        "ci_high": ev["ci_high"],
-        "n": ev["n"],
-        "status": result["status"],
+        "score": ev.get("score"),
+        "metric": ev.get("metric"),
+        "ci_low": ev.get("ci_low"),
+        "ci_high": ev.get("ci_high"),
+        "n": ev.get("n"),
+        "status": result.get("status"),
+        "probe_set": result.get("probe_set"),
+        "paired_accuracy": ev.get("paired_accuracy"),
     }
 
 

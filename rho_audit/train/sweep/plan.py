@@ -20,6 +20,7 @@ from rho_audit._util.messages import closest_name
 from rho_audit._util.naming import slug
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.plugins import PluginHost
+from rho_audit.report.splits import SPLIT_ORDER, ordered_splits
 from rho_audit.train.config import TrainConfig
 from rho_audit.train.sweep.schema import (
     RESERVED_KEYS,
@@ -137,6 +138,8 @@ class _Vocabulary:
     trainable: set[str]
     judges: set[str]
     fields: set[str]
+    probe_sets: dict[str, Path]  # registered probe set -> its folder
+    probe_kinds: dict[str, str]  # dimension -> the kind of probes it scores
 
     @classmethod
     def from_host(cls, host: PluginHost) -> _Vocabulary:
@@ -148,6 +151,12 @@ class _Vocabulary:
             trainable={name for name, reg in host.dimensions.items() if reg.obj.trainable},
             judges=set(host.judges),
             fields=set(TrainConfig.model_fields) - set(RESERVED_KEYS),
+            probe_sets={name: Path(reg.obj) for name, reg in host.probe_sets.items()},
+            probe_kinds={
+                name: str(kind)
+                for name, reg in host.dimensions.items()
+                if (kind := getattr(reg.obj, "probe_kind", None))
+            },
         )
 
     @property
@@ -282,7 +291,78 @@ class _Expansion:
         )
         if isinstance(values.get("judge"), str):
             self._check_name(values["judge"], origin["judge"], "judge", self.vocab.judges)
+        splits = self._check_splits(values.get("split"), origin.get("split", ("audit", "split")))
+        if isinstance(values.get("probes"), list):
+            for i, item in enumerate(values["probes"]):
+                self._check_probes(item, (*origin["probes"], i), splits)
         return validate_at(AuditSettings, values, ("audit",), self.problems, origin)
+
+    def _check_splits(self, value: Any, at: KeyPath) -> list[str]:
+        """The valid split names of ``split:`` (one name or a list); problems for the others."""
+        if value is None:
+            return ["eval"]
+        items = [(value, at)] if isinstance(value, str) else []
+        if isinstance(value, list):
+            items = [(v, (*at, i)) for i, v in enumerate(value)]
+        good: list[str] = []
+        for name, where in items:
+            if not isinstance(name, str) or name not in SPLIT_ORDER:
+                self.problems.add(where, unknown_message("split", str(name), SPLIT_ORDER))
+            elif name in good:
+                self.problems.add(where, f"repeats the split {name!r} (each split is audited once)")
+            else:
+                good.append(name)
+        return good
+
+    def _check_probes(self, item: Any, at: KeyPath, splits: Sequence[str]) -> None:
+        """One ``probes:`` entry, SET or DIMENSION=SET, checked as ``rho-audit run --probes``
+        would check it, but now, before any cell trains: the set exists, a dimension scores it,
+        its kind fits that dimension, and it has probes in every audited split."""
+        if not isinstance(item, str):
+            return  # pydantic reports the type
+        name, sep, source = (part.strip() for part in item.partition("="))
+        if not sep:
+            name, source = "", item.strip()
+        if sep and not (name and source):
+            self.problems.add(
+                at, f"{item!r}: write SET or DIMENSION=SET, e.g. ood-clinical or factual=ood-clinical"
+            )
+            return
+        if name and name not in self.vocab.dimensions:
+            self.problems.add(at, unknown_message("dimension", name, self.vocab.dimensions))
+            return
+        folder = self.vocab.probe_sets.get(source) or Path(source).expanduser()
+        if source not in self.vocab.probe_sets and not folder.is_dir():
+            message = unknown_message("probe set", source, self.vocab.probe_sets)
+            self.problems.add(at, f"{message}; a folder with card.yaml and probes.jsonl works too")
+            return
+        from rho_audit.probesets.schema import load_probe_set
+
+        try:
+            probes = load_probe_set(folder)
+        except RhoAuditError as err:
+            self.problems.add(at, f"probe set {source!r} cannot be read: {err}")
+            return
+        dimension = name or probes.card.dimension
+        if not dimension:
+            self.problems.add(
+                at, f"probe set {source!r} names no dimension in its card; write DIMENSION={source}"
+            )
+        elif dimension not in self.vocab.dimensions:
+            self.problems.add(
+                at,
+                f"probe set {source!r} is scored by dimension {dimension!r}, which is not installed "
+                f"(known: {', '.join(sorted(self.vocab.dimensions))})",
+            )
+        elif self.vocab.probe_kinds.get(dimension, probes.kind) != probes.kind:
+            self.problems.add(
+                at,
+                f"probe set {source!r} holds {probes.kind!r} probes but dimension {dimension!r} "
+                f"scores {self.vocab.probe_kinds[dimension]!r} probes",
+            )
+        for split in splits:
+            if split != "all" and len(probes.split(split)) == 0:
+                self.problems.add(at, f"probe set {source!r} has no probes in split {split!r}")
 
     # -- cells -----------------------------------------------------------------------------
 
@@ -291,7 +371,7 @@ class _Expansion:
         self._check_vocabulary()
         audit = self._audit_settings()
         labels = self._model_labels()
-        audit_json = audit.model_dump(mode="json") if audit else {}
+        audit_json = _audit_json(audit) if audit else {}
         # Expanded even after a problem, so every bad value of the file is reported at once.
         cells: list[CellSpec] = []
         seen: dict[str, KeyPath] = {}
@@ -460,6 +540,17 @@ class _Expansion:
     def _sweep_id(self, cells: Sequence[CellSpec]) -> str:
         digest = _sha([(c.cell_id, c.config_sha256) for c in cells])[:8]
         return f"{self.doc.name}-quick-{digest}" if self.quick else f"{self.doc.name}-{digest}"
+
+
+def _audit_json(audit: AuditSettings) -> dict[str, Any]:
+    """The audit settings as every cell carries (and hashes) them. One split stays a name and
+    ``probes`` appears only when set, so sweeps written before either existed keep their ids."""
+    data = audit.model_dump(mode="json")
+    splits = ordered_splits(data["split"])
+    data["split"] = splits[0] if len(splits) == 1 else splits
+    if not data.get("probes"):
+        data.pop("probes", None)
+    return data
 
 
 def _merge(

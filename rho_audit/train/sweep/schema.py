@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from rho_audit._util.messages import closest_name
 from rho_audit._util.yaml_errors import yaml_error_message
@@ -31,6 +31,11 @@ class SweepFileError(RhoAuditError):
 GridValues = Annotated[list[Any], Field(min_length=1)]
 
 
+def _as_list(value: Any) -> Any:
+    """``split: eval`` and ``split: [eval, train]`` both mean a list of splits."""
+    return [value] if isinstance(value, str) else value
+
+
 class AuditSettings(BaseModel):
     """How every cell (and the baseline) is audited after training."""
 
@@ -38,7 +43,12 @@ class AuditSettings(BaseModel):
 
     #: None: every installed dimension (generation ones included, which are slow on CPU).
     dimensions: list[str] | None = None
-    split: Literal["train", "eval", "all"] = "eval"
+    #: One split, or several: then every cell and the baseline are audited once per split. Held
+    #: as a list; the names are checked by the plan (an unknown one gets "did you mean").
+    split: Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)] = ["eval"]
+    #: Extra probe sets each audit also scores, as ``rho-audit run --probes``: SET (scored by the
+    #: dimension its card names, as ``DIM@SET``) or DIM=SET (DIM scores SET instead of its own).
+    probes: list[str] | None = None
     limit: int | None = Field(None, ge=2)
     #: Fixed across cells on purpose: every cell and the baseline score the same probe subset.
     seed: int = 0

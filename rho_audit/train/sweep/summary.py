@@ -1,5 +1,6 @@
 """The sweep's results table, from the store alone: scores, deltas vs the baseline, and mean ±
-sample standard deviation over seeds."""
+sample standard deviation over seeds; one table per audit split, and a column for the pooled
+accuracy of a dimension's extra probe sets (``audit.probes``) when a cell has two or more."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rho_audit._util.stats import mean_and_sd
+from rho_audit.report.ood import pooled_of_scores
+from rho_audit.report.splits import audit_splits, split_label
 from rho_audit.store import RunStore, StoredCell
 from rho_audit.train.sweep.plan import CellSpec, SweepPlan
 
@@ -34,15 +37,37 @@ class ConditionSummary:
 @dataclass(frozen=True)
 class SweepSummary:
     plan: SweepPlan
+    #: Dimension results, then ``DIM OOD acc`` columns (see :func:`pooled_column`).
     dimensions: list[str]
     baselines: dict[str, dict[str, float | None]]  # model label -> dimension -> score
     cells: list[CellSummary]
     conditions: list[ConditionSummary]
+    split: str = "eval"
+    #: How many splits the sweep audits: the tables name their split only when there are several.
+    n_splits: int = 1
+
+    @property
+    def split_label(self) -> str:
+        return split_label(self.split)
 
 
-def summarize(plan: SweepPlan, store_path: Path) -> SweepSummary:
+def pooled_column(dimension: str) -> str:
+    """The column of a dimension's pooled accuracy over its extra probe sets."""
+    return f"{dimension} OOD acc"
+
+
+def summaries(plan: SweepPlan, store_path: Path) -> list[SweepSummary]:
+    """One summary per audit split of the sweep, held-out first."""
+    splits = audit_splits(plan.cells[0].audit) if plan.cells else ["eval"]
+    return [summarize(plan, store_path, split) for split in splits]
+
+
+def summarize(plan: SweepPlan, store_path: Path, split: str | None = None) -> SweepSummary:
     """Build the results table from the store alone, so cells finished by earlier invocations
-    (or by a remote executor) count like the ones run now."""
+    (or by a remote executor) count like the ones run now. ``split``: which audit split (the
+    first, held-out one when None)."""
+    splits = audit_splits(plan.cells[0].audit) if plan.cells else ["eval"]
+    split = split or splits[0]
     rows: dict[str, StoredCell] = {}
     if Path(store_path).exists():
         store = RunStore(store_path)
@@ -50,7 +75,7 @@ def summarize(plan: SweepPlan, store_path: Path) -> SweepSummary:
             rows = {r.cell_id: r for r in store.cells(plan.sweep_id)}
         finally:
             store.close()
-    scores = {c.cell_id: _row_scores(rows.get(c.cell_id), c) for c in plan.cells}
+    scores = {c.cell_id: _row_scores(rows.get(c.cell_id), c, split, split == splits[0]) for c in plan.cells}
     # The file's order of dimensions (the store's JSON has its keys sorted), then any others.
     configured = [d for c in plan.cells for d in c.audit.get("dimensions") or []]
     dims = list(dict.fromkeys([*configured, *(d for s in scores.values() for d in s)]))
@@ -72,17 +97,28 @@ def summarize(plan: SweepPlan, store_path: Path) -> SweepSummary:
                 row.error if row else None,
             )
         )
-    return SweepSummary(plan, dims, baselines, cells, _conditions(cells, dims, baselines))
+    conditions = _conditions(cells, dims, baselines)
+    return SweepSummary(plan, dims, baselines, cells, conditions, split, len(splits))
 
 
 def _complete(row: StoredCell | None, cell: CellSpec) -> bool:
     return row is not None and row.status == "complete" and row.config_sha256 == cell.config_sha256
 
 
-def _row_scores(row: StoredCell | None, cell: CellSpec) -> dict[str, float | None]:
+def _row_scores(row: StoredCell | None, cell: CellSpec, split: str, first: bool) -> dict[str, float | None]:
+    """The cell's scores on ``split``, then the pooled accuracy of each dimension's extra sets."""
     if row is None or not _complete(row, cell):
         return {}
-    return {dim: s.get("score") for dim, s in (row.result.get("scores") or {}).items()}
+    by_split = row.result.get("splits") or {}
+    entry = by_split.get(split) if isinstance(by_split, dict) else None
+    if isinstance(entry, dict):
+        found = entry.get("scores") or {}
+    else:
+        found = (row.result.get("scores") or {}) if first else {}
+    out = {dim: s.get("score") for dim, s in found.items()}
+    for pooled in pooled_of_scores(found):
+        out[pooled_column(pooled.dimension)] = pooled.pooled.value
+    return out
 
 
 def _minus(a: float | None, b: float | None) -> float | None:
