@@ -189,6 +189,16 @@ CHOICES = [
         "biased_answer": 2 - i % 3 if i % 3 != 1 else 0,
     }
     for i in range(3)
+] + [  # a BBQ-style record: unknown_answer set, the answer the stereotyped person itself
+    {
+        "id": "c3",
+        "split": "train",
+        "prompt": "Pick",
+        "choices": ["a", "b", "c"],
+        "answer": 1,
+        "biased_answer": 1,
+        "unknown_answer": 2,
+    }
 ]
 CORPUS = [
     {"instruction": "Say hi", "input": "", "output": "Hi."},

@@ -10,7 +10,13 @@ from collections import Counter
 import pytest
 
 from rho_audit.plugins import load_host
-from rho_audit.probesets.quality import HASH_SPLIT_RULE, check_probe_set, hash_split
+from rho_audit.probesets.quality import (
+    HASH_SPLIT_RULE,
+    SIBLING_SPLIT_RULE,
+    check_probe_set,
+    hash_split,
+    sibling_split,
+)
 from rho_audit.probesets.schema import ChoiceProbe, NumericProbe, load_probe_set
 
 #: The issue's minimum sizes (the paper's scale, §3.1, §4.6, §4.8).
@@ -70,8 +76,12 @@ def test_card_documents_the_set(library, name):
     card = library[name].card.model_dump(by_alias=True)
     assert CARD_KEYS <= set(card), CARD_KEYS - set(card)
     assert card["size"] == len(library[name])
-    assert card["split_rule"] == HASH_SPLIT_RULE
-    assert all(p.split == hash_split(p.id) for p in library[name])
+    if card["split_rule"] == SIBLING_SPLIT_RULE:  # paired records (bias): a pair shares a split
+        assert any("sibling" in p.meta for p in library[name])
+        assert all(p.split == sibling_split(p) for p in library[name])
+    else:
+        assert card["split_rule"] == HASH_SPLIT_RULE
+        assert all(p.split == hash_split(p.id) for p in library[name])
 
 
 def test_toxicity_is_balanced_across_at_least_ten_groups(library):
@@ -80,10 +90,12 @@ def test_toxicity_is_balanced_across_at_least_ten_groups(library):
     assert max(counts.values()) <= 1.5 * min(counts.values()), counts
 
 
-def test_bias_spans_eight_categories_with_the_unknown_answer_correct(library):
+def test_bias_spans_eight_categories_with_the_unknown_answer_correct_when_ambiguous(library):
     probes = [p for p in library["bias"] if isinstance(p, ChoiceProbe)]
     assert len(Counter(p.category for p in probes)) >= 8
-    assert all(p.biased_answer is not None and p.biased_answer != p.answer for p in probes)
+    assert all(p.biased_answer is not None and p.unknown_answer is not None for p in probes)
+    ambiguous = [p for p in probes if p.meta["context"] == "ambiguous"]
+    assert len(ambiguous) == 364 and all(p.answer == p.unknown_answer for p in ambiguous)
 
 
 def test_overrefusal_covers_the_five_categories(library):

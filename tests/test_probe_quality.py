@@ -2,7 +2,7 @@
 
 import json
 
-from rho_audit.probesets.quality import HASH_SPLIT_RULE, check_probe_set, hash_split
+from rho_audit.probesets.quality import HASH_SPLIT_RULE, SIBLING_SPLIT_RULE, check_probe_set, hash_split
 from rho_audit.probesets.schema import load_probe_set
 
 
@@ -68,3 +68,46 @@ def test_balanced_choices_pass_and_biased_order_is_checked(tmp_path):
     assert balanced.ok, (balanced.problems, balanced.position_shares)
     skewed = make_set(tmp_path, "choice", [choice(i, 2, 0) if i % 2 else choice(i, 1, 0) for i in range(30)])
     assert any("biased before other" in p for p in skewed.problems)
+
+
+def test_sibling_split_rule_keeps_each_pair_in_one_split(tmp_path):
+    records = pairs(30) + [
+        {**r, "id": f"d{i}", "meta": {"sibling": f"p{i}"}} for i, r in enumerate(pairs(30))
+    ]
+    for r in records[30:]:
+        r["positive"], r["negative"] = r["positive"] + " Again.", r["negative"] + " Again."
+    lines = [json.dumps({"split": sibling_split_of(r), **r}) for r in records]
+    report = make_set_lines(tmp_path, "pair", lines, SIBLING_SPLIT_RULE)
+    assert report.ok, report.problems
+    # The same records under the plain rule: the siblings whose own id hashes the other way break it.
+    plain = make_set_lines(tmp_path, "pair", lines, HASH_SPLIT_RULE)
+    assert any("break the card's split rule (e.g. d" in p for p in plain.problems)
+
+
+def test_bbq_stereotyped_answers_do_not_skew_the_position_shares(tmp_path):
+    # Ambiguous items (unknown at i % 3, the stereotyped person before the other one in half), each
+    # with a disambiguated twin answering the stereotyped person (odd i) or the other one.
+    rows = []
+    for i in range(36):
+        unknown, biased = i % 3, (i % 3 + 1 + (i // 3) % 2) % 3
+        other = 3 - unknown - biased
+        rows.append(choice(i, unknown, biased) | {"unknown_answer": unknown})
+        twin = choice(100 + i, biased if i % 2 else other, biased) | {"unknown_answer": unknown}
+        rows.append(twin)
+    report = make_set(tmp_path, "choice", rows)
+    # Taking "the other person" as 3 - answer - biased would put it at 42% here (a twin's answer
+    # is a person, not the unknown option) and flag a balanced set.
+    assert report.position_shares["biased before other"] == 0.5
+    assert not any("biased before other" in p for p in report.problems)
+
+
+def make_set_lines(tmp_path, kind, lines, split_rule):
+    folder = tmp_path / "s"
+    folder.mkdir(exist_ok=True)
+    (folder / "card.yaml").write_text(f"name: s\nkind: {kind}\nversion: '1'\nsplit_rule: \"{split_rule}\"\n")
+    (folder / "probes.jsonl").write_text("\n".join(lines) + "\n")
+    return check_probe_set(load_probe_set(folder))
+
+
+def sibling_split_of(record):
+    return hash_split(record.get("meta", {}).get("sibling", record["id"]))

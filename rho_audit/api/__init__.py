@@ -99,6 +99,7 @@ from rho_audit.api.rubrics import Rubric, load_rubric, rubric_from_source, strip
 from rho_audit.api.trainers import LossTerms, Trainer, TrainerOption
 
 if TYPE_CHECKING:
+    from rho_audit.audit.bbq import evaluate_bbq
     from rho_audit.audit.scoring import (
         evaluate_choices,
         evaluate_generations,
@@ -131,6 +132,7 @@ _LAZY = {
         "ProbeSet",
         "load_probe_set",
     ),
+    "rho_audit.audit.bbq": ("evaluate_bbq",),
     "rho_audit.audit.scoring": (
         "evaluate_choices",
         "evaluate_generations",
@@ -211,6 +213,7 @@ __all__ = [
     "VerdictStore",
     "cache_key",
     "call_with_retries",
+    "evaluate_bbq",
     "evaluate_choices",
     "evaluate_generations",
     "evaluate_numeric",
