@@ -926,3 +926,52 @@ def test_quick_ablation_on_the_default_model(tmp_path):
         assert set(scores) == {"factual", "toxicity", "sycophancy", "bias", "refusal"}, cell_id
     assert "Δ" in proc.stdout
     print(f"quick ablation: {time.monotonic() - started:.0f}s")
+
+
+def test_a_cell_reuses_a_finished_adapter_of_the_same_config_from_another_sweep(
+    tmp_path, host, fakes, monkeypatch
+):
+    """The dose-response and margin sweeps share cells with the ablation (λ 0.2, γ 0.1): a cell
+    whose exact training config already finished in the store copies that adapter in and is
+    audited without training again; a cell of another config trains."""
+    from rho_audit.train import checkpoints
+    from rho_audit.train.config import TrainConfig
+    from rho_audit.train.loop import TrainOutcome
+
+    train, _ = fakes
+    monkeypatch.setattr(sys.modules[__name__], "fake_score", lambda adapter: 0.3)
+
+    def honouring_the_done_marker(config, host, store, say=None, resume=True):
+        done = checkpoints.finished_run(Path(config.adapter_dir))
+        if done:  # the real train() returns at once for a finished adapter
+            return TrainOutcome(done["run_id"], Path(config.adapter_dir), 4, "complete", {})
+        return train(config, host, store, say, resume)
+
+    monkeypatch.setattr("rho_audit.train.loop.train", honouring_the_done_marker)
+    text = GOOD.replace("lambda: [0.1, 0.2]", "lambda: [0.2, 0.5]").replace(
+        "trainer: [fake-sft, fake-guided]", "trainer: [fake-guided]"
+    )
+    plan = plan_of(tmp_path, host, text)
+    shared = next(c for c in plan.train_cells if c.cell_id == "fake-guided_lambda0.2_seed1")
+    config = TrainConfig.model_validate(shared.train)
+    elsewhere = tmp_path / "other-sweep" / "adapter"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / checkpoints.ADAPTER_FILE).write_bytes(b"weights")
+    (elsewhere / checkpoints.ADAPTER_CONFIG).write_text("{}")
+    sha = config.config_sha256()
+    marker = {"run_id": "train-ablation", "config_sha256": sha}
+    (elsewhere / checkpoints.DONE_FILE).write_text(json.dumps(marker))
+    store_path = tmp_path / "runs.sqlite"
+    store = RunStore(store_path)
+    store.start_run("train-ablation", "fake", None, str(elsewhere), 1, {}, sha, {}, None, "train")
+    store.finish_run("train-ablation", "complete")
+    store.close()
+
+    outcome = sw.run_sweep(plan, store_path, host)
+    assert not outcome.failed
+    copied = Path(shared.adapter_dir)
+    assert (copied / checkpoints.ADAPTER_FILE).read_bytes() == b"weights"
+    assert "fake-guided_lambda0.2_seed1" not in train.calls  # not trained again
+    assert "fake-guided_lambda0.5_seed1" in train.calls
+    rows = {r.cell_id: r for r in RunStore(store_path).cells(plan.sweep_id)}
+    assert rows["fake-guided_lambda0.2_seed1"].train_run_id == "train-ablation"

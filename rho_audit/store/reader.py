@@ -131,6 +131,16 @@ class StoreReads:
         ).fetchall()
         return [r[0] for r in rows]
 
+    @reading
+    def finished_train_runs(self, config_sha256: str) -> list[RunRow]:
+        """Complete training runs of exactly this training config, newest first."""
+        rows = self.db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE kind = 'train' AND status = 'complete'"
+            " AND config_sha256 = ? ORDER BY created_at DESC",
+            (config_sha256,),
+        ).fetchall()
+        return [_run_row(r) for r in rows]
+
     # -- results ---------------------------------------------------------------------------
 
     @reading

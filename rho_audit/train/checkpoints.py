@@ -70,6 +70,16 @@ def write_adapter(out: Path, adapter: dict[str, Any], config: dict[str, Any], do
     write_json(out / DONE_FILE, done)
 
 
+def copy_finished_adapter(source: Path, out: Path) -> None:
+    """Copy a finished run's adapter into ``out`` (an empty folder), done-marker last, so a kill
+    mid-copy leaves a folder that is not taken for a finished run."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (ADAPTER_FILE, ADAPTER_CONFIG, DONE_FILE):
+        tmp = out / f".tmp-{name}"
+        shutil.copyfile(source / name, tmp)
+        os.replace(tmp, out / name)
+
+
 def latest_checkpoint(out: Path) -> dict[str, Any] | None:
     """The pointer to the newest complete checkpoint in ``out``, if any."""
     pointer = read_json(out / CHECKPOINT_POINTER)

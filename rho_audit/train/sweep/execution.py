@@ -189,11 +189,43 @@ def _train_cell(
         emit(host, event)
 
     config = TrainConfig.model_validate(cell.train)
+    reused = _reuse_finished_adapter(config, store)
+    if reused:
+        emit(host, RunEvent("warning", reused.run_id, message=f"{cell.cell_id}: {reused.message}"))
     outcome = training.train(config, host, store, say=say)
     row.train_run_id = outcome.run_id
     if outcome.status != "complete":
         raise RuntimeError(f"training ended with status {outcome.status!r}")
     return outcome.steps, dict(outcome.final_metrics)
+
+
+@dataclass(frozen=True)
+class ReusedAdapter:
+    run_id: str
+    message: str
+
+
+def _reuse_finished_adapter(config: TrainConfig, store: RunStore) -> ReusedAdapter | None:
+    """Copy in the adapter of a complete training run of exactly this config (another sweep in
+    the same store, e.g. the ablation's rho-guided cells that the dose-response and margin sweeps
+    also need), so the cell is audited without training it again. Training is seeded, so a
+    retrained adapter would only differ by floating-point noise. Nothing is reused into a folder
+    that already holds a checkpoint or an adapter."""
+    from rho_audit.train import checkpoints
+
+    out = Path(config.adapter_dir)
+    if checkpoints.finished_run(out) or checkpoints.latest_checkpoint(out):
+        return None
+    sha = config.config_sha256()
+    for run in store.finished_train_runs(sha):
+        source = Path(run.adapter or "")
+        done = checkpoints.finished_run(source) if run.adapter else None
+        if done and done.get("config_sha256") == sha and source.resolve() != out.resolve():
+            checkpoints.copy_finished_adapter(source, out)
+            return ReusedAdapter(
+                run.run_id, f"reusing the adapter of training run {run.run_id} (same config) from {source}"
+            )
+    return None
 
 
 def _close_orphans(store: RunStore, cell: CellSpec, current: str) -> None:
