@@ -33,6 +33,7 @@ from rho_audit.display.live import SweepPlainDisplay, SweepRichDisplay
 from rho_audit.plugins import load_host
 from rho_audit.store import RunStore
 from rho_audit.train import sweep as sw
+from rho_audit.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEP_CLI = [sys.executable, "-m", "rho_audit.cli", "sweep"]
@@ -492,11 +493,26 @@ def test_shipped_sweeps_are_valid():
     host = load_host()
     if not {"sft", "rho-guided", "contrastive-only", "shuffled"} <= set(host.trainers):
         pytest.skip("the built-in trainers are not installed")
-    counts = {"paper-ablation": (21, 5), "paper-dose-response": (21, 5), "paper-margin": (11, 3)}
+    counts = {"paper-ablation": (13, 5), "paper-dose-response": (13, 5), "paper-margin": (13, 5)}
     for name, (full, quick) in counts.items():
         plans = [sw.plan_sweep(ROOT / "sweeps" / f"{name}.yaml", host, quick=q) for q in (False, True)]
         assert [len(p.cells) for p in plans] == [full, quick], name
         assert not set(plans[1].cells[0].audit["dimensions"]) & {"overrefusal", "reasoning"}  # no generation
+
+    # The dose-response λ 0.2 and margin γ 0.1 cells train exactly the ablation's rho-guided cells,
+    # so in one store they reuse those adapters (see test_a_cell_reuses_a_finished_adapter_...).
+    def training_configs(name: str, prefix: str) -> dict[int, str]:
+        cells = sw.plan_sweep(ROOT / "sweeps" / f"{name}.yaml", host).train_cells
+        configs = [TrainConfig.model_validate(c.train) for c in cells if c.cell_id.startswith(prefix)]
+        return {c.seed: c.config_sha256() for c in configs}
+
+    configs = {
+        "paper-ablation": training_configs("paper-ablation", "rho-guided_lambda0.2_seed"),
+        "paper-dose-response": training_configs("paper-dose-response", "rho-guided_lambda0.2_seed"),
+        "paper-margin": training_configs("paper-margin", "rho-guided_lambda0.2_margin0.1_seed"),
+    }
+    assert len(configs["paper-ablation"]) == 3
+    assert configs["paper-ablation"] == configs["paper-dose-response"] == configs["paper-margin"]
     ablation = sw.plan_sweep(ROOT / "sweeps" / "paper-ablation.yaml", host, quick=True)
     assert [c.cell_id for c in ablation.train_cells] == [
         "sft_seed42",
@@ -935,7 +951,6 @@ def test_a_cell_reuses_a_finished_adapter_of_the_same_config_from_another_sweep(
     whose exact training config already finished in the store copies that adapter in and is
     audited without training again; a cell of another config trains."""
     from rho_audit.train import checkpoints
-    from rho_audit.train.config import TrainConfig
     from rho_audit.train.loop import TrainOutcome
 
     train, _ = fakes
