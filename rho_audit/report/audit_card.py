@@ -10,6 +10,7 @@ from typing import Any
 
 from rho_audit.report import charts
 from rho_audit.report.gather import audit_run, clip, confidences, dimension_row, finite_number, run_header
+from rho_audit.report.ood import POOLED_ACCURACY, pooled_of_results
 from rho_audit.report.records import (
     AuditCard,
     DimensionRow,
@@ -169,7 +170,8 @@ def build_audit_card(store: RunStore, run_id: str, texts: ProbeTexts | None = No
     texts = texts or _no_texts
     header = run_header(run)
     rows, sections = [], []
-    for result in store.results(run.run_id):
+    results = store.results(run.run_id)
+    for result in results:
         row = dimension_row(result)
         records = store.probe_records(run.run_id, row.dimension)
         row = _with_errors(row, records)
@@ -177,15 +179,17 @@ def build_audit_card(store: RunStore, run_id: str, texts: ProbeTexts | None = No
         sections.append(build_section(row, records, texts))
     adapter = f" + {Path(header.adapter).name}" if header.adapter else ""
     done = {row.dimension for row in rows}
+    ood = pooled_of_results(results)
     return AuditCard(
         title=f"Audit card: {header.model}{adapter}",
         header=header,
         rows=tuple(rows),
         sections=tuple(sections),
         figures=_audit_figures(rows),
-        statistics=AUDIT_STATISTICS,
+        statistics=AUDIT_STATISTICS + ((Statistic("OOD pooled accuracy", POOLED_ACCURACY),) if ood else ()),
         judge_usage=judge_usage_rows(store, run.run_id),
         missing=tuple(p.dimension for p in header.probe_sets if p.dimension not in done),
+        ood=ood,
     )
 
 

@@ -8,8 +8,12 @@ records, sweep cells), so a card can be rendered at any time after the runs, on 
   (:func:`~rho_audit.report.comparison_card.build_comparison_card`), with a paired bootstrap CI
   of each difference and McNemar's test,
 * the **sweep card** of a training sweep (:func:`~rho_audit.report.sweep_card.build_sweep_card`):
-  the paper's dose-response, ablation, variance-collapse and margin tables and figures for the
-  user's own cells.
+  the paper's dose-response, ablation (seed-level Welch tests and item-level bootstrap CIs),
+  variance-collapse, margin and out-of-distribution tables and figures for the user's own cells,
+  once per audit split (held-out first).
+
+An audit that scored two or more extra probe sets with one pair dimension (``--probes``) also
+gets their pooled accuracy (:mod:`rho_audit.report.ood`), on the audit and the sweep card.
 
 Gathering and rendering are separate: ``build_*`` return the frozen dataclasses of
 :mod:`rho_audit.report.records` (tested on their own), and :func:`rho_audit.report.render.render`

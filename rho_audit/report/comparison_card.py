@@ -4,8 +4,7 @@ with a paired bootstrap CI of each difference and McNemar's test."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 
@@ -13,7 +12,7 @@ from rho_audit._util.naming import slug
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.report import charts
 from rho_audit.report import stats as report_stats
-from rho_audit.report.gather import audit_run, confidences, dimension_row, finite_number, run_header
+from rho_audit.report.gather import ProbeOutcome, audit_run, dimension_row, probe_outcomes, run_header
 from rho_audit.report.records import Comparison, ComparisonCard, DeltaRow, Figure, Statistic
 from rho_audit.report.stats import PairedDifference
 from rho_audit.store import RunRow, RunStore
@@ -22,30 +21,8 @@ RATE_METRICS = ("accuracy", "answer_rate")
 PAIRED_METRICS = ("rank_biserial", *RATE_METRICS)
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    """One probe's paired quantities: confidences (for rho) and right/wrong (for McNemar)."""
-
-    positive: float | None
-    negative: float | None
-    correct: bool | None
-
-
-def _outcomes(records: Sequence[Mapping[str, Any]]) -> dict[str, _Outcome]:
-    out = {}
-    for r in records:
-        if r.get("error"):
-            continue
-        values = r.get("values") or {}
-        pos, neg = confidences(values)
-        gap = finite_number(values.get("gap"))
-        correct = (gap > 0) if gap is not None else r.get("correct")
-        out[str(r["probe_id"])] = _Outcome(pos, neg, correct)
-    return out
-
-
 def paired_difference(
-    metric: str, before: Mapping[str, _Outcome], after: Mapping[str, _Outcome], seed: int
+    metric: str, before: Mapping[str, ProbeOutcome], after: Mapping[str, ProbeOutcome], seed: int
 ) -> tuple[PairedDifference, float | None, float | None]:
     """The paired test of one dimension, plus paired accuracy before/after on the shared probes."""
     ids = sorted(set(before) & set(after))
@@ -116,8 +93,8 @@ def _compare(store: RunStore, ref: RunRow, other: RunRow, seed: int) -> Comparis
                 )
             )
             continue
-        before = _outcomes(store.probe_records(ref.run_id, row.dimension))
-        after = _outcomes(store.probe_records(other.run_id, row.dimension))
+        before = probe_outcomes(store.probe_records(ref.run_id, row.dimension))
+        after = probe_outcomes(store.probe_records(other.run_id, row.dimension))
         diff, acc_a, acc_b = paired_difference(row.metric, before, after, seed)
         if diff.before is None and diff.after is None and row.metric not in PAIRED_METRICS:
             delta = row.score - base.score if row.score is not None and base.score is not None else None

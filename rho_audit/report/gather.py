@@ -5,7 +5,8 @@ small value helpers the cards share."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +114,29 @@ def confidences(values: Mapping[str, Any]) -> tuple[float | None, float | None]:
     if pos is None or neg is None:
         return choice_confidences(values)
     return pos, neg
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """One probe's paired quantities: confidences (for rho) and right/wrong (for rates, McNemar)."""
+
+    positive: float | None
+    negative: float | None
+    correct: bool | None
+
+
+def probe_outcomes(records: Sequence[Mapping[str, Any]]) -> dict[str, ProbeOutcome]:
+    """probe id -> its outcome, for the probes scored without error."""
+    out = {}
+    for r in records:
+        if r.get("error"):
+            continue
+        values = r.get("values") or {}
+        pos, neg = confidences(values)
+        gap = finite_number(values.get("gap"))
+        correct = (gap > 0) if gap is not None else r.get("correct")
+        out[str(r["probe_id"])] = ProbeOutcome(pos, neg, correct)
+    return out
 
 
 def choice_confidences(values: Mapping[str, Any]) -> tuple[float | None, float | None]:

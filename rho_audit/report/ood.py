@@ -44,7 +44,7 @@ class SetScore:
     @property
     def added(self) -> bool:
         """Scored as an extra set (``--probes SET``), not as the dimension's own set."""
-        return "@" in self.label or bool(self.probe_set) and self.probe_set != self.label
+        return "@" in self.label or (bool(self.probe_set) and self.probe_set != self.label)
 
     @classmethod
     def from_result(cls, result: Mapping[str, Any]) -> SetScore:

@@ -4,11 +4,13 @@ the templates render. All frozen dataclasses, so a card is a plain value, tested
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rho_audit.report import charts
 from rho_audit.report import stats as report_stats
+from rho_audit.report.ood import Accuracy, PooledAccuracy
+from rho_audit.report.splits import split_label
 from rho_audit.report.stats import PairedDifference, Summary
 
 METRIC_LABEL = {"rank_biserial": "rho", "accuracy": "accuracy", "answer_rate": "answer rate"}
@@ -194,6 +196,8 @@ class AuditCard:
     judge_usage: tuple[JudgeUsage, ...] = ()
     #: Dimensions the run's config planned that have no result in the store (an interrupted run).
     missing: tuple[str, ...] = ()
+    #: Pooled accuracy of each pair dimension that scored two or more extra probe sets (--probes).
+    ood: tuple[PooledAccuracy, ...] = ()
 
     @property
     def interrupted(self) -> bool:
@@ -244,6 +248,10 @@ class SweepCell:
     final_loss: float | None
     final_contrastive: float | None
     error: str | None
+    #: The pooled accuracy of each dimension's extra probe sets in this audit (``audit.probes``).
+    pooled: tuple[PooledAccuracy, ...] = ()
+    #: dimension -> its metric in this audit (which item-level test applies).
+    metrics: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -276,9 +284,14 @@ class DoseResponse:
 
 @dataclass(frozen=True)
 class Contrast:
+    """``condition`` − ``versus`` on one dimension: seed level (Welch) and item level (bootstrap)."""
+
     condition: str
     dimension: str
     test: report_stats.GroupTest
+    versus: str = ""
+    #: The difference of the conditions' mean scores over seeds, recomputed on resampled probes.
+    items: PairedDifference | None = None
 
 
 @dataclass(frozen=True)
@@ -297,6 +310,8 @@ class VarianceRow:
     n: int
     sd: float | None
     reduction: float | None
+    #: σ / σ(reference): below 1 the seeds agree more than the reference's (variance collapse).
+    ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -314,6 +329,61 @@ class MarginLevel:
 
 
 @dataclass(frozen=True)
+class OodLevel:
+    """One row of an OOD table: the base model's audit, or one condition over its seeds."""
+
+    label: str
+    n_audits: int
+    sets: tuple[Summary, ...]  # each set's paired accuracy over seeds, in the table's set order
+    set_deltas: tuple[float | None, ...]  # mean − the baseline's, per set
+    pooled: Summary  # the pooled accuracy over seeds
+    pooled_delta: float | None
+    #: The pooled count and its Wilson CI when the row is one audit (the baseline, one seed).
+    single: Accuracy | None = None
+
+
+@dataclass(frozen=True)
+class OodTable:
+    """The paper's Table 8 for one pair dimension: each extra set and all of them pooled."""
+
+    model: str  # "" when the sweep has one model
+    dimension: str
+    sets: tuple[str, ...]
+    rows: tuple[OodLevel, ...]  # the baseline first, then the conditions
+    has_baseline: bool
+
+
+@dataclass(frozen=True)
+class SweepSplit:
+    """Everything the sweep card shows for one audit split."""
+
+    split: str
+    #: "" with one split; else the split in words, appended to each heading.
+    heading: str
+    #: "" with one split; else the split, appended to ids and figure names.
+    tag: str
+    dimensions: tuple[str, ...]
+    baselines: Mapping[str, Mapping[str, float | None]]
+    value_label: str
+    cells: tuple[SweepCell, ...]
+    conditions: tuple[ConditionStats, ...]
+    dose: tuple[DoseResponse, ...]
+    ablations: tuple[Ablation, ...]  # one per model
+    variances: tuple[VarianceCollapse, ...]  # one per model
+    margin: tuple[MarginLevel, ...]
+    ood: tuple[OodTable, ...]
+    not_shown: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return split_label(self.split)
+
+    @property
+    def figures(self) -> list[Figure]:
+        return [d.figure for d in self.dose] + [x.figure for x in (*self.ablations, *self.variances)]
+
+
+@dataclass(frozen=True)
 class SweepCard:
     title: str
     sweep_id: str
@@ -321,20 +391,57 @@ class SweepCard:
     trainers: tuple[str, ...]
     seeds: tuple[int, ...]
     audit: tuple[tuple[str, str], ...]
-    dimensions: tuple[str, ...]
-    baselines: Mapping[str, Mapping[str, float | None]]
-    value_label: str
     n_cells: int
     n_complete: int
-    cells: tuple[SweepCell, ...]
-    conditions: tuple[ConditionStats, ...]
-    dose: tuple[DoseResponse, ...]
-    ablations: tuple[Ablation, ...]  # one per model
-    variances: tuple[VarianceCollapse, ...]  # one per model
-    margin: tuple[MarginLevel, ...]
-    not_shown: tuple[str, ...]
+    #: One per audit split, held-out first (one for a sweep that audits one split).
+    splits: tuple[SweepSplit, ...]
     statistics: tuple[Statistic, ...]
     kind: str = "sweep"
+
+    # The held-out (first) split's tables, by name: what a one-split card is made of.
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return self.splits[0].dimensions
+
+    @property
+    def baselines(self) -> Mapping[str, Mapping[str, float | None]]:
+        return self.splits[0].baselines
+
+    @property
+    def value_label(self) -> str:
+        return self.splits[0].value_label
+
+    @property
+    def cells(self) -> tuple[SweepCell, ...]:
+        return self.splits[0].cells
+
+    @property
+    def conditions(self) -> tuple[ConditionStats, ...]:
+        return self.splits[0].conditions
+
+    @property
+    def dose(self) -> tuple[DoseResponse, ...]:
+        return self.splits[0].dose
+
+    @property
+    def ablations(self) -> tuple[Ablation, ...]:
+        return self.splits[0].ablations
+
+    @property
+    def variances(self) -> tuple[VarianceCollapse, ...]:
+        return self.splits[0].variances
+
+    @property
+    def margin(self) -> tuple[MarginLevel, ...]:
+        return self.splits[0].margin
+
+    @property
+    def ood(self) -> tuple[OodTable, ...]:
+        return self.splits[0].ood
+
+    @property
+    def not_shown(self) -> tuple[str, ...]:
+        return self.splits[0].not_shown
 
 
 Card = AuditCard | ComparisonCard | SweepCard

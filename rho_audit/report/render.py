@@ -80,12 +80,13 @@ def fmt_pct(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{fmt_num(value * 100, digits)}%"
 
 
-def fmt_mean(s: Summary, spread: str = "sd", digits: int = 3) -> str:
-    """'+0.123 ± 0.045 (n=5)'; the spread is the SD or the s.e.; '-' without values."""
+def fmt_mean(s: Summary, spread: str = "sd", digits: int = 3, signed: bool = True) -> str:
+    """'+0.123 ± 0.045 (n=5)'; the spread is the SD or the s.e.; '-' without values. Signed
+    for scores and deltas (the sign is the finding), unsigned for rates."""
     if s.mean is None:
         return "-"
     err = s.sd if spread == "sd" else s.se
-    text = fmt_num(s.mean, digits, True)
+    text = fmt_num(s.mean, digits, signed)
     if err is not None:
         text += f" ± {fmt_num(err, digits)}"
     return f"{text} (n={s.n})"
@@ -197,9 +198,7 @@ def card_figures(card: Card) -> list[Figure]:
         return list(card.figures)
     if isinstance(card, ComparisonCard):
         return [c.figure for c in card.comparisons if c.figure is not None]
-    out = [d.figure for d in card.dose]
-    out += [x.figure for x in (*card.ablations, *card.variances)]
-    return out
+    return [f for split in card.splits for f in split.figures]
 
 
 def render(

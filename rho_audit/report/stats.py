@@ -42,6 +42,13 @@ MEAN_SE = "mean ± standard error (sample SD / √n) over seeds"
 MEAN_SD = "mean ± sample standard deviation (ddof = 1) over seeds"
 SIGNIFICANCE = "*** p < 0.001, ** p < 0.01, * p < 0.05"
 SD_REDUCTION = "σ reduction = 1 − σ(condition) / σ(reference), in %"
+SD_RATIO = "σ ratio = σ(condition) / σ(reference); below 1 the seeds agree more than the reference's"
+ITEM_BOOTSTRAP = (
+    f"item-level paired percentile bootstrap ({N_RESAMPLES} resamples, seeded with the audits' seed): "
+    "the probes scored by every seed of both conditions are resampled with replacement, every seed's "
+    "score is recomputed on the same resample, and the difference of the two conditions' means over "
+    f"seeds is taken; the {CONFIDENCE_LEVEL:.0%} CI is its 2.5th-97.5th percentile"
+)
 
 IMPROVED, DEGRADED, UNCHANGED, NOT_TESTED = "IMPROVED", "DEGRADED", "UNCHANGED", "NOT TESTED"
 
@@ -210,8 +217,64 @@ def welch_test(group: Sequence[float], reference: Sequence[float]) -> GroupTest:
     return GroupTest(diff, t, p, cohens_d(g, r), significance_marks(p))
 
 
+def sd_ratio(sd: float | None, reference_sd: float | None) -> float | None:
+    """σ / σ(reference): how much of the reference's spread across seeds is left."""
+    if sd is None or reference_sd is None or reference_sd == 0:
+        return None
+    return sd / reference_sd
+
+
 def sd_reduction(sd: float | None, reference_sd: float | None) -> float | None:
     """Percent by which ``sd`` is below the reference's (negative: more variable)."""
     if sd is None or reference_sd is None or reference_sd == 0:
         return None
     return 100.0 * (1.0 - sd / reference_sd)
+
+
+#: One seed's probes aligned on shared ids: (positive, negative) confidences for rho, or 0/1
+#: outcomes for a rate.
+ItemScores = tuple[np.ndarray, np.ndarray] | np.ndarray
+
+
+def _resample_weights(n: int, seed: int) -> np.ndarray:
+    """How often each probe is drawn in each resample (N_RESAMPLES × n): the resamples of
+    :func:`_resample_indices` as counts, so a score is one matrix product per seed."""
+    idx = _resample_indices(n, seed)
+    rows = np.arange(len(idx))[:, None] * n
+    return np.bincount((idx + rows).ravel(), minlength=len(idx) * n).reshape(len(idx), n).astype(float)
+
+
+def _item_scores(cell: ItemScores, weights: np.ndarray) -> tuple[float, np.ndarray]:
+    """The score on all probes and on every resample (rows of ``weights``).
+
+    rho on a resample is 2·U/n² − 1 with U = Σ_i Σ_j w_i w_j [pos_i > neg_j] (ties ½), the
+    Mann-Whitney U of the resampled positives and negatives, computed as wᵀ H w."""
+    n = weights.shape[1]
+    if isinstance(cell, tuple):
+        pos, neg = (np.asarray(x, dtype=float) for x in cell)
+        wins = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+        full = 2.0 * wins.sum() / n**2 - 1.0
+        return float(full), 2.0 * np.einsum("ri,ri->r", weights @ wins, weights) / n**2 - 1.0
+    x = np.asarray(cell, dtype=float)
+    return float(x.mean()), weights @ x / n
+
+
+def condition_difference(a: Sequence[ItemScores], b: Sequence[ItemScores], seed: int) -> PairedDifference:
+    """mean over ``a``'s seeds − mean over ``b``'s seeds of a score, with an item-level paired
+    bootstrap CI: every seed's items are aligned on the same probe ids and one resample of those
+    ids is applied to all of them, so the probes' difficulty is shared and cancels.
+
+    ``before``/``after`` of the result are ``b``'s and ``a``'s means."""
+    cells = [*a, *b]
+    n = len(cells[0][0] if isinstance(cells[0], tuple) else cells[0]) if cells else 0
+    if not a or not b or n < 2:
+        note = "no probe scored by every seed of both conditions" if a and b else "no complete seeds yet"
+        return PairedDifference(n, None, None, None, None, None, NOT_TESTED, None, note)
+    weights = _resample_weights(n, seed)
+    scored_a = [_item_scores(c, weights) for c in a]
+    scored_b = [_item_scores(c, weights) for c in b]
+    mean_a = float(np.mean([full for full, _ in scored_a]))
+    mean_b = float(np.mean([full for full, _ in scored_b]))
+    boot = np.mean([r for _, r in scored_a], axis=0) - np.mean([r for _, r in scored_b], axis=0)
+    low, high = _percentile_ci(np.asarray(boot))
+    return PairedDifference(n, mean_b, mean_a, mean_a - mean_b, low, high, verdict_for(low, high))

@@ -1,52 +1,68 @@
-"""The sweep card of a training sweep: the paper's dose-response, ablation, variance-collapse and
-margin tables and figures, for the user's own cells."""
+"""The sweep card of a training sweep: the paper's dose-response, ablation, variance-collapse,
+margin and out-of-distribution tables and figures, for the user's own cells, once per audit split
+(held-out first).
+
+This module gathers the cells of each split from the store (their audit runs, or the scores kept
+in the cell when a run is gone) and groups them into conditions; the analyses are in
+:mod:`rho_audit.report.sweep_analyses`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from rho_audit._util.naming import OPTION_SYMBOLS, slug
 from rho_audit.api.errors import RhoAuditError
-from rho_audit.report import charts
 from rho_audit.report import stats as report_stats
-from rho_audit.report.gather import finite_number
+from rho_audit.report.gather import ProbeOutcome, finite_number, probe_outcomes
+from rho_audit.report.ood import POOLED_ACCURACY, PooledAccuracy, pooled_of_results, pooled_of_scores
 from rho_audit.report.records import (
     Ablation,
     ConditionStats,
-    Contrast,
-    DoseLevel,
     DoseResponse,
-    Figure,
     MarginLevel,
     Statistic,
     SweepCard,
     SweepCell,
-    VarianceCollapse,
-    VarianceRow,
+    SweepSplit,
 )
+from rho_audit.report.splits import audit_splits, ordered_splits, split_label
+from rho_audit.report.sweep_analyses import SplitAnalyses, param_label
 from rho_audit.store import RunStore, StoredCell
 
 
-def _param_label(params: Iterable[tuple[str, Any]]) -> str:
-    parts = []
-    for key, value in params:
-        shown = f"{value:g}" if isinstance(value, float) else str(value)
-        parts.append(f"{OPTION_SYMBOLS.get(key, key)}={shown}")
-    return " ".join(parts)
+def _split_entry(row: StoredCell, split: str) -> tuple[str | None, Mapping[str, Any]]:
+    """(audit run id, kept scores) of ``row`` on ``split``. A cell that audits several splits
+    keeps each under ``result.splits``; one that audits one split (every sweep made before
+    splits could be listed) keeps it in ``audit_run_id`` and ``result.scores``."""
+    by_split = row.result.get("splits")
+    if isinstance(by_split, dict) and isinstance(by_split.get(split), dict):
+        entry = by_split[split]
+        return entry.get("audit_run_id"), entry.get("scores") or {}
+    if split == audit_splits(row.spec.get("audit") or {})[0]:
+        return row.audit_run_id, row.result.get("scores") or {}
+    return None, {}
 
 
-def _cell_scores(store: RunStore, row: StoredCell) -> dict[str, float | None]:
-    """Scores from the cell's audit run when it is in the store, else from the cell's result."""
-    if row.audit_run_id:
-        results = store.results(row.audit_run_id)
-        if results:
-            return {r["dimension"]: finite_number((r.get("evaluation") or {}).get("score")) for r in results}
-    return {d: finite_number(s.get("score")) for d, s in (row.result.get("scores") or {}).items()}
+def _audit_scores(
+    store: RunStore, run_id: str | None, kept: Mapping[str, Any]
+) -> tuple[dict[str, float | None], dict[str, str], tuple[PooledAccuracy, ...]]:
+    """Scores, metrics and pooled accuracies from the audit run when it is in the store, else
+    from what the cell kept of it."""
+    results = store.results(run_id) if run_id else []
+    if results:
+        scores = {
+            str(r["dimension"]): finite_number((r.get("evaluation") or {}).get("score")) for r in results
+        }
+        metrics = {str(r["dimension"]): str((r.get("evaluation") or {}).get("metric", "")) for r in results}
+        return scores, metrics, pooled_of_results(results)
+    scores = {d: finite_number(v.get("score")) for d, v in kept.items() if isinstance(v, dict)}
+    metrics = {d: str(v.get("metric") or "") for d, v in kept.items() if isinstance(v, dict)}
+    return scores, metrics, pooled_of_scores({d: v for d, v in kept.items() if isinstance(v, dict)})
 
 
-def _sweep_cell(store: RunStore, row: StoredCell, many_models: bool) -> SweepCell:
+def _sweep_cell(store: RunStore, row: StoredCell, many_models: bool, split: str) -> SweepCell:
     spec, result = row.spec, row.result
     train = spec.get("train") or {}
     grid = spec.get("grid") or {}
@@ -57,7 +73,9 @@ def _sweep_cell(store: RunStore, row: StoredCell, many_models: bool) -> SweepCel
     if baseline:
         label = "baseline (scores)"
     else:
-        label = " ".join(x for x in (str(trainer), _param_label(params)) if x)
+        label = " ".join(x for x in (str(trainer), param_label(params)) if x)
+    run_id, kept = _split_entry(row, split)
+    scores, metrics, pooled = _audit_scores(store, run_id, kept) if row.status == "complete" else ({}, {}, ())
     return SweepCell(
         cell_id=str(row.cell_id),
         condition=str(spec.get("condition", row.cell_id)),
@@ -68,12 +86,14 @@ def _sweep_cell(store: RunStore, row: StoredCell, many_models: bool) -> SweepCel
         params=params,
         status=str(row.status),
         train_run_id=row.train_run_id,
-        audit_run_id=row.audit_run_id,
-        scores=_cell_scores(store, row) if row.status == "complete" else {},
+        audit_run_id=run_id if run_id else (row.audit_run_id if row.status != "complete" else None),
+        scores=scores,
         values={},
         final_loss=finite_number((result.get("final_metrics") or {}).get("loss")),
         final_contrastive=finite_number((result.get("final_metrics") or {}).get("contrastive_loss")),
         error=row.error,
+        pooled=pooled,
+        metrics=metrics,
     )
 
 
@@ -129,179 +149,6 @@ def _conditions(cells: Sequence[SweepCell], dims: Sequence[str]) -> tuple[Condit
     return tuple(out)
 
 
-def _varying(conditions: Sequence[ConditionStats], key: str) -> list[Any]:
-    values = {dict(c.params)[key] for c in conditions if key in dict(c.params)}
-    return sorted(v for v in values if isinstance(v, int | float) and not isinstance(v, bool))
-
-
-def _dose_responses(
-    conditions: Sequence[ConditionStats], dims: Sequence[str], value_label: str
-) -> tuple[DoseResponse, ...]:
-    """One dose-response per (model, trainer, other settings) whose cells vary a numeric option
-    (λ first); the margin has its own table, as in the paper."""
-    keys = sorted(
-        {k for c in conditions for k, _ in c.params if k not in ("margin",)}, key=lambda k: (k != "lambda", k)
-    )
-    out = []
-    for key in keys:
-        if len(_varying(conditions, key)) < 2:
-            continue
-        groups: dict[tuple[Any, ...], list[ConditionStats]] = {}
-        for c in conditions:
-            params = dict(c.params)
-            if key in params and isinstance(params[key], int | float):
-                rest = tuple((k, v) for k, v in c.params if k != key)
-                groups.setdefault((c.model_label, c.trainer, rest), []).append(c)
-        for (model, trainer, rest), members in groups.items():
-            if len({dict(m.params)[key] for m in members}) < 2:
-                continue
-            levels = tuple(
-                sorted((DoseLevel(float(dict(m.params)[key]), m) for m in members), key=lambda lv: lv.x)
-            )
-            name = " ".join(x for x in (str(trainer), _param_label(rest)) if x)
-            out.append(_dose(key, name, model, levels, dims, value_label))
-    return tuple(out)
-
-
-def _dose(
-    key: str, name: str, model: str, levels: tuple[DoseLevel, ...], dims: Sequence[str], value_label: str
-) -> DoseResponse:
-    symbol = OPTION_SYMBOLS.get(key, key)
-    series = [
-        charts.LineSeries(
-            d,
-            tuple(
-                charts.LinePoint(lv.x, lv.condition.summary[d].mean, lv.condition.summary[d].se)
-                for lv in levels
-            ),
-        )
-        for d in dims
-    ]
-    title = f"Dose-response: {value_label} vs {symbol} ({name}, {model} model)"
-    chart = charts.line_chart(
-        series,
-        f"{symbol} ({key}, weight of the contrastive term)" if key == "lambda" else f"{symbol} ({key})",
-        value_label,
-        title,
-    )
-    caption = (
-        f"Mean over seeds ± standard error per dimension; dashed line: 0 (no change from the "
-        f"baseline). Each point is one {symbol} value."
-    )
-    return DoseResponse(
-        key,
-        symbol,
-        name,
-        levels,
-        Figure(f"dose-{slug(key)}-{slug(name)}-{slug(model)}", title, caption, chart),
-    )
-
-
-def _reference(conditions: Sequence[ConditionStats]) -> ConditionStats | None:
-    """SFT is the paper's reference for every contrast; without it, the first condition."""
-    return next((c for c in conditions if c.trainer == "sft"), conditions[0] if conditions else None)
-
-
-def _ablation(
-    conditions: Sequence[ConditionStats], dims: Sequence[str], value_label: str, model: str | None
-) -> Ablation | None:
-    if len({c.trainer for c in conditions}) < 2:
-        return None
-    ref = _reference(conditions)
-    assert ref is not None
-    contrasts = tuple(
-        Contrast(c.label, d, report_stats.welch_test(c.values[d], ref.values[d]))
-        for c in conditions
-        if c is not ref
-        for d in dims
-    )
-    marks = {(x.condition, x.dimension): x.test.marks for x in contrasts}
-    series = [
-        charts.BarSeries(
-            c.label,
-            tuple(
-                charts.Bar(c.summary[d].mean, c.summary[d].sd, _mark(marks.get((c.label, d), "")))
-                for d in dims
-            ),
-        )
-        for c in conditions
-    ]
-    title = f"Ablation: {value_label} per condition (mean ± SD over seeds){_of(model)}"
-    chart = charts.grouped_bar_chart(list(dims), series, value_label, title)
-    caption = (
-        f"Bars: mean over seeds; whiskers: ± 1 sample SD; marks: Welch's t-test vs {ref.label} "
-        f"({report_stats.SIGNIFICANCE})."
-    )
-    figure = Figure(_fig_name("ablation", model), title, caption, chart)
-    return Ablation(model or "", ref, tuple(conditions), contrasts, figure)
-
-
-def _mark(marks: str) -> str:
-    return "" if marks == "n.s." else marks
-
-
-def _variance(
-    conditions: Sequence[ConditionStats], dims: Sequence[str], value_label: str, model: str | None
-) -> VarianceCollapse | None:
-    if len(conditions) < 2 or max(len(c.seeds) for c in conditions) < 2:
-        return None  # σ needs two seeds; the card says so under "Not shown"
-    ref = _reference(conditions)
-    assert ref is not None
-    rows = tuple(
-        VarianceRow(
-            c.label,
-            d,
-            c.summary[d].n,
-            c.summary[d].sd,
-            None if c is ref else report_stats.sd_reduction(c.summary[d].sd, ref.summary[d].sd),
-        )
-        for d in dims
-        for c in conditions
-    )
-    series = [charts.BoxSeries(c.label, tuple(c.values[d] for d in dims)) for c in conditions]
-    title = f"Variance across seeds: {value_label} per condition{_of(model)}"
-    chart = charts.box_plot_chart(list(dims), series, value_label, title)
-    caption = (
-        "Points: one seed each; boxes: quartiles with the median; whiskers: furthest seed within "
-        f"1.5 IQR. σ: sample SD over seeds; reduction relative to {ref.label}."
-    )
-    return VarianceCollapse(
-        model or "", ref, rows, Figure(_fig_name("variance", model), title, caption, chart)
-    )
-
-
-def _of(model: str | None) -> str:
-    return f" ({model} model)" if model else ""
-
-
-def _fig_name(kind: str, model: str | None) -> str:
-    return f"{kind}-{slug(model)}" if model else kind
-
-
-def _per_model(
-    build: Callable[..., Any], conditions: Sequence[ConditionStats], dims: Sequence[str], value_label: str
-) -> tuple[Any, ...]:
-    """One ablation (or variance table) per model: a condition is only compared with the
-    reference trained on the same base model."""
-    models = list(dict.fromkeys(c.model_label for c in conditions))
-    out = []
-    for model in models:
-        mine = [c for c in conditions if c.model_label == model]
-        built = build(mine, dims, value_label, model if len(models) > 1 else None)
-        if built is not None:
-            out.append(built)
-    return tuple(out)
-
-
-def _margins(conditions: Sequence[ConditionStats]) -> tuple[MarginLevel, ...]:
-    if len(_varying(conditions, "margin")) < 2:
-        return ()
-    levels = [
-        MarginLevel(float(dict(c.params)["margin"]), c) for c in conditions if "margin" in dict(c.params)
-    ]
-    return tuple(sorted(levels, key=lambda lv: (lv.margin, lv.condition.label)))
-
-
 SWEEP_STATISTICS = (
     Statistic(
         "Δ score",
@@ -313,8 +160,25 @@ SWEEP_STATISTICS = (
     Statistic("Welch p", report_stats.WELCH),
     Statistic("Cohen's d", report_stats.COHENS_D),
     Statistic("significance", report_stats.SIGNIFICANCE),
+    Statistic("item-level 95% CI", report_stats.ITEM_BOOTSTRAP),
     Statistic("σ reduction", report_stats.SD_REDUCTION),
+    Statistic("σ ratio", report_stats.SD_RATIO),
 )
+OOD_STATISTIC = Statistic("OOD pooled accuracy", POOLED_ACCURACY)
+
+
+class _Items:
+    """Probe outcomes of audit runs, read once each (the item-level CIs reuse them)."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self.cache: dict[tuple[str, str], Mapping[str, ProbeOutcome]] = {}
+
+    def __call__(self, run_id: str, dimension: str) -> Mapping[str, ProbeOutcome]:
+        key = (run_id, dimension)
+        if key not in self.cache:
+            self.cache[key] = probe_outcomes(self.store.probe_records(run_id, dimension))
+        return self.cache[key]
 
 
 def build_sweep_card(store: RunStore, sweep_id: str) -> SweepCard:
@@ -326,18 +190,19 @@ def build_sweep_card(store: RunStore, sweep_id: str) -> SweepCard:
     sweep_id = found
     rows = store.cells(sweep_id)
     models = sorted({str(r.spec.get("model_label", "default")) for r in rows})
-    cells = sorted((_sweep_cell(store, r, len(models) > 1) for r in rows), key=_cell_order)
-    dims = list(dict.fromkeys(d for c in cells for d in c.scores))
-    baselines = {c.model_label: c.scores for c in cells if c.trainer is None and c.status == "complete"}
-    value_label = "Δ score vs baseline" if baselines else "score"
-    cells = [_with_values(c, baselines.get(c.model_label)) if c.trainer is not None else c for c in cells]
-    train_cells = [c for c in cells if c.trainer is not None]
-    conditions = _conditions(train_cells, dims)
+    splits = ordered_splits(s for r in rows for s in audit_splits(r.spec.get("audit") or {}))
     spec0 = rows[0].spec
-    dose = _dose_responses(conditions, dims, value_label)
-    ablations = _per_model(_ablation, conditions, dims, value_label)
-    variances = _per_model(_variance, conditions, dims, value_label)
-    margin = _margins(conditions)
+    seed = (spec0.get("audit") or {}).get("seed", 0)
+    items = _Items(store)
+    sections = tuple(
+        _split_section(
+            store, rows, split, len(models) > 1, len(splits) > 1, items, seed if isinstance(seed, int) else 0
+        )
+        for split in splits
+    )
+    first = sections[0]
+    train_cells = [c for c in first.cells if c.trainer is not None]
+    has_ood = any(s.ood for s in sections)
     return SweepCard(
         title=f"Sweep card: {sweep_id}",
         sweep_id=sweep_id,
@@ -345,19 +210,51 @@ def build_sweep_card(store: RunStore, sweep_id: str) -> SweepCard:
         trainers=tuple(dict.fromkeys(c.trainer for c in train_cells if c.trainer)),
         seeds=tuple(sorted({c.seed for c in train_cells if isinstance(c.seed, int)})),
         audit=_settings(spec0.get("audit") or {}),
+        n_cells=len(first.cells),
+        n_complete=sum(1 for c in first.cells if c.status == "complete"),
+        splits=sections,
+        statistics=SWEEP_STATISTICS + ((OOD_STATISTIC,) if has_ood else ()),
+    )
+
+
+def _split_section(
+    store: RunStore,
+    rows: Sequence[StoredCell],
+    split: str,
+    many_models: bool,
+    many_splits: bool,
+    items: _Items,
+    seed: int,
+) -> SweepSplit:
+    cells = sorted((_sweep_cell(store, r, many_models, split) for r in rows), key=_cell_order)
+    dims = list(dict.fromkeys(d for c in cells for d in c.scores))
+    base_cells = {c.model_label: c for c in cells if c.trainer is None and c.status == "complete"}
+    baselines = {m: c.scores for m, c in base_cells.items()}
+    value_label = "Δ score vs baseline" if baselines else "score"
+    cells = [_with_values(c, baselines.get(c.model_label)) if c.trainer is not None else c for c in cells]
+    train_cells = [c for c in cells if c.trainer is not None]
+    conditions = _conditions(train_cells, dims)
+    analyses = SplitAnalyses(
+        train_cells, conditions, dims, value_label, split if many_splits else "", items, seed
+    )
+    dose = analyses.dose_responses()
+    ablations = analyses.ablations()
+    margin = analyses.margins()
+    return SweepSplit(
+        split=split,
+        heading=f" — {split_label(split)}" if many_splits else "",
+        tag=split if many_splits else "",
         dimensions=tuple(dims),
         baselines=baselines,
         value_label=value_label,
-        n_cells=len(cells),
-        n_complete=sum(1 for c in cells if c.status == "complete"),
         cells=tuple(cells),
         conditions=conditions,
         dose=dose,
         ablations=ablations,
-        variances=variances,
+        variances=analyses.variances(),
         margin=margin,
+        ood=analyses.ood_tables(base_cells),
         not_shown=_not_shown(conditions, dose, ablations, margin, baselines),
-        statistics=SWEEP_STATISTICS,
     )
 
 
