@@ -40,6 +40,8 @@ A sweep file (validated entirely before anything runs; errors name file:line and
                                      # applies only to trainers that take it (sft has no λ)
   train: {max_sft_examples: 200}     # the same for every cell
   audit: {dimensions: [factual, toxicity], split: eval, limit: 50}
+                                     # split: [eval, train] audits each cell once per split;
+                                     # probes: [ood-clinical, ood-logic] adds probe sets
   baseline: true                     # audit each base model once, for the deltas
   quick: {grid: {seed: [42]}, train: {max_sft_examples: 16}, audit: {limit: 20}}
 """
@@ -99,9 +101,10 @@ def sweep(
 ) -> None:
     """Train and audit every cell of a YAML grid (trainers × options × seeds × models).
 
-    Each cell trains a LoRA adapter, then audits it on the eval split; each base model is audited
-    once for the deltas. At the end: per-cell scores with their delta from the baseline, and per
-    condition the mean over seeds ± the per-seed standard deviation (the paper's Tables 2 and 4).
+    Each cell trains a LoRA adapter, then audits it on the eval split (or on each split the file's
+    audit.split lists); each base model is audited once for the deltas. At the end: per-cell
+    scores with their delta from the baseline, and per condition the mean over seeds ± the
+    per-seed standard deviation (the paper's Tables 2 and 4), once per audit split.
 
     Resumable: stop it at any moment (Ctrl-C, a crash, kill -9) and run the same command again.
     Complete cells are skipped, the interrupted training resumes from its last checkpoint, and an
