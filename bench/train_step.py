@@ -24,13 +24,21 @@ steadier figure for comparing the trainers (OpenBLAS threads that spin while wai
 count, so it is not immune either).
 
 On top of the SFT sequence, every micro-step of our loop also draws one contrast pair per
-dimension (4 dimensions -> 8 short padded rows) and runs them through the model. ``rho-guided``
-trains on them (forward + backward); ``sft`` only forwards them to log the contrastive loss.
-The "sft, no pairs" row (``pairs_per_dimension=0``) is plain SFT: it isolates the loop itself.
-tokens/s counts the SFT tokens only (4 x seq-len per step, identical in every run), so it is the
-SFT throughput; the pair rows are shown in their own column, as extra work per step.
+dimension (4 dimensions -> 8 short rows). The loop packs the SFT sequence and those rows into one
+sequence, a pair's two rows sharing its prompt, and runs one forward/backward per micro-step
+(``rho_audit.train.packing``). ``rho-guided`` trains on the pairs; ``sft`` forwards them once per
+optimizer step (one packed pass of the pair rows) to log the contrastive loss. The "sft, no pairs"
+row (``pairs_per_dimension=0``) is plain SFT: it isolates the loop itself. tokens/s counts the SFT
+tokens only (4 x seq-len per step, identical in every run), so it is the SFT throughput; the pair
+rows are shown in their own column (rows, and the tokens they add to the packed sequence).
 
-    python bench/train_step.py [--steps 8] [--model PATH] [--seq-len 256]
+The last line is the target of issue 20: a rho-guided step costs at most 1.5x a plain SFT
+step, the median s/step of "rho-guided" over that of "sft, no pairs" (PASS/FAIL). ``--rounds N``
+runs those two N times, alternating, and pools their steps: on a shared box a burst of other work
+then falls on both instead of on one. s/step is the median over the measured steps.
+
+    python bench/train_step.py [--steps 8] [--model PATH] [--seq-len 256] [--rounds 1]
+                               [--skip-mlx-lm] [--skip-no-pairs]
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import statistics
 import sys
 import tempfile
@@ -55,25 +64,44 @@ from rho_audit.train.batches import TrainingTokenizer
 from rho_audit.train.config import TrainConfig, TrainingPlan, contrast_pairs, resolve_trainer
 from rho_audit.train.corpus import SFTExample, load_builtin_corpus
 from rho_audit.train.loop import TrainingLoop, new_run_id
+from rho_audit.train.packing import pack_rows
 
 GRAD_ACCUMULATION = 4
+#: Issue 20: a rho-guided optimizer step costs at most this many plain SFT steps.
+RHO_GUIDED_RATIO = 1.5
 
 
 @dataclass
 class Result:
     name: str
     seconds: list[float]  # wall time of each measured optimizer step (warm-up excluded)
-    cpu_marks: list[float]  # process CPU time at the end of every step, warm-up included
-    pair_shapes: list[tuple[int, int]] = field(default_factory=list)  # (rows, width) per micro-step
+    cpu_steps: list[float]  # process CPU time of each measured step
+    pair_shapes: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # (pair rows, their tokens) per micro-step
 
     @property
-    def mean(self) -> float:
-        return statistics.fmean(self.seconds)
+    def median(self) -> float:
+        return statistics.median(self.seconds)
 
     @property
     def cpu(self) -> float:
         """Process CPU seconds (all threads) per measured step: steadier than wall time on a busy box."""
-        return (self.cpu_marks[-1] - self.cpu_marks[0]) / (len(self.cpu_marks) - 1)
+        return statistics.median(self.cpu_steps)
+
+    def pooled(self, other: Result) -> Result:
+        """This run's steps and another run's of the same trainer, as one result."""
+        return Result(
+            self.name,
+            self.seconds + other.seconds,
+            self.cpu_steps + other.cpu_steps,
+            self.pair_shapes + other.pair_shapes,
+        )
+
+
+def cpu_steps(marks: list[float]) -> list[float]:
+    """CPU seconds of each step after the first, from the CPU clock read at the end of every step."""
+    return [b - a for a, b in itertools.pairwise(marks)]
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -105,17 +133,21 @@ def sft_chunks(lm: Any, n: int, seq_len: int) -> tuple[list[SFTExample], list[li
 
 
 class _RecordingLoop(TrainingLoop):
-    """The real loop, noting each micro-step's contrast pairs: (rows, widest of its per-dimension
-    batches)."""
+    """The real loop, noting each micro-step's contrast pairs: (rows, the tokens they add to the
+    packed sequence)."""
 
     pair_shapes: list[tuple[int, int]]
 
     def _micro_batches(self, step, tok, pair_rng):
-        for sft, pairs in super()._micro_batches(step, tok, pair_rng):
-            if pairs and step > 1:
-                rows = sum(int(b.tokens.shape[0]) for b in pairs)
-                self.pair_shapes.append((rows, max(int(b.tokens.shape[1]) for b in pairs)))
-            yield sft, pairs
+        for batch in super()._micro_batches(step, tok, pair_rng):
+            if batch.pairs and step > 1:
+                rows = batch.pair_rows()
+                if self.packed:
+                    added = int(pack_rows(rows, batch.max_len).tokens.shape[1])
+                else:  # separate padded batches
+                    added = sum(int(b.tokens.size) for b in batch.pair_batches())
+                self.pair_shapes.append((len(rows), added))
+            yield batch
 
 
 def run_ours(
@@ -160,7 +192,7 @@ def run_ours(
     loop.run()
     seconds = [row.metrics["seconds"] for row in store.train_steps(run_id)][1:]
     store.close()
-    return Result(label, seconds, cpu_marks, loop.pair_shapes)
+    return Result(label, seconds, cpu_steps(cpu_marks), loop.pair_shapes)
 
 
 # -- mlx-lm -------------------------------------------------------------------------------------
@@ -216,7 +248,7 @@ def run_mlx_lm(
     with contextlib.redirect_stdout(io.StringIO()):  # its Rich progress display
         train(model, optimizer, dataset, None, training_args, training_callback=clock)
     seconds = [b - a for a, b in zip(clock.marks, clock.marks[1:], strict=False)]
-    return Result("mlx-lm", seconds, clock.cpu_marks)
+    return Result("mlx-lm", seconds, cpu_steps(clock.cpu_marks))
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -229,10 +261,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="measured optimizer steps per trainer")
     parser.add_argument("--model", default=None, help="model (default: the bundled default model)")
     parser.add_argument("--seq-len", type=int, default=256, help="tokens per SFT sequence")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs of 'sft, no pairs' and 'rho-guided', alternating"
+    )
     parser.add_argument("--skip-no-pairs", action="store_true", help="leave out the 'sft, no pairs' row")
+    parser.add_argument(
+        "--only-ratio", action="store_true", help="only 'sft, no pairs' and 'rho-guided' (no mlx-lm, no sft)"
+    )
     args = parser.parse_args()
-    if args.steps < 1:
-        parser.error("--steps must be at least 1")
+    if args.steps < 1 or args.rounds < 1:
+        parser.error("--steps and --rounds must be at least 1")
+    if args.only_ratio and args.skip_no_pairs:
+        parser.error("--only-ratio needs the 'sft, no pairs' row")
 
     ensure_fast_blas()  # before anything imports mlx
     import mlx.core as mx
@@ -245,48 +285,62 @@ def main() -> None:
     examples, token_rows = sft_chunks(lm, steps * GRAD_ACCUMULATION, args.seq_len)
     tokens_per_step = GRAD_ACCUMULATION * args.seq_len
     print(
-        f"model {resolved.model_id}; {args.steps} measured optimizer steps (+1 warm-up) per trainer; "
-        f"{GRAD_ACCUMULATION} micro-steps x 1 sequence x {args.seq_len} tokens = {tokens_per_step} SFT "
-        "tokens per step, identical ids in every run"
+        f"model {resolved.model_id}; {args.steps} measured optimizer steps (+1 warm-up) per trainer and "
+        f"round, {args.rounds} round(s); {GRAD_ACCUMULATION} micro-steps x 1 sequence x {args.seq_len} "
+        f"tokens = {tokens_per_step} SFT tokens per step, identical ids in every run"
     )
 
-    results: list[Result] = []
+    results: dict[str, Result] = {}
+
+    def measure(label: str, trainer: str, pairs_per_dimension: int = 1) -> None:
+        run = run_ours(label, trainer, examples, steps, args, work, pairs_per_dimension)
+        results[label] = results[label].pooled(run) if label in results else run
+        mx.clear_cache()
+
     with tempfile.TemporaryDirectory(prefix="rho-bench-train-") as tmp:
         work = Path(tmp)
-        results.append(run_mlx_lm(lm, token_rows, steps, args, work))
+        if not args.only_ratio:
+            results["mlx-lm"] = run_mlx_lm(lm, token_rows, steps, args, work)
         del lm
         mx.clear_cache()
-        if not args.skip_no_pairs:
-            results.append(
-                run_ours("sft, no pairs", "sft", examples, steps, args, work, pairs_per_dimension=0)
-            )
-            mx.clear_cache()
-        results.append(run_ours("sft", "sft", examples, steps, args, work))
-        mx.clear_cache()
-        results.append(run_ours("rho-guided", "rho-guided", examples, steps, args, work))
+        for _ in range(args.rounds):
+            if not args.skip_no_pairs:
+                measure("sft, no pairs", "sft", pairs_per_dimension=0)
+            measure("rho-guided", "rho-guided")
+        if not args.only_ratio:
+            measure("sft", "sft")
 
-    base, base_cpu = results[0].mean, results[0].cpu
+    base = results.get("mlx-lm")
     head = f"{'trainer':<16}{'s/step':>8}{'min':>8}{'max':>8}{'tokens/s':>10}{'vs mlx-lm':>11}"
     head += f"{'cpu s/step':>12}{'cpu vs mlx-lm':>15}  pair rows/step"
     print(head)
     print("-" * len(head))
-    for r in results:
+    order = ["mlx-lm", "sft, no pairs", "sft", "rho-guided"]
+    for r in sorted(results.values(), key=lambda r: order.index(r.name)):
         if r.pair_shapes:
             rows = sum(n for n, _ in r.pair_shapes) / len(r.pair_shapes) * GRAD_ACCUMULATION
-            width = statistics.fmean(w for _, w in r.pair_shapes)
-            pairs = f"{rows:.0f} x ~{width:.0f} tokens"
+            added = statistics.fmean(t for _, t in r.pair_shapes) * GRAD_ACCUMULATION
+            pairs = f"{rows:.0f}, +{added:.0f} tokens"
         else:
             pairs = "-"
+        versus = f"{r.median / base.median:>10.2f}x" if base else f"{'-':>11}"
+        cpu_versus = f"{r.cpu / base.cpu:>14.2f}x" if base else f"{'-':>15}"
         print(
-            f"{r.name:<16}{r.mean:>8.2f}{min(r.seconds):>8.2f}{max(r.seconds):>8.2f}"
-            f"{tokens_per_step / r.mean:>10.0f}{r.mean / base:>10.2f}x"
-            f"{r.cpu:>12.2f}{r.cpu / base_cpu:>14.2f}x  {pairs}"
+            f"{r.name:<16}{r.median:>8.2f}{min(r.seconds):>8.2f}{max(r.seconds):>8.2f}"
+            f"{tokens_per_step / r.median:>10.0f}{versus}{r.cpu:>12.2f}{cpu_versus}  {pairs}"
         )
     print(
-        "s/step: wall, mean over the measured steps; tokens/s: SFT tokens only (wall); 'vs mlx-lm': ratio "
-        "of s/step.\ncpu s/step: process CPU time (all threads) per measured step, the steadier figure "
-        "when other jobs share the cores."
+        "s/step: wall, median over the measured steps; tokens/s: SFT tokens only (wall); 'vs mlx-lm': "
+        "ratio of s/step.\ncpu s/step: process CPU time (all threads) per measured step (median), the "
+        "steadier figure when other jobs share the cores."
     )
+    if "sft, no pairs" in results:
+        guided, plain = results["rho-guided"], results["sft, no pairs"]
+        ratio = guided.median / plain.median
+        print(
+            f"rho-guided / sft, no pairs: {ratio:.2f}x wall (cpu {guided.cpu / plain.cpu:.2f}x), "
+            f"goal <= {RHO_GUIDED_RATIO:g}x: {'PASS' if ratio <= RHO_GUIDED_RATIO else 'FAIL'}"
+        )
 
 
 if __name__ == "__main__":

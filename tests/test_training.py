@@ -125,6 +125,40 @@ def test_same_seed_same_result_other_seed_differs(tmp_path, tiny_model_path, cor
     assert abs(a.final_metrics["loss"] - c.final_metrics["loss"]) > 1e-4
 
 
+@pytest.mark.parametrize("trainer", ["rho-guided", "sft"])
+def test_packed_micro_steps_train_as_the_separate_batches_do(
+    tmp_path, tiny_model_path, corpus, memo_host, monkeypatch, trainer
+):
+    """The loop packs each micro-step into one forward where the model allows it; the logged
+    metrics and the adapter are those of the separate per-row batches."""
+    from safetensors.numpy import load_file
+
+    import rho_audit.train.loop as loop
+
+    store = RunStore(tmp_path / "s.sqlite")
+    chosen = []
+    supported = loop.packing_supported
+    monkeypatch.setattr(
+        loop, "packing_supported", lambda model: chosen.append(supported(model)) or chosen[-1]
+    )
+    _, packed_steps = run(
+        config(tmp_path, tiny_model_path, corpus, "p", trainer=trainer, epochs=1), memo_host, store
+    )
+    monkeypatch.setattr(loop, "packing_supported", lambda model: False)
+    _, separate_steps = run(
+        config(tmp_path, tiny_model_path, corpus, "s", trainer=trainer, epochs=1), memo_host, store
+    )
+    assert chosen == [True] and len(packed_steps) == len(separate_steps) == 8
+    for p, s in zip(packed_steps, separate_steps, strict=True):
+        for key in ("loss", "sft_loss", "contrastive_loss", "active_share", "grad_norm"):
+            assert p[key] == pytest.approx(s[key], rel=1e-4, abs=1e-5), key
+        assert p["tokens_per_s"] * p["seconds"] == pytest.approx(s["tokens_per_s"] * s["seconds"])
+    a, b = (load_file(tmp_path / name / "adapters.safetensors") for name in ("p", "s"))
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], atol=1e-4 * float(np.abs(b[name]).max()))
+
+
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny_model_path, corpus, memo_host):
     store = RunStore(tmp_path / "s.sqlite")
     whole, _ = run(config(tmp_path, tiny_model_path, corpus, "whole", trainer="shuffled"), memo_host, store)

@@ -23,16 +23,23 @@ class TokenBatch:
     start: int  # first target position scored in any row: logits before it are never needed
 
 
+def truncate_row(
+    context: Sequence[int], continuation: Sequence[int], max_len: int
+) -> tuple[list[int], list[int]]:
+    """(kept context, row of at most ``max_len`` tokens). Over-long rows lose context from the
+    left first, so the response is still trained."""
+    keep = max(1, min(len(context), max_len - len(continuation)))
+    kept = list(context)[-keep:]
+    return kept, (kept + list(continuation))[:max_len]
+
+
 def token_batch(rows: Sequence[tuple[Sequence[int], Sequence[int]]], max_len: int) -> TokenBatch:
     """Right-padded (context + continuation) rows with a mask on the continuation targets."""
     import mlx.core as mx
 
     seqs, masks = [], []
     for context, continuation in rows:
-        # Over-long rows lose context from the left first, so the response is still trained.
-        keep = max(1, min(len(context), max_len - len(continuation)))
-        context = list(context)[-keep:]
-        seq = (context + list(continuation))[:max_len]
+        context, seq = truncate_row(context, continuation, max_len)
         n_cont = max(0, len(seq) - len(context))
         seqs.append(seq)
         masks.append([0.0] * (len(seq) - 1 - n_cont) + [1.0] * n_cont)

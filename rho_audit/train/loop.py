@@ -13,7 +13,9 @@ The host owns the loop so every objective (``Trainer`` plugin) is trained the sa
 - checkpoints: LoRA weights, optimizer state and RNG state every ``checkpoint_every`` steps
   (:mod:`rho_audit.train.checkpoints`), so a kill at any instant leaves a loadable checkpoint.
 
-Losses are computed on exactly the tokens the audit scores (:mod:`rho_audit.train.batches`).
+Losses are computed on exactly the tokens the audit scores (:mod:`rho_audit.train.batches`);
+a micro-step's SFT row and pair rows go through the model as one packed forward/backward
+(:mod:`rho_audit.train.packing`) where the model's layout allows it, else as separate batches.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from rho_audit.api.events import RunEvent
 from rho_audit.api.trainers import LossTerms, Trainer
 from rho_audit.plugins import PluginHost
 from rho_audit.store import RunStore
-from rho_audit.train.batches import TokenBatch, TrainingTokenizer, pair_ce, per_row_ce, token_batch
+from rho_audit.train.batches import TrainingTokenizer
 from rho_audit.train.checkpoints import (
     check_same_config,
     finished_run,
@@ -49,6 +51,7 @@ from rho_audit.train.config import (
     build_plan,
     resolve_trainer,
 )
+from rho_audit.train.packing import MicroBatch, packing_supported
 
 #: The hinge margin logged for trainers without a margin option (for comparison).
 DEFAULT_LOGGED_MARGIN = 0.1
@@ -145,6 +148,7 @@ class TrainingLoop:
         template = lm.resolve_template(cfg.template)
         model = lm.model
         lora_layers = self._add_lora(model)
+        self.packed = packing_supported(model)
         self.schedule = learning_rate_schedule(cfg, self.plan.total_steps)
         optimizer = optim.AdamW(learning_rate=self.schedule, weight_decay=cfg.weight_decay)
         optimizer.init(model.trainable_parameters())
@@ -166,14 +170,10 @@ class TrainingLoop:
         )
         tok = TrainingTokenizer(lm, template, cfg.max_seq_len)
 
-        def loss_fn(model: Any, sft: TokenBatch, pairs: list[TokenBatch]):
-            sft_ce = per_row_ce(model, sft).mean()
-            if pairs:
-                ce = pair_ce(model, pairs)
-                terms = LossTerms(sft_ce, ce[0::2], ce[1::2])
-            else:
-                empty = mx.zeros((0,))
-                terms = LossTerms(sft_ce, empty, empty)
+        def loss_fn(model: Any, batch: MicroBatch):
+            sft_ce, ce = batch.ce(model, self.packed)
+            sft_ce = sft_ce.mean()
+            terms = LossTerms(sft_ce, ce[0::2], ce[1::2])
             hinge = terms.hinge(self.margin)
             return self.trainer.loss(terms, self.options), sft_ce, hinge
 
@@ -256,7 +256,6 @@ class TrainingLoop:
         cfg = self.config
         for k in range(cfg.grad_accumulation):
             index = ((step - 1) * cfg.grad_accumulation + k) % len(self.plan.examples)
-            sft = token_batch([tok.example(self.plan.examples[index])], cfg.max_seq_len)
             drawn = []
             for dim in sorted(self.plan.pairs):
                 pool = self.plan.pairs[dim]
@@ -265,7 +264,8 @@ class TrainingLoop:
             by_dimension: dict[str, list] = {}
             for p in drawn:
                 by_dimension.setdefault(p.dimension, []).extend(tok.pair(p))
-            yield sft, [token_batch(rows, cfg.max_seq_len) for rows in by_dimension.values()]
+            groups = tuple(tuple(rows) for rows in by_dimension.values())
+            yield MicroBatch(tok.example(self.plan.examples[index]), groups, cfg.max_seq_len)
 
     def _step(self, step, model, optimizer, value_and_grad, tok, pair_rng, tree_map, optim, mx):
         cfg = self.config
@@ -273,18 +273,19 @@ class TrainingLoop:
         grads_sum = None
         losses, sft_losses, hinges, tokens = [], [], [], 0
         uses_pairs = self.trainer.uses_pairs
-        for k, (sft, pairs) in enumerate(self._micro_batches(step, tok, pair_rng)):
-            (loss, sft_ce, hinge), grads = value_and_grad(model, sft, pairs if uses_pairs else [])
-            if not uses_pairs and k == 0 and pairs:
+        for k, batch in enumerate(self._micro_batches(step, tok, pair_rng)):
+            trained = batch if uses_pairs else batch.without_pairs()
+            (loss, sft_ce, hinge), grads = value_and_grad(model, trained)
+            if not uses_pairs and k == 0 and batch.pairs:
                 # Logged only, for comparison with pair objectives: one micro-step's pairs.
-                ce = pair_ce(model, pairs)
+                ce = batch.pair_ce(model, self.packed)
                 hinge = mx.maximum(ce[0::2] - ce[1::2] + self.margin, 0.0)
             grads_sum = grads if grads_sum is None else tree_map(lambda a, b: a + b, grads_sum, grads)
             mx.eval(loss, grads_sum, hinge)
             losses.append(loss.item())
             sft_losses.append(sft_ce.item())
             hinges += hinge.tolist()
-            tokens += sft.n_tokens + (sum(b.n_tokens for b in pairs) if uses_pairs else 0)
+            tokens += trained.n_tokens()
         grads = tree_map(lambda g: g / cfg.grad_accumulation, grads_sum)
         grads, grad_norm = optim.clip_grad_norm(grads, cfg.grad_clip)
         # MLX evaluates the schedule at the update count before incrementing it: this step's lr.

@@ -1,0 +1,312 @@
+"""One forward/backward per micro-step: the SFT row and every contrast-pair row packed into one sequence.
+
+A micro-step has one long SFT row and 8-10 short pair rows. Run as separate padded batches, each
+pass streams all the weights again and pays its padding; so the rows are concatenated into one
+``[1, T]`` sequence instead, and every matmul sees all their tokens at once. Nothing crosses rows:
+
+- attention runs row by row (each row's queries see only its own keys, causally), so no work is
+  spent on the zero blocks a block-diagonal mask would hold, which is most of a long packed row;
+- RoPE positions restart at 0 for every row, so a row sees exactly the positions it has alone;
+- rows with the same (truncated) context share its tokens: a pair's negative continuation sits
+  after the positive one and attends to the context's keys, at the positions it has alone;
+- the vocabulary projection runs only at the positions whose next token is scored.
+
+The model's own code runs unchanged. The body is called with one :class:`_RowCache` per layer: its
+``make_mask`` hands the row layout down as the attention mask, ``update_and_fetch`` returns the keys
+as they are, each layer's ``rope`` is swapped for the per-token positions for the call, and the
+attention module's ``scaled_dot_product_attention`` runs the rows one by one when it is given the
+layout (and the original function otherwise). A model whose code does not route those through
+(another positional scheme, a body without ``cache``) would give other numbers, so
+:func:`packing_supported` compares a packed forward with separate rows once per model, and the
+loop keeps the separate batches (:mod:`rho_audit.train.batches`) where it does not agree.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from rho_audit.model.layout import body_and_head
+from rho_audit.train.batches import TokenBatch, pair_ce, per_row_ce, token_batch, truncate_row
+
+Row = tuple[Sequence[int], Sequence[int]]  # (context, continuation) token ids
+
+#: Largest per-row CE difference, in nats per token, at which packed rows count as the separate ones.
+SUPPORT_TOLERANCE = 1e-3
+
+_patch_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Span:
+    """Queries ``[start, end)`` of the packed sequence, and the keys they see: a shared context's
+    ``[context[0], context[1])`` (when not None) followed by their own positions, causally."""
+
+    start: int
+    end: int
+    context: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class PackedRows:
+    tokens: Any  # [1, T] int32: every row's inputs (its tokens but the last), rows one after another
+    positions: Any  # [T] int32: each token's position within its own row
+    spans: tuple[Span, ...]  # in packed order, covering [0, T)
+    scored: Any  # [S] int32: packed positions whose next token is a scored target
+    targets: Any  # [S] int32: those targets
+    rows: Any  # [rows, S] float32: 1 where a scored position belongs to the row
+    n_tokens: int  # scored targets, as TokenBatch.n_tokens counts them
+
+
+def pack_rows(rows: Sequence[Row], max_len: int) -> PackedRows:
+    """Rows truncated to ``max_len`` each exactly as :func:`~rho_audit.train.batches.token_batch`
+    does, packed into one sequence (``max_len`` bounds each row, not the packed length)."""
+    import mlx.core as mx
+    import numpy as np
+
+    tokens: list[int] = []
+    positions: list[int] = []
+    spans: list[Span] = []
+    scored: list[int] = []
+    targets: list[int] = []
+    owner: list[int] = []
+    contexts: dict[tuple[int, ...], int] = {}  # context ids -> packed start of the row that holds them
+    for r, (context, continuation) in enumerate(rows):
+        context, seq = truncate_row(context, continuation, max_len)
+        n_cont = max(0, len(seq) - len(context))
+        first = max(0, len(seq) - 1 - n_cont)  # first scored target index (target t is seq[t + 1])
+        shared = contexts.get(tuple(context)) if context else None
+        start = len(tokens)
+        if shared is None:
+            own_from = 0
+            if context:
+                contexts[tuple(context)] = start
+            at = [start + t for t in range(first, len(seq) - 1)]
+        else:
+            own_from = len(context)  # the context's tokens are already packed at `shared`
+            at = [
+                shared + t if t < len(context) else start + t - len(context)
+                for t in range(first, len(seq) - 1)
+            ]
+        own = seq[own_from:-1]
+        if own:
+            tokens += own
+            positions += range(own_from, own_from + len(own))
+            context_span = (shared, shared + len(context)) if shared is not None else None
+            spans.append(Span(start, len(tokens), context_span))
+        scored += at
+        targets += seq[first + 1 :]
+        owner += [r] * len(at)
+    membership = np.zeros((len(rows), len(scored)), dtype=np.float32)
+    membership[owner, np.arange(len(scored))] = 1.0
+    return PackedRows(
+        mx.array([tokens], dtype=mx.int32),
+        mx.array(positions, dtype=mx.int32),
+        tuple(spans),
+        mx.array(scored, dtype=mx.int32),
+        mx.array(targets, dtype=mx.int32),
+        mx.array(membership),
+        len(scored),
+    )
+
+
+def packed_row_ce(model: Any, packed: PackedRows) -> Any:
+    """Mean cross-entropy per row over its scored targets, ``[rows]``: the numbers
+    :func:`~rho_audit.train.batches.per_row_ce` gives each row alone, from one forward."""
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    body, head = body_and_head(model)
+    hidden = _packed_hidden(model, body, packed)
+    logits = head(hidden[0][packed.scored])
+    ce = nn.losses.cross_entropy(logits.astype(mx.float32), packed.targets, reduction="none")
+    return (packed.rows @ ce) / mx.maximum(packed.rows.sum(axis=1), 1.0)
+
+
+def packing_supported(model: Any) -> bool:
+    """Whether :func:`packed_row_ce` gives ``model`` the numbers of separate rows: a forward of a
+    few short rows (two sharing a context, lengths unequal) both ways, compared."""
+    import mlx.core as mx
+
+    if body_and_head(model) is None:
+        return False
+    ids = [1 + (7 * i) % 97 for i in range(40)]  # ids every vocabulary has
+    rows = [(ids[:5], ids[5:9]), (ids[:5], ids[9:16]), (ids[16:18], ids[18:30]), (ids[30:31], ids[31:33])]
+    try:
+        packed = packed_row_ce(model, pack_rows(rows, 64))
+        separate = mx.concatenate([per_row_ce(model, token_batch([row], 64)) for row in rows])
+        gap = mx.abs(packed - separate).max()
+        mx.eval(gap)
+    except Exception:  # an architecture the row layout cannot be routed through
+        return False
+    return float(gap.item()) <= SUPPORT_TOLERANCE
+
+
+# -- micro-steps ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MicroBatch:
+    """One micro-step's rows: its SFT example, and the drawn pairs' (positive, negative) rows
+    grouped by dimension (pairs in draw order within a group)."""
+
+    sft: Row
+    pairs: tuple[tuple[Row, ...], ...]
+    max_len: int
+
+    def pair_rows(self) -> list[Row]:
+        return [row for group in self.pairs for row in group]
+
+    def without_pairs(self) -> MicroBatch:
+        return MicroBatch(self.sft, (), self.max_len)
+
+    def n_tokens(self) -> int:
+        """Scored targets in all its rows (the loop's tokens/s counts these)."""
+        return sum(_scored_targets(row, self.max_len) for row in [self.sft, *self.pair_rows()])
+
+    def ce(self, model: Any, packed: bool) -> tuple[Any, Any]:
+        """(SFT row's CE ``[1]``, pair rows' CE ``[2 * pairs]`` in (positive, negative) order)."""
+        import mlx.core as mx
+
+        if packed:
+            ce = packed_row_ce(model, pack_rows([self.sft, *self.pair_rows()], self.max_len))
+            return ce[:1], ce[1:]
+        sft = per_row_ce(model, token_batch([self.sft], self.max_len))
+        return sft, pair_ce(model, self.pair_batches()) if self.pairs else mx.zeros((0,))
+
+    def pair_ce(self, model: Any, packed: bool) -> Any:
+        """The pair rows' CE alone (logged for objectives that do not train on pairs)."""
+        if packed:
+            return packed_row_ce(model, pack_rows(self.pair_rows(), self.max_len))
+        return pair_ce(model, self.pair_batches())
+
+    def pair_batches(self) -> list[TokenBatch]:
+        return [token_batch(group, self.max_len) for group in self.pairs]
+
+
+def _scored_targets(row: Row, max_len: int) -> int:
+    context, seq = truncate_row(*row, max_len)
+    return min(max(0, len(seq) - len(context)), max(0, len(seq) - 1))
+
+
+# -- routing the row layout through the model -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _RowLayout:
+    """What the patched attention receives as its mask."""
+
+    spans: tuple[Span, ...]
+    window: int | None
+
+
+class _RowCache:
+    """Stands in for a layer's KV cache for one packed forward: hands the row layout down as the
+    mask, keeps no state, and leaves RoPE's offset at 0 (the positions come from ``_Positions``)."""
+
+    offset = 0
+
+    def __init__(self, spans: tuple[Span, ...]) -> None:
+        self.spans = spans
+
+    def make_mask(self, *args: Any, window_size: int | None = None, **kwargs: Any) -> _RowLayout:
+        return _RowLayout(self.spans, window_size)
+
+    def update_and_fetch(self, keys: Any, values: Any) -> tuple[Any, Any]:
+        return keys, values
+
+
+def _positions_module(rope: Any, positions: Any) -> Any:
+    import mlx.nn as nn
+
+    class _Positions(nn.Module):
+        """The layer's own RoPE at per-token positions: tokens go along the batch axis, each one a
+        sequence of length 1 whose offset is its position in its own row."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def __call__(self, x: Any, offset: Any = 0) -> Any:
+            self.calls += 1
+            return rope(x.transpose(2, 1, 0, 3), offset=positions).transpose(2, 1, 0, 3)
+
+    return _Positions()
+
+
+def _row_attention(original: Any, counter: list[int]) -> Any:
+    def scaled_dot_product_attention(queries, keys, values, cache, scale, mask, sinks=None):
+        if not isinstance(mask, _RowLayout):
+            return original(queries, keys, values, cache, scale=scale, mask=mask, sinks=sinks)
+        import mlx.core as mx
+        from mlx_lm.models.base import create_causal_mask
+
+        counter[0] += 1
+        out = []
+        for span in mask.spans:
+            q = queries[:, :, span.start : span.end]
+            k, v = keys[:, :, span.start : span.end], values[:, :, span.start : span.end]
+            before = 0
+            if span.context is not None:
+                a, b = span.context
+                k = mx.concatenate([keys[:, :, a:b], k], axis=2)
+                v = mx.concatenate([values[:, :, a:b], v], axis=2)
+                before = b - a
+            n = span.end - span.start
+            causal: Any = "causal"
+            if mask.window is not None and n + before > mask.window:
+                causal = create_causal_mask(n, before, window_size=mask.window)
+            out.append(mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=causal, sinks=sinks))
+        return mx.concatenate(out, axis=2)
+
+    scaled_dot_product_attention.rows = True
+    return scaled_dot_product_attention
+
+
+@contextmanager
+def _routed(model: Any, positions: Any) -> Iterator[tuple[list[int], list[Any]]]:
+    """Within the block, each layer's attention takes per-token positions and runs a row layout
+    mask row by row. Yields (packed attention calls, the positions modules) for the caller to
+    check that every layer went through them."""
+    layers = list(model.layers)
+    attentions = [layer.self_attn for layer in layers]
+    modules = {sys.modules[type(a).__module__] for a in attentions}
+    counter = [0]
+    swapped: list[tuple[Any, Any]] = []
+    patched: list[tuple[Any, Any]] = []
+    wrappers = []
+    with _patch_lock:
+        try:
+            for module in modules:
+                original = module.scaled_dot_product_attention  # AttributeError: not routable
+                if not getattr(original, "rows", False):
+                    module.scaled_dot_product_attention = _row_attention(original, counter)
+                    patched.append((module, original))
+            for attention in attentions:
+                wrapper = _positions_module(attention.rope, positions)
+                swapped.append((attention, attention.rope))
+                attention.rope = wrapper
+                wrappers.append(wrapper)
+            yield counter, wrappers
+        finally:
+            for attention, rope in swapped:
+                attention.rope = rope
+            for module, original in patched:
+                module.scaled_dot_product_attention = original
+
+
+def _packed_hidden(model: Any, body: Any, packed: PackedRows) -> Any:
+    """The body's final hidden states ``[1, T, hidden]`` of the packed rows."""
+    n_layers = len(model.layers)
+    with _routed(model, packed.positions) as (counter, wrappers):
+        hidden = body(packed.tokens, cache=[_RowCache(packed.spans) for _ in range(n_layers)])
+    if counter[0] != n_layers or any(w.calls == 0 for w in wrappers):
+        raise RuntimeError(
+            f"the row layout reached {counter[0]} of {n_layers} attention layers: this model's code "
+            "does not route it (use the separate batches)"
+        )
+    return hidden

@@ -1,0 +1,164 @@
+"""The packed micro-step (rho_audit.train.packing) gives each row the CE, and the model the
+gradient, that the separate per-row batches give."""
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten, tree_map
+from mlx_lm import load
+from mlx_lm.models.llama import Model, ModelArgs
+from mlx_lm.tuner.utils import linear_to_lora_layers
+
+from rho_audit.train.batches import per_row_ce, token_batch
+from rho_audit.train.packing import MicroBatch, pack_rows, packed_row_ce, packing_supported
+
+MAX_LEN = 48
+
+
+def _with_lora(model):
+    """LoRA on q/k/o as the loop adds it, with non-zero factors (mlx-lm starts B at zero, which
+    would leave A without a gradient)."""
+    model.freeze()
+    linear_to_lora_layers(
+        model,
+        len(model.layers),
+        {
+            "rank": 4,
+            "scale": 2.0,
+            "dropout": 0.0,
+            "keys": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.o_proj"],
+        },
+    )
+    mx.random.seed(5)
+    model.update(tree_map(lambda p: mx.random.normal(p.shape) * 0.1, model.trainable_parameters()))
+    mx.eval(model.parameters())
+    return model
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_path):
+    return _with_lora(load(str(tiny_model_path))[0])
+
+
+def _ids(start, n):
+    return [3 + (start + 11 * i) % 400 for i in range(n)]
+
+
+# A long SFT row, then pairs: shared contexts, continuations of very different lengths, a
+# one-token continuation, rows cut at MAX_LEN (long context, and a continuation longer than
+# MAX_LEN), and one context shared by two pairs.
+ROWS = [
+    (_ids(0, 6), _ids(50, 40)),
+    (_ids(100, 9), _ids(120, 2)),
+    (_ids(100, 9), _ids(130, 17)),
+    (_ids(200, 1), _ids(210, 5)),
+    (_ids(200, 1), _ids(220, 1)),
+    (_ids(300, 70), _ids(310, 12)),
+    (_ids(300, 70), _ids(320, 4)),
+    (_ids(7, 3), _ids(400, 60)),
+    (_ids(100, 9), _ids(140, 3)),
+]
+
+
+def _separate(model, rows):
+    return mx.concatenate([per_row_ce(model, token_batch([row], MAX_LEN)) for row in rows])
+
+
+def test_packed_row_ce_is_the_separate_row_ce(model):
+    packed = pack_rows(ROWS, MAX_LEN)
+    got, want = packed_row_ce(model, packed), _separate(model, ROWS)
+    np.testing.assert_allclose(np.array(got), np.array(want), atol=1e-4, rtol=0)
+    assert packed.n_tokens == sum(token_batch([row], MAX_LEN).n_tokens for row in ROWS)
+    # A context is packed once: rows 2 and 8 reuse row 1's 9 tokens, row 4 row 3's one token. Rows
+    # 5 and 6 keep different parts of their long context (MAX_LEN minus the continuation): no sharing.
+    inputs = sum(len(token_batch([row], MAX_LEN).tokens[0]) - 1 for row in ROWS)
+    assert packed.tokens.shape[1] == inputs - 9 - 1 - 9
+    assert [s.context for s in packed.spans if s.context] == [
+        (45, 54),
+        (45, 54),
+    ]  # after row 0's 45 inputs; row 4 has none of its own
+
+
+def test_each_row_keeps_its_own_positions_and_sees_no_other_row(model):
+    """A row's CE does not move when other rows are packed before it."""
+    alone = packed_row_ce(model, pack_rows(ROWS[1:3], MAX_LEN))
+    after_others = packed_row_ce(model, pack_rows([ROWS[0], ROWS[7], *ROWS[1:3]], MAX_LEN))[2:]
+    np.testing.assert_allclose(np.array(alone), np.array(after_others), atol=1e-5, rtol=0)
+
+
+def test_packed_gradient_is_the_separate_gradient(model):
+    weights = mx.array(np.linspace(0.5, 2.0, len(ROWS)), dtype=mx.float32)
+    packed = pack_rows(ROWS, MAX_LEN)
+
+    def grads(fn):
+        _, g = nn.value_and_grad(model, lambda m: (fn(m) * weights).sum())(model)
+        return dict(tree_flatten(g))
+
+    got = grads(lambda m: packed_row_ce(m, packed))
+    want = grads(lambda m: _separate(m, ROWS))
+    assert got.keys() == want.keys() and len(got) == 12  # q, k, o x (A, B) x 2 layers
+    for name in want:
+        scale = float(mx.abs(want[name]).max())
+        assert scale > 0, name
+        np.testing.assert_allclose(np.array(got[name]), np.array(want[name]), atol=1e-4 * scale, rtol=0)
+
+
+def test_micro_batch_packed_and_separate_agree(model):
+    batch = MicroBatch(ROWS[0], (tuple(ROWS[1:3]), tuple(ROWS[3:7])), MAX_LEN)
+    (sft_p, pairs_p), (sft_s, pairs_s) = batch.ce(model, True), batch.ce(model, False)
+    assert pairs_p.shape == pairs_s.shape == (6,)
+    np.testing.assert_allclose(np.array(sft_p), np.array(sft_s), atol=1e-4)
+    np.testing.assert_allclose(np.array(pairs_p), np.array(pairs_s), atol=1e-4)
+    np.testing.assert_allclose(
+        np.array(batch.pair_ce(model, True)), np.array(batch.pair_ce(model, False)), atol=1e-4
+    )
+    assert batch.without_pairs().ce(model, True)[1].shape == (0,)
+    assert batch.n_tokens() == sum(token_batch([r], MAX_LEN).n_tokens for r in ROWS[:7])
+
+
+def test_sliding_window_layers_get_the_window_per_row():
+    mx.random.seed(1)
+    args = ModelArgs(
+        model_type="llama",
+        hidden_size=32,
+        num_hidden_layers=2,
+        intermediate_size=64,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        rms_norm_eps=1e-5,
+        vocab_size=500,
+        layer_types=["sliding_attention", "full_attention"],
+        sliding_window=6,
+    )
+    model = _with_lora(Model(args))
+    np.testing.assert_allclose(
+        np.array(packed_row_ce(model, pack_rows(ROWS, MAX_LEN))), np.array(_separate(model, ROWS)), atol=1e-4
+    )
+
+
+class _Unrouted(nn.Module):
+    """A model whose body builds its own mask: the row layout would never reach attention."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.model = lambda inputs, cache=None: inner.model(inputs)
+        self.lm_head = inner.model.embed_tokens.as_linear
+        self.layers = inner.layers
+
+    def __call__(self, inputs):
+        return self.inner(inputs)
+
+
+def test_packing_is_only_used_where_it_gives_the_separate_numbers(model):
+    assert packing_supported(model)
+    assert not packing_supported(_Unrouted(model))
+    with pytest.raises(RuntimeError, match="attention layers"):
+        packed_row_ce(_Unrouted(model), pack_rows(ROWS[:3], MAX_LEN))
+
+    class NoLayout(nn.Module):
+        def __call__(self, inputs):
+            return model(inputs)
+
+    assert not packing_supported(NoLayout())
