@@ -252,3 +252,35 @@ def test_probes_alone_audit_every_installed_dimension_too(tmp_path, host, split_
     text = "name: p\nbaseline: true\ngrid: {trainer: [fake-sft], seed: [1]}\naudit: {probes: [ood-logic]}\n"
     sw.run_sweep(plan_of(tmp_path, host, text), tmp_path / "runs.sqlite", host)
     assert set(audit.calls[0][2]) == set(host.dimensions) and audit.calls[0][3] == ("ood-logic",)
+
+
+def test_the_real_audit_of_a_baseline_with_extra_sets_and_two_splits(tmp_path, tiny_model_path):
+    """The real runner on the tiny model: the extra sets are stored as DIM@SET, each split is its
+    own run, and the cards show the pooled accuracy for each split."""
+    from rho_audit.plugins import load_host
+    from rho_audit.report.audit_card import build_audit_card
+    from rho_audit.report.render import render
+    from rho_audit.report.sweep_card import build_sweep_card
+
+    real = load_host()
+    text = (
+        f"name: tiny\nmodels: [{tiny_model_path}]\ngrid: {{trainer: [sft], seed: [1]}}\n"
+        "audit: {dimensions: [factual], probes: [ood-clinical, ood-logic], split: [eval, train], limit: 4}\n"
+    )
+    plan = sw.plan_sweep(write(tmp_path, text), real, out=tmp_path / "out")
+    store = tmp_path / "runs.sqlite"
+    result = sw.execute_cell(plan.baselines[0], store, real)
+    assert result.status == "complete" and list(result.splits) == ["eval", "train"]
+    scores = result.splits["train"]["scores"]
+    assert list(scores) == ["factual", "factual@ood-clinical", "factual@ood-logic"]
+    assert scores["factual@ood-logic"]["probe_set"] == "ood-logic" and scores["factual@ood-logic"]["n"] == 4
+    db = RunStore(store)
+    runs = {s: db.run(v["audit_run_id"]) for s, v in result.splits.items()}
+    assert {s: r.config["split"] for s, r in runs.items()} == {"eval": "eval", "train": "train"}
+    [pooled] = build_audit_card(db, runs["train"].run_id).ood
+    assert pooled.set_names == ("ood-clinical", "ood-logic") and pooled.pooled.n == 8
+    card = build_sweep_card(db, plan.sweep_id)
+    assert [s.split for s in card.splits] == ["eval", "train"]
+    assert [t.rows[0].single.n for s in card.splits for t in s.ood] == [8, 8]
+    assert "## Out-of-distribution accuracy: factual — in-sample (train)" in render(card, "md").text
+    db.close()
