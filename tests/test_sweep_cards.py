@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -150,7 +151,10 @@ def audit_results(trainer, seed_index, split):
     shift = (
         SHIFT.get(trainer, -0.3) + 0.1 * seed_index * (trainer is not None) + (0.4 if split == "train" else 0)
     )
-    results = [pair_result("factual", [g + shift for g in FACTUAL])]
+    factual = pair_result("factual", [g + shift for g in FACTUAL])
+    # a plugin's own further figures, stored as they are: one only the trained cells report
+    secondary = {"spread": 0.1 * seed_index + SHIFT.get(trainer, 0.0)} | ({"late": 1.0} if trainer else {})
+    results = [replace(factual, evaluation=replace(factual.evaluation, secondary=secondary))]
     counts = OOD_EVAL if split == "eval" else OOD_TRAIN
     for name, (n, right) in counts.items():
         results.append(pair_result(f"factual@{name}", ood_gaps(n, right + BONUS[trainer]), probe_set=name))
@@ -388,3 +392,21 @@ def test_sweep_card_with_splits_renders_in_headless_chromium(tmp_path):
     ).stdout
     assert '<table id="ood-factual-eval-table" class="ood-table">' in dom
     assert '<table id="ablation-train-table" class="ablation-table">' in dom and "<svg" in dom
+
+
+def test_sweep_card_shows_secondary_figures_whatever_their_keys(tmp_path):
+    store = split_sweep_store(tmp_path / "runs.sqlite")
+    card = build_sweep_card(store, "paper-splits-1")
+    [table] = card.splits[0].secondary
+    assert table.columns == ("baseline", "sft", "contrastive-only", "rho-guided λ=0.2")
+    rows = {(r.dimension, r.figure): r for r in table.rows}
+    assert list(rows) == [("factual", "spread"), ("factual", "late")]
+    spread = rows[("factual", "spread")].values
+    assert [v.n for v in spread] == [1, 3, 3, 3]
+    assert spread[0].mean == pytest.approx(0.0) and spread[3].mean == pytest.approx(1.1)
+    assert spread[3].sd == pytest.approx(0.1)
+    late = rows[("factual", "late")].values
+    assert late[0].mean is None and late[1].mean == 1.0
+    md = render(card, "md").text
+    assert "| factual | late | - | 1.000 ± 0.000 (n=3) |" in md
+    assert "## Secondary figures — in-sample (train)" in md

@@ -252,6 +252,8 @@ class SweepCell:
     pooled: tuple[PooledAccuracy, ...] = ()
     #: dimension -> its metric in this audit (which item-level test applies).
     metrics: Mapping[str, str] = field(default_factory=dict)
+    #: dimension -> its secondary figures in this audit (a plugin's own, shown as stored).
+    secondary: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -354,6 +356,23 @@ class OodTable:
 
 
 @dataclass(frozen=True)
+class SecondaryRow:
+    dimension: str
+    figure: str
+    values: tuple[Summary, ...]  # per column of its table, over the seeds of that column
+
+
+@dataclass(frozen=True)
+class SecondaryTable:
+    """The dimensions' secondary figures (whatever keys they store): the base model's audit and
+    each condition's mean over seeds, as stored (not Δ)."""
+
+    model: str  # "" when the sweep has one model
+    columns: tuple[str, ...]  # the baseline (when there is one), then the conditions
+    rows: tuple[SecondaryRow, ...]
+
+
+@dataclass(frozen=True)
 class SweepSplit:
     """Everything the sweep card shows for one audit split."""
 
@@ -373,6 +392,7 @@ class SweepSplit:
     margin: tuple[MarginLevel, ...]
     ood: tuple[OodTable, ...]
     not_shown: tuple[str, ...]
+    secondary: tuple[SecondaryTable, ...] = ()
 
     @property
     def label(self) -> str:

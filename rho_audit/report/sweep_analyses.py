@@ -30,6 +30,8 @@ from rho_audit.report.records import (
     MarginLevel,
     OodLevel,
     OodTable,
+    SecondaryRow,
+    SecondaryTable,
     SweepCell,
     VarianceCollapse,
     VarianceRow,
@@ -320,6 +322,45 @@ class SplitAnalyses:
                 out.append(
                     OodTable(model if len(models) > 1 else "", dim, sets, tuple(rows), base is not None)
                 )
+        return tuple(out)
+
+    # -- secondary figures -------------------------------------------------------------------
+
+    def secondary_tables(self, baselines: Mapping[str, SweepCell]) -> tuple[SecondaryTable, ...]:
+        """Per model, every secondary figure any audit stored (whatever its keys), as rows; the
+        baseline and each condition as columns."""
+        models = list(dict.fromkeys(c.model_label for c in (*baselines.values(), *self.cells)))
+        out = []
+        for model in models:
+            base = baselines.get(model)
+            cells = self._model_cells(model, base)
+            keys = list(dict.fromkeys((d, k) for c in cells for d, figs in c.secondary.items() for k in figs))
+            if not keys:
+                continue
+            mine = [c for c in self.conditions if c.model_label == model]
+            groups = [[base]] if base else []
+            groups += [
+                [c for c in self.cells if (c.model_label, c.condition) == (model, k.key)] for k in mine
+            ]
+            rows = tuple(
+                SecondaryRow(
+                    d,
+                    k,
+                    tuple(
+                        report_stats.summarize(
+                            [
+                                v
+                                for c in group
+                                if c.status == "complete" and (v := c.secondary.get(d, {}).get(k)) is not None
+                            ]
+                        )
+                        for group in groups
+                    ),
+                )
+                for d, k in keys
+            )
+            columns = (("baseline",) if base else ()) + tuple(c.label for c in mine)
+            out.append(SecondaryTable(model if len(models) > 1 else "", columns, rows))
         return tuple(out)
 
     def _model_cells(self, model: str, base: SweepCell | None) -> list[SweepCell]:

@@ -10,7 +10,7 @@ in the cell when a run is gone) and groups them into conditions; the analyses ar
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rho_audit.api.errors import RhoAuditError
@@ -45,21 +45,38 @@ def _split_entry(row: StoredCell, split: str) -> tuple[str | None, Mapping[str, 
     return None, {}
 
 
-def _audit_scores(
-    store: RunStore, run_id: str | None, kept: Mapping[str, Any]
-) -> tuple[dict[str, float | None], dict[str, str], tuple[PooledAccuracy, ...]]:
-    """Scores, metrics and pooled accuracies from the audit run when it is in the store, else
-    from what the cell kept of it."""
+@dataclass(frozen=True)
+class _Audit:
+    """What a cell's card rows need of one of its audits."""
+
+    scores: dict[str, float | None] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)
+    pooled: tuple[PooledAccuracy, ...] = ()
+    secondary: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+
+def _audit_of(store: RunStore, run_id: str | None, kept: Mapping[str, Any]) -> _Audit:
+    """From the audit run when it is in the store, else from what the cell kept of it (headline
+    scores only)."""
     results = store.results(run_id) if run_id else []
     if results:
-        scores = {
-            str(r["dimension"]): finite_number((r.get("evaluation") or {}).get("score")) for r in results
-        }
-        metrics = {str(r["dimension"]): str((r.get("evaluation") or {}).get("metric", "")) for r in results}
-        return scores, metrics, pooled_of_results(results)
-    scores = {d: finite_number(v.get("score")) for d, v in kept.items() if isinstance(v, dict)}
-    metrics = {d: str(v.get("metric") or "") for d, v in kept.items() if isinstance(v, dict)}
-    return scores, metrics, pooled_of_scores({d: v for d, v in kept.items() if isinstance(v, dict)})
+        evs = {str(r["dimension"]): r.get("evaluation") or {} for r in results}
+        return _Audit(
+            {d: finite_number(ev.get("score")) for d, ev in evs.items()},
+            {d: str(ev.get("metric", "")) for d, ev in evs.items()},
+            pooled_of_results(results),
+            {
+                d: {str(k): finite_number(v) for k, v in (ev.get("secondary") or {}).items()}
+                for d, ev in evs.items()
+                if ev.get("secondary")
+            },
+        )
+    entries = {d: v for d, v in kept.items() if isinstance(v, dict)}
+    return _Audit(
+        {d: finite_number(v.get("score")) for d, v in entries.items()},
+        {d: str(v.get("metric") or "") for d, v in entries.items()},
+        pooled_of_scores(entries),
+    )
 
 
 def _sweep_cell(store: RunStore, row: StoredCell, many_models: bool, split: str) -> SweepCell:
@@ -75,7 +92,7 @@ def _sweep_cell(store: RunStore, row: StoredCell, many_models: bool, split: str)
     else:
         label = " ".join(x for x in (str(trainer), param_label(params)) if x)
     run_id, kept = _split_entry(row, split)
-    scores, metrics, pooled = _audit_scores(store, run_id, kept) if row.status == "complete" else ({}, {}, ())
+    audit = _audit_of(store, run_id, kept) if row.status == "complete" else _Audit()
     return SweepCell(
         cell_id=str(row.cell_id),
         condition=str(spec.get("condition", row.cell_id)),
@@ -87,13 +104,14 @@ def _sweep_cell(store: RunStore, row: StoredCell, many_models: bool, split: str)
         status=str(row.status),
         train_run_id=row.train_run_id,
         audit_run_id=run_id if run_id else (row.audit_run_id if row.status != "complete" else None),
-        scores=scores,
+        scores=audit.scores,
         values={},
         final_loss=finite_number((result.get("final_metrics") or {}).get("loss")),
         final_contrastive=finite_number((result.get("final_metrics") or {}).get("contrastive_loss")),
         error=row.error,
-        pooled=pooled,
-        metrics=metrics,
+        pooled=audit.pooled,
+        metrics=audit.metrics,
+        secondary=audit.secondary,
     )
 
 
@@ -254,6 +272,7 @@ def _split_section(
         variances=analyses.variances(),
         margin=margin,
         ood=analyses.ood_tables(base_cells),
+        secondary=analyses.secondary_tables(base_cells),
         not_shown=_not_shown(conditions, dose, ablations, margin, baselines),
     )
 
