@@ -209,9 +209,8 @@ def plan_table(plan: SweepPlan, store: Path) -> Any:
     return _titled(
         f"{plan.sweep_id}: {len(plan.cells)} cells, {done} complete in {store}",
         table,
-        f"{audit_line(plan.cells[0].audit)}\nadapters: {plan.out_dir}/<cell id>/adapter"
-        if plan.cells
-        else f"adapters: {plan.out_dir}/<cell id>/adapter",
+        *([audit_line(plan.cells[0].audit)] if plan.cells else []),
+        f"adapters: {plan.out_dir}/<cell id>/adapter",
     )
 
 
@@ -232,13 +231,13 @@ def audit_line(audit: dict[str, Any]) -> str:
     return "audits: " + "; ".join(parts)
 
 
-def _titled(title: str, table: Table, note: str = "") -> Any:
-    """A bold title line above the table: a table title would wrap to the table's width."""
+def _titled(title: str, table: Table, *notes: str) -> Any:
+    """A bold title line above the table (a table title would wrap to the table's width), and
+    a dim line below it per note."""
     from rich.console import Group
     from rich.text import Text
 
-    parts = [Text(title, style="bold"), table]
-    return Group(*parts, Text(note, style="dim")) if note else Group(*parts)
+    return Group(Text(title, style="bold"), table, *(Text(note, style="dim") for note in notes if note))
 
 
 def summary_tables(summary: SweepSummary) -> list[Any]:
