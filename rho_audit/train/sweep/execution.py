@@ -1,4 +1,5 @@
-"""Running one cell: train (resuming from a checkpoint when there is one), then audit.
+"""Running one cell: train (resuming from a checkpoint when there is one), then audit it once per
+split of its audit settings (held-out first), each split a run of its own.
 
 Execution is a pure function, :func:`execute_cell` (cell spec, store path, plugin host) ->
 :class:`CellResult`, behind a small :class:`Executor` protocol. :class:`LocalExecutor` runs cells
