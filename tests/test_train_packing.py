@@ -10,7 +10,7 @@ from mlx_lm import load
 from mlx_lm.models.llama import Model, ModelArgs
 from mlx_lm.tuner.utils import linear_to_lora_layers
 
-from rho_audit.train.batches import per_row_ce, token_batch
+from rho_audit.train.batches import per_row_ce, token_batch, truncate_row
 from rho_audit.train.packing import MicroBatch, pack_rows, packed_row_ce, packing_supported
 
 MAX_LEN = 48
@@ -47,7 +47,7 @@ def _ids(start, n):
 
 # A long SFT row, then pairs: shared contexts, continuations of very different lengths, a
 # one-token continuation, rows cut at MAX_LEN (long context, and a continuation longer than
-# MAX_LEN), and one context shared by two pairs.
+# MAX_LEN), one context shared by two pairs, and a continuation that starts as another one does.
 ROWS = [
     (_ids(0, 6), _ids(50, 40)),
     (_ids(100, 9), _ids(120, 2)),
@@ -58,6 +58,7 @@ ROWS = [
     (_ids(300, 70), _ids(320, 4)),
     (_ids(7, 3), _ids(400, 60)),
     (_ids(100, 9), _ids(140, 3)),
+    (_ids(100, 9), _ids(130, 5) + _ids(9, 3)),
 ]
 
 
@@ -70,14 +71,17 @@ def test_packed_row_ce_is_the_separate_row_ce(model):
     got, want = packed_row_ce(model, packed), _separate(model, ROWS)
     np.testing.assert_allclose(np.array(got), np.array(want), atol=1e-4, rtol=0)
     assert packed.n_tokens == sum(token_batch([row], MAX_LEN).n_tokens for row in ROWS)
-    # A context is packed once: rows 2 and 8 reuse row 1's 9 tokens, row 4 row 3's one token. Rows
-    # 5 and 6 keep different parts of their long context (MAX_LEN minus the continuation): no sharing.
-    inputs = sum(len(token_batch([row], MAX_LEN).tokens[0]) - 1 for row in ROWS)
-    assert packed.tokens.shape[1] == inputs - 9 - 1 - 9
-    assert [s.context for s in packed.spans if s.context] == [
-        (45, 54),
-        (45, 54),
-    ]  # after row 0's 45 inputs; row 4 has none of its own
+    # Each distinct row prefix is packed once (rows 2, 8 and 9 reuse row 1's context, row 9 also
+    # row 2's first five continuation tokens, row 4 row 3's one context token); rows 5 and 6 keep
+    # different parts of their long context (MAX_LEN minus the continuation), so they share nothing.
+    prefixes = {tuple(row[: n + 1]) for row in map(_unpadded, ROWS) for n in range(len(row))}
+    assert packed.tokens.shape[1] == len(prefixes) < sum(len(row) for row in map(_unpadded, ROWS))
+    assert [s.before for s in packed.spans if s.before] == [((45, 54),), ((45, 54),), ((45, 54), (55, 60))]
+
+
+def _unpadded(row):
+    """A row's input tokens (all but its last), truncated as the loop truncates it."""
+    return truncate_row(*row, MAX_LEN)[1][:-1]
 
 
 def test_each_row_keeps_its_own_positions_and_sees_no_other_row(model):

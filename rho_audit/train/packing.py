@@ -7,8 +7,9 @@ pass streams all the weights again and pays its padding; so the rows are concate
 - attention runs row by row (each row's queries see only its own keys, causally), so no work is
   spent on the zero blocks a block-diagonal mask would hold, which is most of a long packed row;
 - RoPE positions restart at 0 for every row, so a row sees exactly the positions it has alone;
-- rows with the same (truncated) context share its tokens: a pair's negative continuation sits
-  after the positive one and attends to the context's keys, at the positions it has alone;
+- a row prefix is packed once: a pair's prompt (and the first words its two continuations share,
+  and a chat template's system turn) is run for the first row that has it, and a later row's own
+  tokens attend to it there, at the positions they have alone;
 - the vocabulary projection runs only at the positions whose next token is scored.
 
 The model's own code runs unchanged. The body is called with one :class:`_RowCache` per layer: its
@@ -43,18 +44,18 @@ _patch_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class Span:
-    """Queries ``[start, end)`` of the packed sequence, and the keys they see: a shared context's
-    ``[context[0], context[1])`` (when not None) followed by their own positions, causally."""
+    """Queries ``[start, end)`` of the packed sequence, and the keys they see: the ranges in
+    ``before`` (their row's earlier tokens, packed by earlier rows), then their own, causally."""
 
     start: int
     end: int
-    context: tuple[int, int] | None = None
+    before: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
 class PackedRows:
-    tokens: Any  # [1, T] int32: every row's inputs (its tokens but the last), rows one after another
-    positions: Any  # [T] int32: each token's position within its own row
+    tokens: Any  # [1, T] int32: every distinct row prefix's last token, rows one after another
+    positions: Any  # [T] int32: each token's position within its row
     spans: tuple[Span, ...]  # in packed order, covering [0, T)
     scored: Any  # [S] int32: packed positions whose next token is a scored target
     targets: Any  # [S] int32: those targets
@@ -64,7 +65,12 @@ class PackedRows:
 
 def pack_rows(rows: Sequence[Row], max_len: int) -> PackedRows:
     """Rows truncated to ``max_len`` each exactly as :func:`~rho_audit.train.batches.token_batch`
-    does, packed into one sequence (``max_len`` bounds each row, not the packed length)."""
+    does, packed into one sequence (``max_len`` bounds each row, not the packed length).
+
+    A token's hidden states depend only on the tokens before it in its row, so a row prefix that
+    an earlier row already packed is not packed again: a pair's prompt, the chat template's system
+    turn, a continuation's first words that the other one shares. The row's own tokens then attend
+    to that prefix where it lies."""
     import mlx.core as mx
     import numpy as np
 
@@ -74,33 +80,29 @@ def pack_rows(rows: Sequence[Row], max_len: int) -> PackedRows:
     scored: list[int] = []
     targets: list[int] = []
     owner: list[int] = []
-    contexts: dict[tuple[int, ...], int] = {}  # context ids -> packed start of the row that holds them
+    prefixes: dict[int, tuple[int, dict]] = {}  # a trie of packed prefixes: token -> (index, next)
     for r, (context, continuation) in enumerate(rows):
         context, seq = truncate_row(context, continuation, max_len)
+        inputs = seq[:-1]
+        at: list[int] = []  # packed index of each input
+        node = prefixes
+        while len(at) < len(inputs) and inputs[len(at)] in node:
+            index, node = node[inputs[len(at)]]
+            at.append(index)
+        shared, start = len(at), len(tokens)
+        for i in range(shared, len(inputs)):
+            node[inputs[i]] = (len(tokens), {})
+            node = node[inputs[i]][1]
+            at.append(len(tokens))
+            tokens.append(inputs[i])
+            positions.append(i)
+        if len(tokens) > start:
+            spans.append(Span(start, len(tokens), _runs(at[:shared])))
         n_cont = max(0, len(seq) - len(context))
-        first = max(0, len(seq) - 1 - n_cont)  # first scored target index (target t is seq[t + 1])
-        shared = contexts.get(tuple(context)) if context else None
-        start = len(tokens)
-        if shared is None:
-            own_from = 0
-            if context:
-                contexts[tuple(context)] = start
-            at = [start + t for t in range(first, len(seq) - 1)]
-        else:
-            own_from = len(context)  # the context's tokens are already packed at `shared`
-            at = [
-                shared + t if t < len(context) else start + t - len(context)
-                for t in range(first, len(seq) - 1)
-            ]
-        own = seq[own_from:-1]
-        if own:
-            tokens += own
-            positions += range(own_from, own_from + len(own))
-            context_span = (shared, shared + len(context)) if shared is not None else None
-            spans.append(Span(start, len(tokens), context_span))
-        scored += at
+        first = max(0, len(inputs) - n_cont)  # first scored target index (target t is seq[t + 1])
+        scored += at[first:]
         targets += seq[first + 1 :]
-        owner += [r] * len(at)
+        owner += [r] * (len(inputs) - first)
     membership = np.zeros((len(rows), len(scored)), dtype=np.float32)
     membership[owner, np.arange(len(scored))] = 1.0
     return PackedRows(
@@ -112,6 +114,17 @@ def pack_rows(rows: Sequence[Row], max_len: int) -> PackedRows:
         mx.array(membership),
         len(scored),
     )
+
+
+def _runs(indices: list[int]) -> tuple[tuple[int, int], ...]:
+    """Ascending indices as ``(start, end)`` ranges of consecutive ones."""
+    runs: list[tuple[int, int]] = []
+    for i in indices:
+        if runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return tuple(runs)
 
 
 def packed_row_ce(model: Any, packed: PackedRows) -> Any:
@@ -129,7 +142,7 @@ def packed_row_ce(model: Any, packed: PackedRows) -> Any:
 
 def packing_supported(model: Any) -> bool:
     """Whether :func:`packed_row_ce` gives ``model`` the numbers of separate rows: a forward of a
-    few short rows (two sharing a context, lengths unequal) both ways, compared."""
+    few short rows (sharing prefixes, lengths unequal) both ways, compared."""
     import mlx.core as mx
 
     if body_and_head(model) is None:
@@ -250,12 +263,10 @@ def _row_attention(original: Any, counter: list[int]) -> Any:
         for span in mask.spans:
             q = queries[:, :, span.start : span.end]
             k, v = keys[:, :, span.start : span.end], values[:, :, span.start : span.end]
-            before = 0
-            if span.context is not None:
-                a, b = span.context
-                k = mx.concatenate([keys[:, :, a:b], k], axis=2)
-                v = mx.concatenate([values[:, :, a:b], v], axis=2)
-                before = b - a
+            before = sum(b - a for a, b in span.before)
+            if before:
+                k = mx.concatenate([keys[:, :, a:b] for a, b in span.before] + [k], axis=2)
+                v = mx.concatenate([values[:, :, a:b] for a, b in span.before] + [v], axis=2)
             n = span.end - span.start
             causal: Any = "causal"
             if mask.window is not None and n + before > mask.window:
