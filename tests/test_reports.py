@@ -1141,7 +1141,11 @@ def test_cards_from_a_real_tiny_model_audit(tiny_model_path, tmp_path):
     html = render(card, "html").text
     assert html.count("<tr>") >= 4
     cmp_card = build_comparison_card(store, ids)
-    assert all(r.diff.n_paired == 6 for r in cmp_card.comparisons[0].rows)
+    # Bias pairs only its ambiguous items (counter-stereotyped vs stereotyped); a disambiguated
+    # item has no pair, so it is compared by its accuracy only.
+    ambiguous = sum("confidence_positive" in r["values"] for r in store.probe_records(ids[0], "bias"))
+    expected = {"factual": 6, "bias": ambiguous, "overrefusal": 6}
+    assert {r.dimension: r.diff.n_paired for r in cmp_card.comparisons[0].rows} == expected
     assert {r.diff.verdict for r in cmp_card.comparisons[0].rows} <= {"IMPROVED", "DEGRADED", "UNCHANGED"}
 
 
