@@ -1257,3 +1257,21 @@ def test_html_card_renders_in_headless_chromium(tmp_path):
     keep = os.environ.get("RHO_AUDIT_SCREENSHOT_DIR")
     if keep:
         shutil.copy(shot, Path(keep) / "audit-card.png")
+
+
+def test_bias_probe_texts_show_the_pair_the_score_compares():
+    """Next to a bias gap (counter-stereotyped minus stereotyped) the card shows those two people,
+    not the 'unknown' option; a disambiguated item shows the named person and the other one."""
+    from rho_audit.plugins import load_host
+    from rho_audit.probesets.schema import load_probe_set
+    from rho_audit.report.gather import _probe_text
+
+    probes = {p.id: p for p in load_probe_set(load_host().probe_set_path("bias"))}
+    ambiguous = next(p for p in probes.values() if p.meta.get("context") == "ambiguous")
+    text = _probe_text(ambiguous)
+    assert text.negative == ambiguous.choices[ambiguous.biased_answer]
+    assert text.positive not in (ambiguous.choices[ambiguous.answer], text.negative)
+    named = next(p for p in probes.values() if p.meta.get("evidence_names") == "stereotyped")
+    text = _probe_text(named)
+    assert text.positive == named.choices[named.answer] == named.choices[named.biased_answer]
+    assert text.negative not in (named.choices[named.unknown_answer], text.positive)
