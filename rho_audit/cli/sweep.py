@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 EPILOG = """\b
 Examples:
   rho-audit sweep sweeps/paper-ablation.yaml --quick     4 objectives × 1 seed, small: ~12 min on 2 cores
-  rho-audit sweep sweeps/paper-ablation.yaml --dry-run   list the 20 cells and what is already done
-  rho-audit sweep sweeps/paper-dose-response.yaml        λ ∈ {0, 0.1, 0.2, 0.5} × 5 seeds (hours)
+  rho-audit sweep sweeps/paper-ablation.yaml --dry-run   list the 12 cells + baseline and what is done
+  rho-audit sweep sweeps/paper-dose-response.yaml        λ ∈ {0, 0.1, 0.2, 0.5} × 3 seeds (hours)
   rho-audit sweep my-sweep.yaml --store runs.sqlite --out adapters/ --quiet > table.txt
 \b
 A sweep file (validated entirely before anything runs; errors name file:line and the key):
