@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rho_audit.report import charts
 from rho_audit.report import stats as report_stats
 from rho_audit.report.ood import Accuracy, PooledAccuracy
 from rho_audit.report.splits import split_label
 from rho_audit.report.stats import PairedDifference, Summary
+
+if TYPE_CHECKING:
+    from rho_audit.report.training_losses import LossChange
 
 METRIC_LABEL = {"rank_biserial": "rho", "accuracy": "accuracy", "answer_rate": "answer rate"}
 
@@ -417,6 +420,8 @@ class SweepCard:
     splits: tuple[SweepSplit, ...]
     statistics: tuple[Statistic, ...]
     kind: str = "sweep"
+    #: Per condition, how training moved the SFT and contrastive losses (see ``training_losses``).
+    training: tuple[LossChange, ...] = ()
 
     # The held-out (first) split's tables, by name: what a one-split card is made of.
     @property

@@ -29,6 +29,7 @@ from rho_audit.report.records import (
 )
 from rho_audit.report.splits import audit_splits, ordered_splits, split_label
 from rho_audit.report.sweep_analyses import SplitAnalyses, param_label
+from rho_audit.report.training_losses import LOSS_CHANGE, loss_changes
 from rho_audit.store import RunStore, StoredCell
 
 
@@ -221,6 +222,7 @@ def build_sweep_card(store: RunStore, sweep_id: str) -> SweepCard:
     first = sections[0]
     train_cells = [c for c in first.cells if c.trainer is not None]
     has_ood = any(s.ood for s in sections)
+    training = loss_changes(store, first.cells)
     return SweepCard(
         title=f"Sweep card: {sweep_id}",
         sweep_id=sweep_id,
@@ -231,7 +233,10 @@ def build_sweep_card(store: RunStore, sweep_id: str) -> SweepCard:
         n_cells=len(first.cells),
         n_complete=sum(1 for c in first.cells if c.status == "complete"),
         splits=sections,
-        statistics=SWEEP_STATISTICS + ((OOD_STATISTIC,) if has_ood else ()),
+        statistics=SWEEP_STATISTICS
+        + ((OOD_STATISTIC,) if has_ood else ())
+        + ((Statistic("loss change", LOSS_CHANGE),) if training else ()),
+        training=training,
     )
 
 
