@@ -24,6 +24,7 @@ loop keeps the separate batches (:mod:`rho_audit.train.batches`) where it does n
 
 from __future__ import annotations
 
+import bisect
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -211,10 +212,36 @@ def _scored_targets(row: Row, max_len: int) -> int:
 
 @dataclass(frozen=True)
 class _RowLayout:
-    """What the patched attention receives as its mask."""
+    """What the patched attention receives as its mask: the spans, the positions at which the
+    sequence is cut into pieces, and per span the pieces its earlier keys and its own tokens are."""
 
     spans: tuple[Span, ...]
     window: int | None
+    cuts: tuple[int, ...]
+    pieces: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+
+    @classmethod
+    def of(cls, spans: tuple[Span, ...], window: int | None) -> _RowLayout:
+        bounds = {s.start for s in spans} | {i for s in spans for r in s.before for i in r}
+        cuts = tuple(sorted(bounds - {0, spans[-1].end}))
+        starts = (0, *cuts)
+
+        def pieces(a: int, b: int) -> tuple[int, ...]:
+            first = bisect.bisect_left(starts, a)
+            return tuple(range(first, bisect.bisect_left(starts, b)))
+
+        return cls(
+            spans,
+            window,
+            cuts,
+            tuple((sum((pieces(a, b) for a, b in s.before), ()), pieces(s.start, s.end)) for s in spans),
+        )
+
+
+def _joined(parts: list[Any]) -> Any:
+    import mlx.core as mx
+
+    return parts[0] if len(parts) == 1 else mx.concatenate(parts, axis=2)
 
 
 class _RowCache:
@@ -227,7 +254,7 @@ class _RowCache:
         self.spans = spans
 
     def make_mask(self, *args: Any, window_size: int | None = None, **kwargs: Any) -> _RowLayout:
-        return _RowLayout(self.spans, window_size)
+        return _RowLayout.of(self.spans, window_size)
 
     def update_and_fetch(self, keys: Any, values: Any) -> tuple[Any, Any]:
         return keys, values
@@ -259,20 +286,20 @@ def _row_attention(original: Any, counter: list[int]) -> Any:
         from mlx_lm.models.base import create_causal_mask
 
         counter[0] += 1
+        # One split per array (its gradient is one concatenation; a slice per row would add a
+        # zero-filled full-length gradient per row), then each row's pieces.
+        q_parts, k_parts, v_parts = (mx.split(x, list(mask.cuts), axis=2) for x in (queries, keys, values))
         out = []
-        for span in mask.spans:
-            q = queries[:, :, span.start : span.end]
-            k, v = keys[:, :, span.start : span.end], values[:, :, span.start : span.end]
-            before = sum(b - a for a, b in span.before)
-            if before:
-                k = mx.concatenate([keys[:, :, a:b] for a, b in span.before] + [k], axis=2)
-                v = mx.concatenate([values[:, :, a:b] for a, b in span.before] + [v], axis=2)
-            n = span.end - span.start
+        for span, (before, own) in zip(mask.spans, mask.pieces, strict=True):
+            q = _joined([q_parts[i] for i in own])
+            k = _joined([k_parts[i] for i in before + own])
+            v = _joined([v_parts[i] for i in before + own])
+            n, seen = span.end - span.start, sum(b - a for a, b in span.before)
             causal: Any = "causal"
-            if mask.window is not None and n + before > mask.window:
-                causal = create_causal_mask(n, before, window_size=mask.window)
+            if mask.window is not None and n + seen > mask.window:
+                causal = create_causal_mask(n, seen, window_size=mask.window)
             out.append(mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=causal, sinks=sinks))
-        return mx.concatenate(out, axis=2)
+        return _joined(out)
 
     scaled_dot_product_attention.rows = True
     return scaled_dot_product_attention
@@ -312,6 +339,8 @@ def _routed(model: Any, positions: Any) -> Iterator[tuple[list[int], list[Any]]]
 
 def _packed_hidden(model: Any, body: Any, packed: PackedRows) -> Any:
     """The body's final hidden states ``[1, T, hidden]`` of the packed rows."""
+    if len(packed.spans) == 1:  # one row (the first row shares nothing): the model's own forward
+        return body(packed.tokens)
     n_layers = len(model.layers)
     with _routed(model, packed.positions) as (counter, wrappers):
         hidden = body(packed.tokens, cache=[_RowCache(packed.spans) for _ in range(n_layers)])
