@@ -71,6 +71,9 @@ def test_packed_row_ce_is_the_separate_row_ce(model):
     got, want = packed_row_ce(model, packed), _separate(model, ROWS)
     np.testing.assert_allclose(np.array(got), np.array(want), atol=1e-4, rtol=0)
     assert packed.n_tokens == sum(token_batch([row], MAX_LEN).n_tokens for row in ROWS)
+    # The rows that share a context predict their first continuation token at one position (and
+    # row 9 its first six at row 2's): the vocabulary projection runs there once.
+    assert packed.heads.size == packed.n_tokens - 3 - 1 - 5
     # Each distinct row prefix is packed once (rows 2, 8 and 9 reuse row 1's context, row 9 also
     # row 2's first five continuation tokens, row 4 row 3's one context token); rows 5 and 6 keep
     # different parts of their long context (MAX_LEN minus the continuation), so they share nothing.

@@ -10,7 +10,8 @@ pass streams all the weights again and pays its padding; so the rows are concate
 - a row prefix is packed once: a pair's prompt (and the first words its two continuations share,
   and a chat template's system turn) is run for the first row that has it, and a later row's own
   tokens attend to it there, at the positions they have alone;
-- the vocabulary projection runs only at the positions whose next token is scored.
+- the vocabulary projection runs only at the positions whose next token is scored, once per
+  position (the positive and negative continuation's first tokens are predicted at the same one).
 
 The model's own code runs unchanged. The body is called with one :class:`_RowCache` per layer: its
 ``make_mask`` hands the row layout down as the attention mask, ``update_and_fetch`` returns the keys
@@ -58,8 +59,9 @@ class PackedRows:
     tokens: Any  # [1, T] int32: every distinct row prefix's last token, rows one after another
     positions: Any  # [T] int32: each token's position within its row
     spans: tuple[Span, ...]  # in packed order, covering [0, T)
-    scored: Any  # [S] int32: packed positions whose next token is a scored target
-    targets: Any  # [S] int32: those targets
+    heads: Any  # [U] int32: the packed positions whose next token is scored (in some row)
+    head_of: Any  # [S] int32: for each scored target, its position's index in ``heads``
+    targets: Any  # [S] int32: the scored targets
     rows: Any  # [rows, S] float32: 1 where a scored position belongs to the row
     n_tokens: int  # scored targets, as TokenBatch.n_tokens counts them
 
@@ -104,13 +106,15 @@ def pack_rows(rows: Sequence[Row], max_len: int) -> PackedRows:
         scored += at[first:]
         targets += seq[first + 1 :]
         owner += [r] * (len(inputs) - first)
+    heads, head_of = np.unique(np.array(scored, dtype=np.int32), return_inverse=True)
     membership = np.zeros((len(rows), len(scored)), dtype=np.float32)
     membership[owner, np.arange(len(scored))] = 1.0
     return PackedRows(
         mx.array([tokens], dtype=mx.int32),
         mx.array(positions, dtype=mx.int32),
         tuple(spans),
-        mx.array(scored, dtype=mx.int32),
+        mx.array(heads, dtype=mx.int32),
+        mx.array(head_of.reshape(-1), dtype=mx.int32),
         mx.array(targets, dtype=mx.int32),
         mx.array(membership),
         len(scored),
@@ -132,12 +136,14 @@ def packed_row_ce(model: Any, packed: PackedRows) -> Any:
     """Mean cross-entropy per row over its scored targets, ``[rows]``: the numbers
     :func:`~rho_audit.train.batches.per_row_ce` gives each row alone, from one forward."""
     import mlx.core as mx
-    import mlx.nn as nn
 
     body, head = body_and_head(model)
     hidden = _packed_hidden(model, body, packed)
-    logits = head(hidden[0][packed.scored])
-    ce = nn.losses.cross_entropy(logits.astype(mx.float32), packed.targets, reduction="none")
+    logits = head(hidden[0][packed.heads]).astype(mx.float32)
+    # cross_entropy's terms (logsumexp minus the target's logit), the logsumexp once per position
+    vocab = logits.shape[-1]
+    picked = logits.reshape(-1)[packed.head_of.astype(mx.int64) * vocab + packed.targets]
+    ce = mx.logsumexp(logits, axis=-1)[packed.head_of] - picked
     return (packed.rows @ ce) / mx.maximum(packed.rows.sum(axis=1), 1.0)
 
 
