@@ -1,6 +1,7 @@
 """The paper's claims beside what the paper sweeps found on the bundled model, as Markdown.
 
-    python scripts/results-claims.py --store rho-audit-runs/paper/runs.sqlite > /tmp/claims.md
+    python scripts/results-claims.py --store rho-audit-runs/paper/runs.sqlite            # print it
+    python scripts/results-claims.py --store ... --readme docs/results/README.md           # embed it
 
 Reads the sweep cards (the same numbers docs/results/*.md show) and prints one table row per
 claim: the paper's effect (Qwen2.5-7B-Instruct, 5 seeds, Spearman-based rho that can exceed 1),
@@ -148,7 +149,7 @@ def row(split: SweepSplit, claim: Claim) -> list[str]:
         evidence.append(f"item CI [{fmt(c.items.ci_low)}, {fmt(c.items.ci_high)}]")
     return [
         fmt(claim.paper),
-        f"{fmt(c.test.diff)} (n={n} seeds)",
+        f"{fmt(c.test.diff)} ({n} seed{'s' if n != 1 else ''})",
         same,
         "; ".join(evidence) or "one seed: no test",
     ]
@@ -166,19 +167,35 @@ def table(card: SweepCard, claims: Sequence[Claim]) -> str:
     return "\n".join(lines)
 
 
+def embed(readme: Path, text: str, marker: str = "claims") -> None:
+    """Replace what sits between ``<!-- MARKER:start -->`` and ``<!-- MARKER:end -->`` in ``readme``."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    doc = readme.read_text(encoding="utf-8")
+    head, rest = doc.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--store", type=Path, default=Path("rho-audit-runs/paper/runs.sqlite"))
+    parser.add_argument("--readme", type=Path, help="write the table into this README's claims markers")
     args = parser.parse_args()
     store = RunStore.read_only(args.store)
     try:
         card = build_sweep_card(store, "paper-ablation")
-        print(f"Ablation ({card.n_complete} of {card.n_cells} cells complete; held-out eval split):\n")
-        print(table(card, CLAIMS))
+        text = (
+            f"Ablation ({card.n_complete} of {card.n_cells} cells complete; held-out eval split):\n\n"
+            + table(card, CLAIMS)
+        )
     finally:
         store.close()
+    if args.readme:
+        embed(args.readme, text)
+    else:
+        print(text)
 
 
 if __name__ == "__main__":
