@@ -21,6 +21,12 @@ import pytest
 
 REFERENCE = Path(__file__).parent / "data" / "unoptimised_tiny_audit.json"
 TOLERANCE = 1e-4
+#: Dimensions whose measure changed on purpose after the reference was written, so the reference
+#: cannot speak for them; they go through the same engine the other dimensions check here.
+REDEFINED = {
+    "bias": "probe set 2.0.0 (disambiguated contexts) scored BBQ-style with PMI (issue 20); "
+    "tests/test_bias_bbq.py checks it",
+}
 
 
 def _close(a: object, b: object) -> bool:
@@ -59,7 +65,7 @@ def test_audit_matches_the_unoptimised_engine(tiny_model_path, tmp_path):
     compared = 0
     for expected in reference["results"]:
         name = expected["dimension"]
-        if name not in current:  # a third-party dimension not installed here
+        if name not in current or name in REDEFINED:  # not installed here, or measured anew
             continue
         old, new = expected["evaluation"], current[name]
         for key in ("score", "ci_low", "ci_high", "n", "paired_accuracy", "mean_gap"):
@@ -73,4 +79,4 @@ def test_audit_matches_the_unoptimised_engine(tiny_model_path, tmp_path):
             for key, value in a["values"].items():
                 assert _close(value, b["values"][key]), (name, a["probe_id"], key, value, b["values"][key])
             compared += 1
-    assert compared >= 8 * reference["limit"]
+    assert compared >= 7 * reference["limit"]
