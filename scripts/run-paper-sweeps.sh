@@ -20,18 +20,24 @@ if [[ ! -e $STORE && -e $SNAPSHOT ]]; then
   gunzip -c "$SNAPSHOT" > "$STORE"
 fi
 
+# A snapshot is ~1-4 MB gzipped, and git keeps every committed one: write and commit one only
+# when a cell has finished since the last (the step log alone changes the bytes every minute).
+LAST="$STORE.snapshot-summary"
 snapshot() {
+  local summary
+  summary=$(python scripts/snapshot-store.py --summary "$STORE" 2>/dev/null) || return 0
+  [[ -e $SNAPSHOT && -e $LAST && $(cat "$LAST") == "$summary" ]] && return 0
   python scripts/snapshot-store.py "$STORE" "$SNAPSHOT" || return 0
+  echo "$summary" > "$LAST"
   [[ ${COMMIT:-0} == 1 ]] || return 0
   git -C "$REPO" add -- "$SNAPSHOT" && git -C "$REPO" diff --cached --quiet -- "$SNAPSHOT" && return 0
   for _ in 1 2 3 4 5 6; do  # another process may hold the index lock for a moment
-    git -C "$REPO" commit -q -m "results: run store snapshot ($(python scripts/snapshot-store.py --summary "$STORE"))" \
-      -- "$SNAPSHOT" && return 0
+    git -C "$REPO" commit -q -m "results: run store snapshot ($summary)" -- "$SNAPSHOT" && return 0
     sleep 10
   done
 }
 
-( while sleep "${SNAPSHOT_EVERY_S:-900}"; do snapshot; done ) &
+( while sleep "${SNAPSHOT_EVERY_S:-600}"; do snapshot; done ) &
 watcher=$!
 trap 'kill $watcher 2>/dev/null; snapshot' EXIT
 
