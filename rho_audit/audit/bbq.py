@@ -30,6 +30,7 @@ from rho_audit.api.context import ScoreRequest
 from rho_audit.api.errors import ProbeFileError
 from rho_audit.api.results import CompatStat, Evaluation, ProbeRecord
 from rho_audit.audit import metrics
+from rho_audit.probesets.schema import third_choice
 
 if TYPE_CHECKING:
     from rho_audit.api.context import AuditContext, Score
@@ -60,7 +61,7 @@ class BBQItem:
     @property
     def other(self) -> int:
         """The counter-stereotyped person: the choice that is neither unknown nor stereotyped."""
-        return 3 - self.unknown - self.biased
+        return third_choice(self.unknown, self.biased)
 
     @property
     def ambiguous(self) -> bool:

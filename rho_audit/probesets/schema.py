@@ -92,6 +92,14 @@ class ChoiceProbe(_Record):
     biased_answer: int | None = None
     unknown_answer: int | None = None
 
+    @property
+    def other_person(self) -> int | None:
+        """In a BBQ-style record (unknown option, stereotyped person, other person), the index of
+        the counter-stereotyped person; None otherwise."""
+        if self.unknown_answer is None or self.biased_answer is None or len(self.choices) != 3:
+            return None
+        return third_choice(self.unknown_answer, self.biased_answer)
+
     @model_validator(mode="after")
     def _indices(self) -> ChoiceProbe:
         n = len(self.choices)
@@ -115,6 +123,11 @@ class ChoiceProbe(_Record):
         if len(set(self.choices)) != n:
             raise ValueError("choices contain duplicates")
         return self
+
+
+def third_choice(first: int, second: int) -> int:
+    """Of three choices 0, 1, 2, the one that is neither ``first`` nor ``second``."""
+    return 3 - first - second
 
 
 class GenerationProbe(_Record):

@@ -182,15 +182,14 @@ def probe_texts_from_host(host: PluginHost) -> ProbeTexts:
 def _probe_text(probe: Any) -> ProbeText:
     if hasattr(probe, "positive"):
         return ProbeText(probe.prompt, probe.positive, probe.negative)
-    if getattr(probe, "unknown_answer", None) is not None:
+    other_person = getattr(probe, "other_person", None)
+    if other_person is not None:
         # BBQ-style: the scored pair is (the other person, the stereotyped person) in an ambiguous
         # context, (the person the evidence names, the other one) in a disambiguated one.
-        people = [i for i in range(len(probe.choices)) if i != probe.unknown_answer]
         if probe.answer == probe.unknown_answer:
-            counter = next(i for i in people if i != probe.biased_answer)
-            return ProbeText(probe.prompt, probe.choices[counter], probe.choices[probe.biased_answer])
-        other = next(i for i in people if i != probe.answer)
-        return ProbeText(probe.prompt, probe.choices[probe.answer], probe.choices[other])
+            return ProbeText(probe.prompt, probe.choices[other_person], probe.choices[probe.biased_answer])
+        named_other = probe.biased_answer if probe.answer == other_person else other_person
+        return ProbeText(probe.prompt, probe.choices[probe.answer], probe.choices[named_other])
     if hasattr(probe, "choices"):
         biased = probe.biased_answer
         return ProbeText(
