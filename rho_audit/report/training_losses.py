@@ -56,13 +56,12 @@ def loss_changes(store: RunStore, cells: Sequence[SweepCell]) -> tuple[LossChang
     )
 
 
-def _windows(store: RunStore, run_id: str, metric: str) -> tuple[list[float], list[float], int]:
-    steps = store.train_steps(run_id)
-    values = [float(s.metrics[metric]) for s in steps if _finite(s.metrics.get(metric))]
+def _windows(values: Sequence[float]) -> tuple[list[float], list[float]]:
+    """The first and last quarter of ``values`` (both empty when too short for two windows)."""
     k = max(1, int(len(values) * WINDOW))
     if len(values) < 2 * k:
-        return [], [], len(steps)
-    return values[:k], values[-k:], len(steps)
+        return [], []
+    return list(values[:k]), list(values[-k:])
 
 
 def _condition_change(store: RunStore, group: Sequence[SweepCell]) -> LossChange | None:
@@ -70,12 +69,14 @@ def _condition_change(store: RunStore, group: Sequence[SweepCell]) -> LossChange
     steps = 0
     for cell in group:
         assert cell.train_run_id is not None
+        logged = store.train_steps(cell.train_run_id)
+        steps = max(steps, len(logged))
         for metric in ("sft_loss", "contrastive_loss", "active_share"):
-            first, last, n = _windows(store, cell.train_run_id, metric)
+            values = [float(s.metrics[metric]) for s in logged if _finite(s.metrics.get(metric))]
+            first, last = _windows(values)
             a, b = pooled.setdefault(metric, ([], []))
             a += first
             b += last
-            steps = max(steps, n)
     first, last = pooled.get("sft_loss", ([], []))
     if len(first) < 2 or len(last) < 2:
         return None
