@@ -20,6 +20,8 @@ from rho_audit.probesets.schema import ContrastPair, load_probe_set
 from rho_audit.train.corpus import SFTExample, load_builtin_corpus, load_corpus, trap_examples
 
 PAPER_DIMENSIONS = ["factual", "toxicity", "sycophancy", "bias"]
+#: TrainConfig fields that joined after the first stored runs (see ``config_sha256``).
+UNHASHED_WHEN_UNSET = ("preferences", "budget_tokens")
 
 
 class TrainConfig(BaseModel):
@@ -32,6 +34,9 @@ class TrainConfig(BaseModel):
     adapter_dir: Path = DEFAULT_ADAPTERS / "latest"
     dimensions: list[str] = Field(default_factory=lambda: list(PAPER_DIMENSIONS))
     corpus: Path | None = None
+    #: Preference pairs of your own (JSONL ``prompt``/``chosen``/``rejected``), drawn like a
+    #: dimension's contrast pairs (group ``preferences``) by objectives that train on pairs.
+    preferences: Path | None = None
     trap_texts: int = Field(200, ge=0)
     options: dict[str, float] = Field(default_factory=dict)
     seed: int = Field(0, ge=0)
@@ -50,12 +55,20 @@ class TrainConfig(BaseModel):
     max_seq_len: int = Field(256, ge=16)
     pairs_per_dimension: int = Field(1, ge=0)
     max_sft_examples: int | None = Field(None, ge=1)
+    #: Stop after this many trained tokens (the scored tokens of every row the loss trains on),
+    #: cycling the data as often as needed; the schedule then spans exactly the steps it takes.
+    budget_tokens: int | None = Field(None, ge=1)
     checkpoint_every: int = Field(25, ge=1)
     template: str = "auto"
 
     def config_sha256(self) -> str:
         """Hash of every setting that changes the result (the output folder does not)."""
         data = self.model_dump(mode="json", exclude={"adapter_dir", "checkpoint_every"})
+        # Settings added after runs were stored are left out while unset, so those runs' hashes
+        # (resume, adapter reuse, sweep ids) stay what they were.
+        for key in UNHASHED_WHEN_UNSET:
+            if data.get(key) is None:
+                data.pop(key, None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
