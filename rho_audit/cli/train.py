@@ -155,6 +155,12 @@ def trainer_flag_values(kw: dict[str, Any]) -> dict[str, float]:
     help="Your SFT corpus: JSONL, Alpaca (instruction/input/output) or chat (messages).",
 )
 @click.option(
+    "--preferences",
+    type=click.Path(exists=True, path_type=Path),
+    help="Preference pairs of your own: JSONL with prompt, chosen, rejected per line (used by pair "
+    "objectives such as dpo and orpo; drawn like a dimension's contrast pairs).",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(exists=True, path_type=Path),
@@ -239,7 +245,7 @@ def build_config(kw: dict[str, Any]) -> TrainConfig:
             raise RhoAuditError(f"{kw['config_file']}: YAML nested too deeply; keep settings flat.") from None
         if not isinstance(data, dict):
             raise RhoAuditError(f"{kw['config_file']}:1: expected a mapping of training settings")
-    for key in ("trainer", "seed", "model", "corpus"):
+    for key in ("trainer", "seed", "model", "corpus", "preferences"):
         if kw.get(key) is not None:
             data[key] = kw[key]
     if kw.get("dimensions"):
