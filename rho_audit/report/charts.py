@@ -14,7 +14,7 @@ data (dimension names from third-party plugins, conditions from a sweep file).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
@@ -183,15 +183,28 @@ def _zero_line(svg: Svg, scale: Scale, ticks: list[float], x0: float, x1: float)
         svg.line(x0, y, x1, y, stroke="currentColor", stroke_width="1.2", stroke_dasharray="4 3")
 
 
-def _legend(svg: Svg, names: Sequence[str], x: float, y: float, boxes: bool = False) -> None:
-    """One row of swatches; wraps when the names do not fit the width."""
+def _legend(
+    svg: Svg, names: Sequence[str], x: float, y: float, boxes: bool = False, dotted: str | None = None
+) -> None:
+    """One row of swatches; wraps when the names do not fit the width. ``dotted`` names a last
+    entry drawn as a dotted line (a chart's reference line)."""
     cx, cy = x, y
-    for i, name in enumerate(names):
+    for i, name in enumerate([*names, *([dotted] if dotted is not None else [])]):
         width = 40 + CHAR_W * len(name)
         if cx + width > svg.width - 10 and cx > x:
             cx, cy = x, cy + 18
         color = PALETTE[i % len(PALETTE)]
-        if boxes:
+        if i == len(names):
+            svg.line(
+                cx - 2,
+                cy - 3,
+                cx + 14,
+                cy - 3,
+                stroke="currentColor",
+                stroke_width="1.5",
+                stroke_dasharray="1 3",
+            )
+        elif boxes:
             svg.rect(cx, cy - 9, 12, 12, fill=color)
         else:
             svg.line(cx - 2, cy - 3, cx + 14, cy - 3, stroke=color, stroke_width="2")
@@ -264,8 +277,29 @@ class LineSeries:
     points: tuple[LinePoint, ...]
 
 
-def line_chart(series: Sequence[LineSeries], x_label: str, y_label: str, title: str) -> Svg:
-    """Dose-response: one line per series, markers with ±err bars, the y = 0 line dashed."""
+@dataclass(frozen=True)
+class Reference:
+    """A horizontal reference line across a line chart (e.g. the untrained model's score)."""
+
+    y: float
+    label: str
+
+
+def line_chart(
+    series: Sequence[LineSeries],
+    x_label: str,
+    y_label: str,
+    title: str,
+    *,
+    log_x: bool = False,
+    x_tick_label: Callable[[float], str] = tick_label,
+    error: str = "± standard error",
+    reference: Reference | None = None,
+) -> Svg:
+    """Dose-response: one line per series, markers with ±err bars (``error`` names them in the
+    description), the y = 0 line dashed. ``log_x`` spaces x by its logarithm with a tick at each
+    x of the data; with a ``reference``, y is not stretched to include 0 and the reference is
+    drawn dotted (its label and value in the legend) instead of the y = 0 line."""
     width, height = 720.0, 380.0
     left, right, top, bottom = 70.0, 20.0, 34.0, 90.0
     xs = sorted({p.x for s in series for p in s.points})
@@ -276,27 +310,39 @@ def line_chart(series: Sequence[LineSeries], x_label: str, y_label: str, title: 
         if p.y is not None
         for v in (p.y - (p.err or 0), p.y + (p.err or 0))
     ]
-    y_ticks = nice_ticks(*_domain(ys))
-    x_ticks = xs if len(xs) <= 8 else nice_ticks(min(xs), max(xs))
-    x_lo, x_hi = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    if reference is not None:
+        ys.append(reference.y)
+    y_ticks = nice_ticks(*_domain(ys, include_zero=reference is None))
+    x_ticks = xs if len(xs) <= 8 or log_x else nice_ticks(min(xs), max(xs))
+    at = math.log10 if log_x else float
+    x_lo, x_hi = (at(min(xs)), at(max(xs))) if xs else (0.0, 1.0)
     pad = (x_hi - x_lo) * 0.06 or 0.5
-    sx = Scale(x_lo - pad, x_hi + pad, left, width - right)
+    scale = Scale(x_lo - pad, x_hi + pad, left, width - right)
+
+    def sx(x: float) -> float:
+        return scale(at(x))
+
     sy = Scale(y_ticks[0], y_ticks[-1], height - bottom, top)
+    lines = f"dotted: {reference.label}" if reference is not None else "dashed: y = 0"
     svg = Svg(
         width,
         height,
         title,
-        f"{title}. Points: mean; bars: ± standard error, in the colour of their line, each series "
-        "nudged sideways so bars at the same x stand apart; dashed: y = 0.",
+        f"{title}. Points: mean; bars: {error}, in the colour of their line, each series "
+        f"nudged sideways so bars at the same x stand apart; {lines}.",
     )
     svg.text(left, 20, title, "start", font_weight="600")
     _y_axis(svg, sy, y_ticks, left, width - right, y_label)
-    _zero_line(svg, sy, y_ticks, left, width - right)
+    if reference is None:
+        _zero_line(svg, sy, y_ticks, left, width - right)
+    else:
+        y = sy(reference.y)
+        svg.line(left, y, width - right, y, stroke="currentColor", stroke_width="1.5", stroke_dasharray="1 3")
     base = height - bottom
     svg.line(left, base, width - right, base, stroke="currentColor")
     for tick in x_ticks:
         svg.line(sx(tick), base, sx(tick), base + 4, stroke="currentColor")
-        svg.text(sx(tick), base + 17, tick_label(tick), "middle")
+        svg.text(sx(tick), base + 17, x_tick_label(tick), "middle")
     svg.text((left + width - right) / 2, base + 36, x_label, "middle")
     for i, s in enumerate(series):
         color, shape = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
@@ -311,7 +357,8 @@ def line_chart(series: Sequence[LineSeries], x_label: str, y_label: str, title: 
             if p.err:
                 svg.error_bar(sx(p.x) + dx, sy(p.y - p.err), sy(p.y + p.err), color=color)
             svg.marker(shape, sx(p.x) + dx, sy(p.y), color)
-    _legend(svg, [s.name for s in series], left, base + 60)
+    dotted = f"{reference.label} ({tick_label(reference.y)})" if reference is not None else None
+    _legend(svg, [s.name for s in series], left, base + 60, dotted=dotted)
     return svg
 
 

@@ -376,6 +376,32 @@ class SecondaryTable:
 
 
 @dataclass(frozen=True)
+class BudgetLevel:
+    """One objective at one token budget: its audits' scores over complete seeds (not Δ)."""
+
+    objective: str  # the trainer and its settings other than the budget, e.g. "rho-guided λ=0.2"
+    budget: int  # trained tokens (``budget_tokens``)
+    condition: ConditionStats
+    scores: Mapping[str, Summary]  # dimension -> score over seeds
+    #: dimension -> half-width of the 95% t-interval of the mean (None below 2 seeds).
+    half_ci: Mapping[str, float | None]
+
+
+@dataclass(frozen=True)
+class BudgetStudy:
+    """Scores against the token budget when the grid varies ``budget_tokens``: per dimension one
+    figure with a line per objective, and the same numbers as a table."""
+
+    model: str  # "" when the sweep has one model
+    objectives: tuple[str, ...]  # line order: the sweep's condition order (sft first)
+    budgets: tuple[int, ...]  # ascending
+    levels: tuple[BudgetLevel, ...]  # objective by objective, budgets ascending
+    #: The untrained base model's score per dimension; {} without a complete baseline cell.
+    baseline: Mapping[str, float | None]
+    figures: tuple[Figure, ...]  # one per dimension, in the split's dimension order
+
+
+@dataclass(frozen=True)
 class SweepSplit:
     """Everything the sweep card shows for one audit split."""
 
@@ -396,6 +422,7 @@ class SweepSplit:
     ood: tuple[OodTable, ...]
     not_shown: tuple[str, ...]
     secondary: tuple[SecondaryTable, ...] = ()
+    budget: tuple[BudgetStudy, ...] = ()  # one per model, when the grid varies budget_tokens
 
     @property
     def label(self) -> str:
@@ -403,7 +430,11 @@ class SweepSplit:
 
     @property
     def figures(self) -> list[Figure]:
-        return [d.figure for d in self.dose] + [x.figure for x in (*self.ablations, *self.variances)]
+        return (
+            [f for b in self.budget for f in b.figures]
+            + [d.figure for d in self.dose]
+            + [x.figure for x in (*self.ablations, *self.variances)]
+        )
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from rho_audit._util.files import atomic_write_text
 from rho_audit._util.naming import slug
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.report.records import AuditCard, Card, ComparisonCard, DimensionSection, Figure
-from rho_audit.report.stats import Summary
+from rho_audit.report.stats import Summary, t_half_width
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,12 @@ def fmt_pct(value: float | None, digits: int = 0) -> str:
 
 
 def fmt_mean(s: Summary, spread: str = "sd", digits: int = 3, signed: bool = True) -> str:
-    """'+0.123 ± 0.045 (n=5)'; the spread is the SD or the s.e.; '-' without values. Signed
-    for scores and deltas (the sign is the finding), unsigned for rates."""
+    """'+0.123 ± 0.045 (n=5)'; the spread is the SD, the s.e. or ("ci") the half-width of the
+    95% t-interval; '-' without values. Signed for scores and deltas (the sign is the finding),
+    unsigned for rates."""
     if s.mean is None:
         return "-"
-    err = s.sd if spread == "sd" else s.se
+    err = s.sd if spread == "sd" else t_half_width(s) if spread == "ci" else s.se
     text = fmt_num(s.mean, digits, signed)
     if err is not None:
         text += f" ± {fmt_num(err, digits)}"

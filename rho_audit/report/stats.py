@@ -40,6 +40,10 @@ WELCH = "Welch's t-test (scipy.stats.ttest_ind, equal_var=False, two-sided) over
 COHENS_D = "Cohen's d = (mean − mean of the reference) / pooled sample SD (ddof = 1)"
 MEAN_SE = "mean ± standard error (sample SD / √n) over seeds"
 MEAN_SD = "mean ± sample standard deviation (ddof = 1) over seeds"
+MEAN_CI = (
+    f"mean ± half-width of its {CONFIDENCE_LEVEL:.0%} t-interval over seeds: the t quantile with n − 1 "
+    "degrees of freedom (scipy.stats.t.ppf) × standard error; none below 2 seeds"
+)
 SIGNIFICANCE = "*** p < 0.001, ** p < 0.01, * p < 0.05"
 SD_REDUCTION = "σ reduction = 1 − σ(condition) / σ(reference), in %"
 SD_RATIO = "σ ratio = σ(condition) / σ(reference); below 1 the seeds agree more than the reference's"
@@ -172,6 +176,14 @@ def summarize(values: Sequence[float]) -> Summary:
     if sd is None:
         return Summary(1, mean, None, None)
     return Summary(len(vals), mean, sd, sd / math.sqrt(len(vals)))
+
+
+def t_half_width(summary: Summary) -> float | None:
+    """Half-width of the t-interval of ``summary``'s mean (see :data:`MEAN_CI`); None below two
+    values, where the interval is undefined."""
+    if summary.se is None or summary.n < 2:
+        return None
+    return float(stats.t.ppf(0.5 + CONFIDENCE_LEVEL / 2, summary.n - 1) * summary.se)
 
 
 def cohens_d(group: Sequence[float], reference: Sequence[float]) -> float | None:

@@ -42,6 +42,10 @@ from rho_audit.report.stats import PairedDifference
 #: trainer it is compared with). Conditions are paired when they agree on every setting both have.
 PAPER_CONTRASTS = (("shuffled", "rho-guided"), ("rho-guided", "contrastive-only"))
 
+#: The grid key of the token budget: its cells are compared across trainers
+#: (:mod:`rho_audit.report.budget`), so it has no dose-response per trainer.
+BUDGET_KEY = "budget_tokens"
+
 #: (audit run id, dimension) -> probe id -> outcome; {} when the run or its records are gone.
 ItemLoader = Callable[[str, str], Mapping[str, ProbeOutcome]]
 
@@ -66,7 +70,8 @@ def reference(conditions: Sequence[ConditionStats]) -> ConditionStats | None:
     )
 
 
-def _varying(conditions: Sequence[ConditionStats], key: str) -> list[Any]:
+def varying_values(conditions: Sequence[ConditionStats], key: str) -> list[Any]:
+    """The distinct numeric values ``key`` takes among ``conditions``, ascending."""
     values = {dict(c.params)[key] for c in conditions if key in dict(c.params)}
     return sorted(v for v in values if isinstance(v, int | float) and not isinstance(v, bool))
 
@@ -92,7 +97,7 @@ class SplitAnalyses:
     items: ItemLoader
     seed: int = 0
 
-    def _fig_name(self, kind: str, *parts: str | None) -> str:
+    def fig_name(self, kind: str, *parts: str | None) -> str:
         return "-".join([kind, *(slug(p) for p in parts if p), *([self.tag] if self.tag else [])])
 
     def per_model(self, build: Callable[[list[ConditionStats], str | None], Any]) -> tuple[Any, ...]:
@@ -111,15 +116,16 @@ class SplitAnalyses:
 
     def dose_responses(self) -> tuple[DoseResponse, ...]:
         """One dose-response per (model, trainer, other settings) whose cells vary a numeric
-        option (λ first); the margin has its own table, as in the paper."""
+        option (λ first); the margin has its own table, as in the paper, and the token budget its
+        own figures across trainers."""
         conditions = self.conditions
         keys = sorted(
-            {k for c in conditions for k, _ in c.params if k not in ("margin",)},
+            {k for c in conditions for k, _ in c.params if k not in ("margin", BUDGET_KEY)},
             key=lambda k: (k != "lambda", k),
         )
         out = []
         for key in keys:
-            if len(_varying(conditions, key)) < 2:
+            if len(varying_values(conditions, key)) < 2:
                 continue
             groups: dict[tuple[Any, ...], list[ConditionStats]] = {}
             for c in conditions:
@@ -160,11 +166,11 @@ class SplitAnalyses:
             f"Mean over seeds ± standard error per dimension; dashed line: 0 (no change from the "
             f"baseline). Each point is one {symbol} value."
         )
-        figure = Figure(self._fig_name("dose", key, name, model), title, caption, chart)
+        figure = Figure(self.fig_name("dose", key, name, model), title, caption, chart)
         return DoseResponse(key, symbol, name, levels, figure)
 
     def margins(self) -> tuple[MarginLevel, ...]:
-        if len(_varying(self.conditions, "margin")) < 2:
+        if len(varying_values(self.conditions, "margin")) < 2:
             return ()
         levels = [
             MarginLevel(float(dict(c.params)["margin"]), c)
@@ -212,7 +218,7 @@ class SplitAnalyses:
             f"Bars: mean over seeds; whiskers: ± 1 sample SD; marks: Welch's t-test vs {ref.label} "
             f"({report_stats.SIGNIFICANCE})."
         )
-        figure = Figure(self._fig_name("ablation", model), title, caption, chart)
+        figure = Figure(self.fig_name("ablation", model), title, caption, chart)
         return Ablation(model or "", ref, tuple(conditions), contrasts, figure)
 
     def _item_difference(self, a: ConditionStats, b: ConditionStats, dimension: str) -> PairedDifference:
@@ -294,7 +300,7 @@ class SplitAnalyses:
             f"1.5 IQR. σ: sample SD over seeds; reduction and ratio relative to {ref.label}."
         )
         return VarianceCollapse(
-            model or "", ref, rows, Figure(self._fig_name("variance", model), title, caption, chart)
+            model or "", ref, rows, Figure(self.fig_name("variance", model), title, caption, chart)
         )
 
     # -- pooled accuracy of the extra probe sets -----------------------------------------------

@@ -15,10 +15,12 @@ from typing import Any
 
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.report import stats as report_stats
+from rho_audit.report.budget import budget_studies
 from rho_audit.report.gather import ProbeOutcome, finite_number, probe_outcomes
 from rho_audit.report.ood import POOLED_ACCURACY, PooledAccuracy, pooled_of_results, pooled_of_scores
 from rho_audit.report.records import (
     Ablation,
+    BudgetStudy,
     ConditionStats,
     DoseResponse,
     MarginLevel,
@@ -184,6 +186,7 @@ SWEEP_STATISTICS = (
     Statistic("σ ratio", report_stats.SD_RATIO),
 )
 OOD_STATISTIC = Statistic("OOD pooled accuracy", POOLED_ACCURACY)
+BUDGET_STATISTIC = Statistic("mean ± 95% CI", report_stats.MEAN_CI)
 
 
 class _Items:
@@ -222,6 +225,7 @@ def build_sweep_card(store: RunStore, sweep_id: str) -> SweepCard:
     first = sections[0]
     train_cells = [c for c in first.cells if c.trainer is not None]
     has_ood = any(s.ood for s in sections)
+    has_budget = any(s.budget for s in sections)
     training = loss_changes(store, first.cells)
     return SweepCard(
         title=f"Sweep card: {sweep_id}",
@@ -235,6 +239,7 @@ def build_sweep_card(store: RunStore, sweep_id: str) -> SweepCard:
         splits=sections,
         statistics=SWEEP_STATISTICS
         + ((OOD_STATISTIC,) if has_ood else ())
+        + ((BUDGET_STATISTIC,) if has_budget else ())
         + ((Statistic("loss change", LOSS_CHANGE),) if training else ()),
         training=training,
     )
@@ -263,6 +268,7 @@ def _split_section(
     dose = analyses.dose_responses()
     ablations = analyses.ablations()
     margin = analyses.margins()
+    budget = budget_studies(analyses, base_cells)
     return SweepSplit(
         split=split,
         heading=f" — {split_label(split)}" if many_splits else "",
@@ -278,7 +284,8 @@ def _split_section(
         margin=margin,
         ood=analyses.ood_tables(base_cells),
         secondary=analyses.secondary_tables(base_cells),
-        not_shown=_not_shown(conditions, dose, ablations, margin, baselines),
+        not_shown=_not_shown(conditions, dose, ablations, margin, baselines, budget),
+        budget=budget,
     )
 
 
@@ -299,12 +306,18 @@ def _not_shown(
     ablations: Sequence[Ablation],
     margin: Sequence[MarginLevel],
     baselines: Mapping[str, Any],
+    budget: Sequence[BudgetStudy] = (),
 ) -> tuple[str, ...]:
     """Why a paper artefact is missing, so an empty section never looks like a bug."""
     out = []
     if not baselines:
         out.append("Deltas: no complete baseline cell, so raw scores are shown instead of Δ.")
-    if not dose:
+    if not dose and budget:
+        out.append(
+            "Dose-response: no numeric option (such as λ) other than the token budget takes two or more "
+            "values in this sweep; the token budget has its own section, across trainers."
+        )
+    elif not dose:
         out.append("Dose-response: no numeric option (such as λ) takes two or more values in this sweep.")
     if not ablations:
         out.append("Ablation: the sweep has a single trainer; it needs two or more (with sft as reference).")
