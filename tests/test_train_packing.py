@@ -113,16 +113,25 @@ def test_packed_gradient_is_the_separate_gradient(model):
 
 def test_micro_batch_packed_and_separate_agree(model):
     batch = MicroBatch(ROWS[0], (tuple(ROWS[1:3]), tuple(ROWS[3:7])), MAX_LEN)
-    (sft_p, pairs_p), (sft_s, pairs_s) = batch.ce(model, True), batch.ce(model, False)
-    assert pairs_p.shape == pairs_s.shape == (6,)
-    np.testing.assert_allclose(np.array(sft_p), np.array(sft_s), atol=1e-4)
-    np.testing.assert_allclose(np.array(pairs_p), np.array(pairs_s), atol=1e-4)
+    packed, separate = batch.forward(model, True, True), batch.forward(model, False, True)
+    assert packed.pair_ce.shape == separate.pair_ce.shape == (6,)
+    np.testing.assert_allclose(np.array(packed.sft_ce), np.array(separate.sft_ce), atol=1e-4)
+    np.testing.assert_allclose(np.array(packed.pair_ce), np.array(separate.pair_ce), atol=1e-4)
+    # the SFT row's log-softmax at its scored positions, both ways, and it gives back its CE
+    n_sft = token_batch([ROWS[0]], MAX_LEN).n_tokens
+    assert packed.sft_logprobs.shape == separate.sft_logprobs.shape == (n_sft, model.args.vocab_size)
+    np.testing.assert_allclose(np.array(packed.sft_logprobs), np.array(separate.sft_logprobs), atol=1e-4)
+    targets = mx.array(ROWS[0][1][-n_sft:])
+    ce = -mx.take_along_axis(packed.sft_logprobs, targets[:, None], axis=-1).mean()
+    np.testing.assert_allclose(float(ce), float(packed.sft_ce[0]), atol=1e-4)
+    pairs_only = batch.without_sft()
+    assert pairs_only.forward(model, True).sft_ce.shape == (0,)
     np.testing.assert_allclose(
-        np.array(batch.pair_ce(model, True)), np.array(batch.pair_ce(model, False)), atol=1e-4
+        np.array(pairs_only.forward(model, True).pair_ce), np.array(separate.pair_ce), atol=1e-4
     )
-    alone, no_pairs = batch.without_pairs().ce(model, True)  # one row: the model's own forward
-    assert no_pairs.shape == (0,)
-    np.testing.assert_allclose(np.array(alone), np.array(sft_s), atol=1e-5)
+    alone = batch.without_pairs().forward(model, True)  # one row: the model's own forward
+    assert alone.pair_ce.shape == (0,)
+    np.testing.assert_allclose(np.array(alone.sft_ce), np.array(separate.sft_ce), atol=1e-5)
     assert batch.n_tokens() == sum(token_batch([r], MAX_LEN).n_tokens for r in ROWS[:7])
 
 

@@ -353,7 +353,7 @@ def test_bad_training_yaml_names_file_line_and_key(tmp_path):
         (
             ["--trainer", "sft", "--lambda", "0.5"],
             "command line: --lambda: trainer 'sft' has no option 'lambda' (its options: none); drop it, "
-            "or pick a trainer that takes it (rho-guided, shuffled)",
+            "or pick a trainer that takes it (cft, orpo, rho-guided, shuffled)",
         ),
         (
             ["--trainer", "rho-guided", "--lambda", "-0.2"],

@@ -96,7 +96,7 @@ from rho_audit.api.llm_judges import Answer, LLMJudge, cache_key, parse_options
 from rho_audit.api.models import load_model, resolve_model
 from rho_audit.api.results import CompatStat, DimensionResult, Evaluation, ProbeRecord
 from rho_audit.api.rubrics import Rubric, load_rubric, rubric_from_source, strip_marker
-from rho_audit.api.trainers import LossTerms, Trainer, TrainerOption
+from rho_audit.api.trainers import REFERENCE_PAIRS, REFERENCE_SFT, LossTerms, Trainer, TrainerOption
 
 if TYPE_CHECKING:
     from rho_audit.audit.bbq import evaluate_bbq
@@ -117,6 +117,7 @@ if TYPE_CHECKING:
         ProbeSet,
         load_probe_set,
     )
+    from rho_audit.train.corpus import SFTExample
 
 # Names defined in modules that import pydantic, numpy and yaml (slow to import): loaded on
 # first use (PEP 562), so discovering plugins does not pay for them.
@@ -133,6 +134,7 @@ _LAZY = {
         "load_probe_set",
     ),
     "rho_audit.audit.bbq": ("evaluate_bbq",),
+    "rho_audit.train.corpus": ("SFTExample",),
     "rho_audit.audit.scoring": (
         "evaluate_choices",
         "evaluate_generations",
@@ -163,6 +165,8 @@ __all__ = [
     "ERROR",
     "NON_VERDICTS",
     "PROJECT_NAME",
+    "REFERENCE_PAIRS",
+    "REFERENCE_SFT",
     "SKIPPED_BUDGET",
     "UNPARSEABLE",
     "Answer",
@@ -202,6 +206,7 @@ __all__ = [
     "RhoAuditError",
     "Rubric",
     "RunEvent",
+    "SFTExample",
     "Score",
     "ScoreRequest",
     "Template",

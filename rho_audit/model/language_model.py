@@ -106,6 +106,9 @@ class LanguageModel:
         self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
         self.document_start = self._document_start_token()
         self._encodings = _encodings_for(path)
+        #: A control text put before every prompt (and bare text) the model is asked about: the
+        #: ``<SAFE>`` tag of an adapter trained with conditional fine-tuning (see :func:`control_prefix_of`).
+        self.control_prefix: str | None = control_prefix_of(adapter) if adapter else None
         #: Work done so far (see :class:`ComputeUsage`); callers diff it around a task.
         self.usage = ComputeUsage()
 
@@ -141,7 +144,10 @@ class LanguageModel:
             )
         return template  # type: ignore[return-value]
 
-    def format_prompt(self, prompt: str, template: Template) -> str:
+    def format_prompt(self, prompt: str, template: Template, control: str | None = None) -> str:
+        """The prompt as the model reads it; ``control`` (default: :attr:`control_prefix`) goes
+        before the user's text."""
+        prompt = _controlled(prompt, control or self.control_prefix)
         if template == "chat":
             return self.tokenizer.apply_chat_template(
                 [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
@@ -172,10 +178,13 @@ class LanguageModel:
             ids = self._encodings[text] = tuple(self.tokenizer.encode(text, add_special_tokens=False))
         return list(ids)
 
-    def _context_ids(self, prompt: str | None, template: Template) -> tuple[int, ...]:
-        if prompt is None:
-            return (self.document_start,)
-        return tuple(self.encode(self.format_prompt(prompt, template)))
+    def _context_ids(
+        self, prompt: str | None, template: Template, control: str | None = None
+    ) -> tuple[int, ...]:
+        control = control or self.control_prefix
+        if prompt is None:  # a bare text: the control text (if any) is its unscored first line
+            return (self.document_start, *(self.encode(control + "\n") if control else ()))
+        return tuple(self.encode(self.format_prompt(prompt, template, control)))
 
     def pair_tokens(
         self,
@@ -183,14 +192,20 @@ class LanguageModel:
         continuation: str,
         template: Template,
         history: Sequence[tuple[str, str]] = (),
+        control: str | None = None,
     ) -> tuple[list[int], list[int]]:
         """(context, continuation) token ids exactly as :meth:`score` sees them, so a trainer
-        optimises the quantity the audit measures. ``history``: earlier chat turns."""
-        if history and prompt is not None and template == "chat":
+        optimises the quantity the audit measures. ``history``: earlier turns (a raw template
+        puts their texts before the prompt); ``control``: as for :meth:`format_prompt`."""
+        if history and prompt is not None:
+            if template != "chat":
+                prompt = "\n\n".join([*(c for _, c in history), prompt])
+                return list(self._context_ids(prompt, template, control)), self.encode(continuation)
+            prompt = _controlled(prompt, control or self.control_prefix)
             messages = [{"role": r, "content": c} for r, c in history] + [{"role": "user", "content": prompt}]
             text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
             return self.encode(text), self.encode(continuation)
-        return list(self._context_ids(prompt, template)), self.encode(continuation)
+        return list(self._context_ids(prompt, template, control)), self.encode(continuation)
 
     # -- scoring ---------------------------------------------------------------------------
 
@@ -397,6 +412,23 @@ class LanguageModel:
             finally:
                 generator.close()
         return [tokens[uid] for uid in uids]
+
+
+def _controlled(prompt: str, control: str | None) -> str:
+    return f"{control} {prompt}" if control else prompt
+
+
+def control_prefix_of(adapter: Path) -> str | None:
+    """The control text an adapter's training asks audits to put before every prompt
+    (``rho_audit.audit_prefix`` in its ``adapter_config.json``: conditional fine-tuning's ``<SAFE>``)."""
+    import json
+
+    try:
+        config = json.loads((Path(adapter) / "adapter_config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    prefix = (config.get("rho_audit") or {}).get("audit_prefix") if isinstance(config, dict) else None
+    return prefix if isinstance(prefix, str) and prefix else None
 
 
 def _default_workers() -> int:

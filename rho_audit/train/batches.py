@@ -56,7 +56,13 @@ def token_batch(rows: Sequence[tuple[Sequence[int], Sequence[int]]], max_len: in
 
 
 def per_row_ce(model: Any, batch: TokenBatch) -> Any:
-    """Mean cross-entropy per row over its masked target tokens.
+    """Mean cross-entropy per row over its masked target tokens."""
+    return per_row_ce_and_logits(model, batch)[0]
+
+
+def per_row_ce_and_logits(model: Any, batch: TokenBatch) -> tuple[Any, Any]:
+    """(mean cross-entropy per row over its masked target tokens, the logits they came from
+    ``[rows, positions, vocab]``, positions from ``batch.start``).
 
     The vocabulary projection is a large share of the forward and a chat prompt is mostly unscored
     context, so with the mlx-lm layout (``model.model`` body + head) only positions from
@@ -68,13 +74,14 @@ def per_row_ce(model: Any, batch: TokenBatch) -> Any:
     inputs, targets, mask = batch.tokens[:, :-1], batch.tokens[:, 1:], batch.mask
     split = body_and_head(model)
     if split is None:
-        logits = model(inputs)
+        logits = model(inputs)[:, batch.start :]
     else:
         body, head = split
         logits = head(body(inputs)[:, batch.start :])
-        targets, mask = targets[:, batch.start :], mask[:, batch.start :]
-    ce = nn.losses.cross_entropy(logits.astype(mx.float32), targets, reduction="none") * mask
-    return ce.sum(axis=1) / mx.maximum(mask.sum(axis=1), 1.0)
+    targets, mask = targets[:, batch.start :], mask[:, batch.start :]
+    logits = logits.astype(mx.float32)
+    ce = nn.losses.cross_entropy(logits, targets, reduction="none") * mask
+    return ce.sum(axis=1) / mx.maximum(mask.sum(axis=1), 1.0), logits
 
 
 def pair_ce(model: Any, batches: Sequence[TokenBatch]) -> Any:
@@ -92,15 +99,23 @@ class TrainingTokenizer:
         self.lm, self.template, self.max_len = lm, template, max_len
         self._cache: dict[tuple, tuple[list[int], list[int]]] = {}
 
-    def example(self, ex: SFTExample) -> tuple[list[int], list[int]]:
-        key = ("sft", ex.id, ex.prompt, ex.response)
+    def example(self, ex: SFTExample, control: str | None = None) -> tuple[list[int], list[int]]:
+        """The example's (context, response + EOS) ids; ``control``: a tag put before its prompt."""
+        key = ("sft", ex, control)
         if key not in self._cache:
-            context, continuation = self.lm.pair_tokens(ex.prompt, ex.response, self.template, ex.history)
+            context, continuation = self.lm.pair_tokens(
+                ex.prompt, ex.response, self.template, ex.history, control=control
+            )
             eos = self.lm.tokenizer.eos_token_id
             self._cache[key] = (context, continuation + ([eos] if eos is not None else []))
         return self._cache[key]
 
-    def pair(self, pair: ContrastPair) -> list[tuple[list[int], list[int]]]:
+    def pair(
+        self, pair: ContrastPair, controls: tuple[str, str] | None = None
+    ) -> list[tuple[list[int], list[int]]]:
+        """The pair's (positive row, negative row); ``controls``: a tag before each one's prompt."""
+        tags = controls or (None, None)
         return [
-            self.lm.pair_tokens(pair.prompt, text, self.template) for text in (pair.positive, pair.negative)
+            self.lm.pair_tokens(pair.prompt, text, self.template, control=tag)
+            for text, tag in zip((pair.positive, pair.negative), tags, strict=True)
         ]

@@ -18,6 +18,8 @@ from rho_audit.api.trainers import Trainer
 from rho_audit.plugins import PluginHost, unknown_name_message
 from rho_audit.probesets.schema import ContrastPair, load_probe_set
 from rho_audit.train.corpus import SFTExample, load_builtin_corpus, load_corpus, trap_examples
+from rho_audit.train.preferences import DIMENSION as PREFERENCES_GROUP
+from rho_audit.train.preferences import load_preferences
 
 PAPER_DIMENSIONS = ["factual", "toxicity", "sycophancy", "bias"]
 #: TrainConfig fields that joined after the first stored runs (see ``config_sha256``).
@@ -55,8 +57,9 @@ class TrainConfig(BaseModel):
     max_seq_len: int = Field(256, ge=16)
     pairs_per_dimension: int = Field(1, ge=0)
     max_sft_examples: int | None = Field(None, ge=1)
-    #: Stop after this many trained tokens (the scored tokens of every row the loss trains on),
-    #: cycling the data as often as needed; the schedule then spans exactly the steps it takes.
+    #: Stop once the SFT data stream has passed this many response tokens (cycling the data as
+    #: often as needed); every objective then takes the same steps on the same data, and the
+    #: schedule spans exactly those steps.
     budget_tokens: int | None = Field(None, ge=1)
     checkpoint_every: int = Field(25, ge=1)
     template: str = "auto"
@@ -119,7 +122,8 @@ def option_problems(host: PluginHost, config: TrainConfig) -> list[tuple[str, st
 
 def check_config(host: PluginHost, config: TrainConfig) -> None:
     """Everything about ``config`` that can be checked without loading the model: the trainer, its
-    options and their ranges, the dimensions' contrast pairs, the corpus file and the model path.
+    options and their ranges, the dimensions' contrast pairs, the corpus and preference files and
+    the model path.
     ``rho-audit train`` calls it before it audits or trains anything."""
     from rho_audit.model.paths import check_model
 
@@ -127,6 +131,8 @@ def check_config(host: PluginHost, config: TrainConfig) -> None:
     contrast_pairs(host, config.dimensions)
     if config.corpus:
         load_corpus(config.corpus)
+    if config.preferences:
+        load_preferences(config.preferences)
     check_model(config.model)
 
 
@@ -155,6 +161,8 @@ def build_plan(host: PluginHost, config: TrainConfig) -> TrainingPlan:
     corpus = load_corpus(config.corpus) if config.corpus else load_builtin_corpus()
     all_pairs = [p for dim in sorted(pairs) for p in pairs[dim]]
     examples = corpus + trap_examples(all_pairs, config.trap_texts, rng)
+    if config.preferences:  # drawn like a dimension's pairs; never trap texts (the user chose them)
+        pairs[PREFERENCES_GROUP] = load_preferences(config.preferences)
     order = rng.permutation(len(examples))
     examples = [examples[i] for i in order]
     if config.max_sft_examples:

@@ -33,7 +33,7 @@ import numpy as np
 
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.api.events import RunEvent
-from rho_audit.api.trainers import LossTerms, Trainer
+from rho_audit.api.trainers import REFERENCE_PAIRS, REFERENCE_SFT, LossTerms, Trainer
 from rho_audit.plugins import PluginHost
 from rho_audit.store import RunStore
 from rho_audit.train.batches import TrainingTokenizer
@@ -52,9 +52,15 @@ from rho_audit.train.config import (
     resolve_trainer,
 )
 from rho_audit.train.packing import MicroBatch, packing_supported
+from rho_audit.train.reference import ReferenceScores, as_mlx, bucketed_kl, model_identity
 
 #: The hinge margin logged for trainers without a margin option (for comparison).
 DEFAULT_LOGGED_MARGIN = 0.1
+#: A token budget that would need more optimizer steps than this is refused (a typo, not a plan).
+MAX_BUDGET_STEPS = 1_000_000
+#: Where, next to an adapter folder, the base model's reference numbers are cached (shared by
+#: every run trained into the same parent folder, e.g. all cells of a sweep).
+REFERENCE_CACHE = ".reference-cache"
 
 
 @dataclass
@@ -129,6 +135,15 @@ class TrainingLoop:
         self.run_id, self.sha, self.checkpoint = run_id, sha, checkpoint
         self.out = Path(config.adapter_dir)
         self.margin = options.get("margin", DEFAULT_LOGGED_MARGIN)
+        self.total_steps = plan.total_steps
+        self.trained_tokens = 0  # scored tokens of the rows the loss trained on
+        self.data_tokens = 0  # response tokens of the SFT stream (what --budget-tokens counts)
+        self.reference: ReferenceScores | None = None
+        seed = config.seed
+        self.examples = [
+            trainer.prepare_example(ex, options, np.random.default_rng([seed, 3, i]))
+            for i, ex in enumerate(plan.examples)
+        ]
 
     def run(self) -> TrainOutcome:
         import mlx.core as mx
@@ -149,7 +164,14 @@ class TrainingLoop:
         model = lm.model
         lora_layers = self._add_lora(model)
         self.packed = packing_supported(model)
-        self.schedule = learning_rate_schedule(cfg, self.plan.total_steps)
+        tok = TrainingTokenizer(lm, template, cfg.max_seq_len)
+        if cfg.budget_tokens:
+            self.total_steps = self._budget_steps(tok)
+        if self.trainer.needs_reference:
+            identity = model_identity(resolved.path, resolved.model_id)
+            folder = self.out.parent / REFERENCE_CACHE
+            self.reference = ReferenceScores(model, self.packed, cfg.max_seq_len, identity, folder)
+        self.schedule = learning_rate_schedule(cfg, self.total_steps)
         optimizer = optim.AdamW(learning_rate=self.schedule, weight_decay=cfg.weight_decay)
         optimizer.init(model.trainable_parameters())
         pair_rng = np.random.default_rng([cfg.seed, 2])
@@ -168,14 +190,11 @@ class TrainingLoop:
             git_revision(),
             "train",
         )
-        tok = TrainingTokenizer(lm, template, cfg.max_seq_len)
 
-        def loss_fn(model: Any, batch: MicroBatch):
-            sft_ce, ce = batch.ce(model, self.packed)
-            sft_ce = sft_ce.mean()
-            terms = LossTerms(sft_ce, ce[0::2], ce[1::2])
-            hinge = terms.hinge(self.margin)
-            return self.trainer.loss(terms, self.options), sft_ce, hinge
+        def loss_fn(model: Any, batch: MicroBatch, reference: dict[str, Any]):
+            terms = loss_terms(model, batch, reference, self.packed)
+            kl = mx.array(0.0) if terms.sft_kl is None else terms.sft_kl
+            return self.trainer.loss(terms, self.options), terms.sft_ce, terms.hinge(self.margin), kl
 
         value_and_grad = nn.value_and_grad(model, loss_fn)
         self.say(
@@ -183,13 +202,13 @@ class TrainingLoop:
                 "train_started",
                 self.run_id,
                 done=start_step,
-                total=self.plan.total_steps,
+                total=self.total_steps,
                 message=f"{cfg.trainer} on {resolved.model_id}, {lora_layers} LoRA layers",
             )
         )
         metrics: dict[str, float] = {}
         try:
-            for step in range(start_step + 1, self.plan.total_steps + 1):
+            for step in range(start_step + 1, self.total_steps + 1):
                 metrics = self._step(
                     step, model, optimizer, value_and_grad, tok, pair_rng, tree_map, optim, mx
                 )
@@ -199,16 +218,14 @@ class TrainingLoop:
                         "train_step",
                         self.run_id,
                         done=step,
-                        total=self.plan.total_steps,
+                        total=self.total_steps,
                         unit="steps",
                         metrics=metrics,
                     )
                 )
-                if step % cfg.checkpoint_every == 0 or step == self.plan.total_steps:
+                if step % cfg.checkpoint_every == 0 or step == self.total_steps:
                     self._save_checkpoint(step, model, optimizer, pair_rng, tree_flatten)
-                    self.say(
-                        RunEvent("checkpoint_saved", self.run_id, done=step, total=self.plan.total_steps)
-                    )
+                    self.say(RunEvent("checkpoint_saved", self.run_id, done=step, total=self.total_steps))
         except KeyboardInterrupt:
             self.store.finish_run(self.run_id, "interrupted", "interrupted; resume with the same command")
             raise
@@ -225,13 +242,13 @@ class TrainingLoop:
             RunEvent(
                 "train_finished",
                 self.run_id,
-                done=self.plan.total_steps,
-                total=self.plan.total_steps,
+                done=self.total_steps,
+                total=self.total_steps,
                 message=str(self.out),
                 metrics=final,
             )
         )
-        return TrainOutcome(self.run_id, self.out, self.plan.total_steps, "complete", final)
+        return TrainOutcome(self.run_id, self.out, self.total_steps, "complete", final)
 
     def _add_lora(self, model: Any) -> int:
         from mlx_lm.tuner.utils import linear_to_lora_layers
@@ -254,8 +271,9 @@ class TrainingLoop:
 
     def _micro_batches(self, step: int, tok: TrainingTokenizer, pair_rng: np.random.Generator):
         cfg = self.config
+        tags = self.trainer.control_tags
         for k in range(cfg.grad_accumulation):
-            index = ((step - 1) * cfg.grad_accumulation + k) % len(self.plan.examples)
+            index = ((step - 1) * cfg.grad_accumulation + k) % len(self.examples)
             drawn = []
             for dim in sorted(self.plan.pairs):
                 pool = self.plan.pairs[dim]
@@ -263,29 +281,82 @@ class TrainingLoop:
             drawn = self.trainer.prepare_pairs(drawn, pair_rng)
             by_dimension: dict[str, list] = {}
             for p in drawn:
-                by_dimension.setdefault(p.dimension, []).extend(tok.pair(p))
+                by_dimension.setdefault(p.dimension, []).extend(tok.pair(p, tags))
             groups = tuple(tuple(rows) for rows in by_dimension.values())
-            yield MicroBatch(tok.example(self.plan.examples[index]), groups, cfg.max_seq_len)
+            sft = tok.example(self.examples[index], tags[0] if tags else None)
+            yield MicroBatch(sft, groups, cfg.max_seq_len)
+
+    def _trained(self, batch: MicroBatch) -> MicroBatch:
+        """The rows of ``batch`` the objective's loss trains on."""
+        if not self.trainer.uses_pairs:
+            batch = batch.without_pairs()
+        if not self.trainer.uses_sft:
+            batch = batch.without_sft()
+        return batch
+
+    def _budget_steps(self, tok: TrainingTokenizer) -> int:
+        """Optimizer steps until the SFT data stream has passed ``budget_tokens`` response tokens.
+
+        The budget counts the data, not the loss: every objective walks the same examples and pair
+        draws for the same number of steps at a given budget (DPO, which trains on the pairs only,
+        included), so objectives differ only in what their loss makes of the same data. What each
+        loss trained on is logged per step as ``trained_tokens``."""
+        cfg = self.config
+        budget = cfg.budget_tokens or 0
+        lengths = [MicroBatch(tok.example(ex), (), cfg.max_seq_len).n_tokens() for ex in self.examples]
+        if not any(lengths):
+            raise RhoAuditError("--budget-tokens: the SFT examples have no response tokens to count.")
+        total, micro = 0, 0
+        while total < budget:
+            total += lengths[micro % len(lengths)]
+            micro += 1
+        steps = -(-micro // cfg.grad_accumulation)  # the step holding the micro-step that crossed it
+        if steps > MAX_BUDGET_STEPS:
+            raise RhoAuditError(
+                f"--budget-tokens {budget} would take {steps} optimizer steps; ask for fewer tokens."
+            )
+        return steps
+
+    def _reference(self, batch: MicroBatch) -> dict[str, Any]:
+        """The frozen base model's numbers for the rows the loss trains on (cached per row)."""
+        import mlx.core as mx
+
+        needs, found = self.trainer.needs_reference, {}
+        if self.reference is None:
+            return found
+        if REFERENCE_PAIRS in needs and batch.pairs:
+            found[REFERENCE_PAIRS] = mx.array(self.reference.pair_ce(batch.pair_rows()))
+        if REFERENCE_SFT in needs and batch.sft is not None:
+            found[REFERENCE_SFT] = as_mlx(
+                self.reference.distribution(batch.sft, self.trainer.reference_top_k)
+            )
+        return found
 
     def _step(self, step, model, optimizer, value_and_grad, tok, pair_rng, tree_map, optim, mx):
         cfg = self.config
         started = time.perf_counter()
         grads_sum = None
-        losses, sft_losses, hinges, tokens = [], [], [], 0
-        uses_pairs = self.trainer.uses_pairs
+        losses, sft_losses, hinges, kls, tokens, data = [], [], [], [], 0, 0
         for k, batch in enumerate(self._micro_batches(step, tok, pair_rng)):
-            trained = batch if uses_pairs else batch.without_pairs()
-            (loss, sft_ce, hinge), grads = value_and_grad(model, trained)
-            if not uses_pairs and k == 0 and batch.pairs:
+            trained = self._trained(batch)
+            (loss, sft_ce, hinge, kl), grads = value_and_grad(model, trained, self._reference(trained))
+            if k == 0 and batch.pairs and not trained.pairs:
                 # Logged only, for comparison with pair objectives: one micro-step's pairs.
-                ce = batch.pair_ce(model, self.packed)
+                ce = batch.without_sft().forward(model, self.packed).pair_ce
                 hinge = mx.maximum(ce[0::2] - ce[1::2] + self.margin, 0.0)
+            if trained.sft is None and k == 0:
+                # Likewise the SFT loss of an objective that does not train on the corpus.
+                sft_ce = batch.without_pairs().forward(model, self.packed).sft_ce.mean()
             grads_sum = grads if grads_sum is None else tree_map(lambda a, b: a + b, grads_sum, grads)
-            mx.eval(loss, grads_sum, hinge)
+            mx.eval(loss, grads_sum, hinge, sft_ce, kl)
             losses.append(loss.item())
-            sft_losses.append(sft_ce.item())
+            if trained.sft is not None or k == 0:
+                sft_losses.append(sft_ce.item())
+            if REFERENCE_SFT in self.trainer.needs_reference:
+                kls.append(kl.item())
             hinges += hinge.tolist()
             tokens += trained.n_tokens()
+            data += batch.without_pairs().n_tokens()
         grads = tree_map(lambda g: g / cfg.grad_accumulation, grads_sum)
         grads, grad_norm = optim.clip_grad_norm(grads, cfg.grad_clip)
         # MLX evaluates the schedule at the update count before incrementing it: this step's lr.
@@ -293,7 +364,9 @@ class TrainingLoop:
         optimizer.update(model, grads)
         mx.eval(model.trainable_parameters(), optimizer.state)
         elapsed = time.perf_counter() - started
-        return {
+        self.trained_tokens += tokens
+        self.data_tokens += data
+        metrics = {
             "loss": float(np.mean(losses)),
             "sft_loss": float(np.mean(sft_losses)),
             "contrastive_loss": float(np.mean(hinges)) if hinges else 0.0,
@@ -301,8 +374,13 @@ class TrainingLoop:
             "lr": lr,
             "grad_norm": float(grad_norm.item()),
             "tokens_per_s": tokens / elapsed if elapsed > 0 else 0.0,
+            "data_tokens": float(self.data_tokens),
+            "trained_tokens": float(self.trained_tokens),
             "seconds": elapsed,
         }
+        if kls:
+            metrics["kl"] = float(np.mean(kls))
+        return metrics
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -312,6 +390,8 @@ class TrainingLoop:
             "config_sha256": self.sha,
             "step": step,
             "pair_rng": pair_rng.bit_generator.state,
+            "trained_tokens": self.trained_tokens,
+            "data_tokens": self.data_tokens,
         }
         adapter = dict(tree_flatten(model.trainable_parameters()))
         save_checkpoint(self.out, step, state, adapter, dict(tree_flatten(optimizer.state)))
@@ -321,6 +401,8 @@ class TrainingLoop:
         model.load_weights(adapter, strict=False)
         optimizer.state = tree_unflatten(optimizer_state)
         pair_rng.bit_generator.state = self.checkpoint["pair_rng"]
+        self.trained_tokens = int(self.checkpoint.get("trained_tokens", 0))
+        self.data_tokens = int(self.checkpoint.get("data_tokens", 0))
         return int(self.checkpoint["step"])
 
     def _write_adapter(self, model, lora_layers, tree_flatten, final: dict[str, float]) -> None:
@@ -335,13 +417,38 @@ class TrainingLoop:
                 "config_sha256": self.sha,
             },
         }
+        tags = self.trainer.control_tags
+        if tags:  # audits of this adapter put the desired-behaviour tag before every prompt
+            adapter_config["rho_audit"]["audit_prefix"] = tags[0]
+            adapter_config["rho_audit"]["control_tags"] = {"tags": list(tags), "mode": "text"}
         done = {
             "run_id": self.run_id,
             "config_sha256": self.sha,
-            "steps": self.plan.total_steps,
+            "steps": self.total_steps,
             "final_metrics": final,
         }
         write_adapter(self.out, dict(tree_flatten(model.trainable_parameters())), adapter_config, done)
+
+
+def loss_terms(model: Any, batch: MicroBatch, reference: dict[str, Any], packed: bool) -> LossTerms:
+    """One micro-step's :class:`LossTerms`: ``batch``'s rows through ``model``, with the base
+    model's numbers for them (``reference``: what :meth:`TrainingLoop._reference` found)."""
+    import mlx.core as mx
+
+    wants_kl = REFERENCE_SFT in reference
+    out = batch.forward(model, packed, sft_logprobs=wants_kl)
+    tokens = mx.array(batch.pair_tokens(), dtype=mx.float32)
+    ref_ce = reference.get(REFERENCE_PAIRS)
+    return LossTerms(
+        out.sft_ce.mean() if batch.sft else mx.array(0.0),
+        out.pair_ce[0::2],
+        out.pair_ce[1::2],
+        tokens_positive=tokens[0::2],
+        tokens_negative=tokens[1::2],
+        reference_ce_positive=None if ref_ce is None else ref_ce[0::2],
+        reference_ce_negative=None if ref_ce is None else ref_ce[1::2],
+        sft_kl=bucketed_kl(out.sft_logprobs, reference[REFERENCE_SFT]) if wants_kl else None,
+    )
 
 
 def new_run_id() -> str:

@@ -34,7 +34,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from rho_audit.model.layout import body_and_head
-from rho_audit.train.batches import TokenBatch, pair_ce, per_row_ce, token_batch, truncate_row
+from rho_audit.train.batches import (
+    TokenBatch,
+    pair_ce,
+    per_row_ce,
+    per_row_ce_and_logits,
+    token_batch,
+    truncate_row,
+)
 
 Row = tuple[Sequence[int], Sequence[int]]  # (context, continuation) token ids
 
@@ -135,6 +142,12 @@ def _runs(indices: list[int]) -> tuple[tuple[int, int], ...]:
 def packed_row_ce(model: Any, packed: PackedRows) -> Any:
     """Mean cross-entropy per row over its scored targets, ``[rows]``: the numbers
     :func:`~rho_audit.train.batches.per_row_ce` gives each row alone, from one forward."""
+    return packed_forward(model, packed, 0)[0]
+
+
+def packed_forward(model: Any, packed: PackedRows, first_row_targets: int) -> tuple[Any, Any]:
+    """(:func:`packed_row_ce`, the log-softmax at the first row's scored positions
+    ``[first_row_targets, vocab]``, or None when ``first_row_targets`` is 0)."""
     import mlx.core as mx
 
     body, head = body_and_head(model)
@@ -143,8 +156,13 @@ def packed_row_ce(model: Any, packed: PackedRows) -> Any:
     # cross_entropy's terms (logsumexp minus the target's logit), the logsumexp once per position
     vocab = logits.shape[-1]
     picked = logits.reshape(-1)[packed.head_of.astype(mx.int64) * vocab + packed.targets]
-    ce = mx.logsumexp(logits, axis=-1)[packed.head_of] - picked
-    return (packed.rows @ ce) / mx.maximum(packed.rows.sum(axis=1), 1.0)
+    normaliser = mx.logsumexp(logits, axis=-1)
+    ce = normaliser[packed.head_of] - picked
+    row_ce = (packed.rows @ ce) / mx.maximum(packed.rows.sum(axis=1), 1.0)
+    if not first_row_targets:
+        return row_ce, None
+    first = packed.head_of[:first_row_targets]  # the first row's targets come first
+    return row_ce, logits[first] - normaliser[first][:, None]
 
 
 def packing_supported(model: Any) -> bool:
@@ -170,39 +188,64 @@ def packing_supported(model: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class MicroBatch:
-    """One micro-step's rows: its SFT example, and the drawn pairs' (positive, negative) rows
-    grouped by dimension (pairs in draw order within a group)."""
+class BatchOutputs:
+    """A micro-step's forward: the SFT row's CE ``[1]`` (``[0]`` without one), the pair rows' CE
+    ``[2 * pairs]`` in (positive, negative) order, and, when asked for, the SFT row's log-softmax
+    at its scored positions ``[scored tokens, vocab]``."""
 
-    sft: Row
+    sft_ce: Any
+    pair_ce: Any
+    sft_logprobs: Any = None
+
+
+@dataclass(frozen=True)
+class MicroBatch:
+    """One micro-step's rows: its SFT example (None: the objective does not train on it), and the
+    drawn pairs' (positive, negative) rows grouped by dimension (pairs in draw order within a group)."""
+
+    sft: Row | None
     pairs: tuple[tuple[Row, ...], ...]
     max_len: int
 
     def pair_rows(self) -> list[Row]:
         return [row for group in self.pairs for row in group]
 
+    def rows(self) -> list[Row]:
+        return [*([self.sft] if self.sft else []), *self.pair_rows()]
+
     def without_pairs(self) -> MicroBatch:
         return MicroBatch(self.sft, (), self.max_len)
 
-    def n_tokens(self) -> int:
-        """Scored targets in all its rows (the loop's tokens/s counts these)."""
-        return sum(_scored_targets(row, self.max_len) for row in [self.sft, *self.pair_rows()])
+    def without_sft(self) -> MicroBatch:
+        return MicroBatch(None, self.pairs, self.max_len)
 
-    def ce(self, model: Any, packed: bool) -> tuple[Any, Any]:
-        """(SFT row's CE ``[1]``, pair rows' CE ``[2 * pairs]`` in (positive, negative) order)."""
+    def n_tokens(self) -> int:
+        """Scored targets in all its rows (the loop's tokens/s and token budget count these)."""
+        return sum(_scored_targets(row, self.max_len) for row in self.rows())
+
+    def pair_tokens(self) -> list[int]:
+        """Scored targets of each pair row, in (positive, negative) order."""
+        return [_scored_targets(row, self.max_len) for row in self.pair_rows()]
+
+    def forward(self, model: Any, packed: bool, sft_logprobs: bool = False) -> BatchOutputs:
+        """Every row through the model: one packed sequence, or a padded batch per group."""
         import mlx.core as mx
 
+        want = _scored_targets(self.sft, self.max_len) if sft_logprobs and self.sft else 0
         if packed:
-            ce = packed_row_ce(model, pack_rows([self.sft, *self.pair_rows()], self.max_len))
-            return ce[:1], ce[1:]
-        sft = per_row_ce(model, token_batch([self.sft], self.max_len))
-        return sft, pair_ce(model, self.pair_batches()) if self.pairs else mx.zeros((0,))
-
-    def pair_ce(self, model: Any, packed: bool) -> Any:
-        """The pair rows' CE alone (logged for objectives that do not train on pairs)."""
-        if packed:
-            return packed_row_ce(model, pack_rows(self.pair_rows(), self.max_len))
-        return pair_ce(model, self.pair_batches())
+            ce, logprobs = packed_forward(model, pack_rows(self.rows(), self.max_len), want)
+            n_sft = 1 if self.sft else 0
+            return BatchOutputs(ce[:n_sft], ce[n_sft:], logprobs)
+        sft, logprobs = mx.zeros((0,)), None
+        if self.sft:
+            batch = token_batch([self.sft], self.max_len)
+            sft, logits = per_row_ce_and_logits(model, batch)
+            if want:
+                scored = [i for i, m in enumerate(batch.mask[0, batch.start :].tolist()) if m]
+                chosen = logits[0][mx.array(scored)]
+                logprobs = chosen - mx.logsumexp(chosen, axis=-1, keepdims=True)
+        pairs = pair_ce(model, self.pair_batches()) if self.pairs else mx.zeros((0,))
+        return BatchOutputs(sft, pairs, logprobs)
 
     def pair_batches(self) -> list[TokenBatch]:
         return [token_batch(group, self.max_len) for group in self.pairs]
