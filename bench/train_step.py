@@ -37,8 +37,14 @@ step, the median s/step of "rho-guided" over that of "sft, no pairs" (PASS/FAIL)
 runs those two N times, alternating, and pools their steps: on a shared box a burst of other work
 then falls on both instead of on one. s/step is the median over the measured steps.
 
+With ``--objectives`` the six-objectives trainers follow, each on the same batches as ``sft``
+(same SFT chunks, same pair draws), and a line per objective gives its s/step over sft's. dpo and
+kl-sft need the frozen base model's numbers for every row: they run twice, the first run (the
+"cold" row) computing and caching them, the second reading them back, as every later seed of a
+sweep does; the issue-21 goal is that the cached run costs at most 1.5x an sft step.
+
     python bench/train_step.py [--steps 8] [--model PATH] [--seq-len 256] [--rounds 1]
-                               [--skip-mlx-lm] [--skip-no-pairs]
+                               [--only-ratio] [--skip-no-pairs] [--objectives]
 """
 
 from __future__ import annotations
@@ -69,6 +75,13 @@ from rho_audit.train.packing import pack_rows
 GRAD_ACCUMULATION = 4
 #: Issue 20: a rho-guided optimizer step costs at most this many plain SFT steps.
 RHO_GUIDED_RATIO = 1.5
+#: Issue 21: with the base model's numbers cached, a dpo or kl-sft step costs at most this many
+#: ``sft`` steps on the same batch.
+REFERENCE_RATIO = 1.5
+#: The six-objectives trainers besides sft; those with a frozen reference are timed twice, the
+#: first run filling the reference cache (its row says "cold").
+OBJECTIVES = ("dpo", "orpo", "kl-sft", "cft", "inoculation")
+REFERENCE_OBJECTIVES = ("dpo", "kl-sft")
 
 
 @dataclass
@@ -268,9 +281,16 @@ def main() -> None:
     parser.add_argument(
         "--only-ratio", action="store_true", help="only 'sft, no pairs' and 'rho-guided' (no mlx-lm, no sft)"
     )
+    parser.add_argument(
+        "--objectives",
+        action="store_true",
+        help="also time dpo, orpo, kl-sft, cft and inoculation against sft on the same batches",
+    )
     args = parser.parse_args()
     if args.steps < 1 or args.rounds < 1:
         parser.error("--steps and --rounds must be at least 1")
+    if args.only_ratio and args.objectives:
+        parser.error("--objectives are timed against the 'sft' row, which --only-ratio leaves out")
     if args.only_ratio and args.skip_no_pairs:
         parser.error("--only-ratio needs the 'sft, no pairs' row")
 
@@ -309,6 +329,11 @@ def main() -> None:
             measure("rho-guided", "rho-guided")
         if not args.only_ratio:
             measure("sft", "sft")
+        if args.objectives:
+            for name in OBJECTIVES:
+                if name in REFERENCE_OBJECTIVES:  # fills work/.reference-cache for the timed run
+                    measure(f"{name} (cold)", name)
+                measure(name, name)
 
     base = results.get("mlx-lm")
     head = f"{'trainer':<16}{'s/step':>8}{'min':>8}{'max':>8}{'tokens/s':>10}{'vs mlx-lm':>11}"
@@ -316,6 +341,7 @@ def main() -> None:
     print(head)
     print("-" * len(head))
     order = ["mlx-lm", "sft, no pairs", "sft", "rho-guided"]
+    order += [f"{n}{cold}" for n in OBJECTIVES for cold in (" (cold)", "")]
     for r in sorted(results.values(), key=lambda r: order.index(r.name)):
         if r.pair_shapes:
             rows = sum(n for n, _ in r.pair_shapes) / len(r.pair_shapes) * GRAD_ACCUMULATION
@@ -341,6 +367,16 @@ def main() -> None:
             f"rho-guided / sft, no pairs: {ratio:.2f}x wall (cpu {guided.cpu / plain.cpu:.2f}x), "
             f"goal <= {RHO_GUIDED_RATIO:g}x: {'PASS' if ratio <= RHO_GUIDED_RATIO else 'FAIL'}"
         )
+    if args.objectives:
+        sft = results["sft"]
+        for name in [n for n in order if n in results and n.split(" ")[0] in OBJECTIVES]:
+            r = results[name]
+            line = f"{name} / sft: {r.median / sft.median:.2f}x wall (cpu {r.cpu / sft.cpu:.2f}x)"
+            if name in REFERENCE_OBJECTIVES:
+                ratio = r.median / sft.median
+                line += f", reference cached, goal <= {REFERENCE_RATIO:g}x: "
+                line += "PASS" if ratio <= REFERENCE_RATIO else "FAIL"
+            print(line)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ class FakeTrainers:
 @pytest.fixture
 def host(monkeypatch):
     # Only the fake trainers: the built-in ones would need a model.
-    monkeypatch.setenv("RHO_AUDIT_DISABLE_PLUGINS", "trainers,example-calibration")
+    monkeypatch.setenv("RHO_AUDIT_DISABLE_PLUGINS", "trainers,six-objectives,example-calibration")
     return load_host(extra_plugins=[FakeTrainers()])
 
 
@@ -85,7 +85,7 @@ class FakeTrain:
         self.crash: set[str] = set()  # cell dir names whose training raises RuntimeError
         self.die: dict[str, int] = {}  # cell dir name -> step before which the process "is killed"
 
-    def __call__(self, config, host, store, say=None, resume=True):
+    def __call__(self, config, host, store, say=None, resume=True, reference_cache=None):
         from rho_audit.train.loop import TrainOutcome
 
         out = Path(config.adapter_dir)
@@ -639,7 +639,7 @@ def test_a_failing_cell_does_not_stop_the_sweep_and_is_retried(tmp_path, host, f
 
 
 def test_a_user_error_in_a_cell_stops_the_sweep(tmp_path, host, fakes, monkeypatch):
-    def bad_train(config, host, store, say=None, resume=True):
+    def bad_train(config, host, store, say=None, resume=True, reference_cache=None):
         raise RhoAuditError("corpus.jsonl:3: missing 'output'")
 
     monkeypatch.setattr("rho_audit.train.loop.train", bad_train)
@@ -956,7 +956,7 @@ def test_a_cell_reuses_a_finished_adapter_of_the_same_config_from_another_sweep(
     train, _ = fakes
     monkeypatch.setattr(sys.modules[__name__], "fake_score", lambda adapter: 0.3)
 
-    def honouring_the_done_marker(config, host, store, say=None, resume=True):
+    def honouring_the_done_marker(config, host, store, say=None, resume=True, reference_cache=None):
         done = checkpoints.finished_run(Path(config.adapter_dir))
         if done:  # the real train() returns at once for a finished adapter
             return TrainOutcome(done["run_id"], Path(config.adapter_dir), 4, "complete", {})

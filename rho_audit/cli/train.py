@@ -56,6 +56,13 @@ HYPER_FLAGS: tuple[HyperFlag, ...] = (
     HyperFlag("--grad-accumulation", "grad_accumulation", int, "micro-steps per optimizer step [4]"),
     HyperFlag("--grad-clip", "grad_clip", float, "gradient-norm clip [1.0]"),
     HyperFlag("--epochs", "epochs", int, "passes over the SFT corpus [1]"),
+    HyperFlag(
+        "--budget-tokens",
+        "budget_tokens",
+        int,
+        "stop once the SFT stream has passed N response tokens, cycling the data as needed (replaces "
+        "--epochs; every objective then takes the same steps on the same data) [off]",
+    ),
     HyperFlag("--max-seq-len", "max_seq_len", int, "tokens per sequence [256]"),
     HyperFlag(
         "--pairs-per-dimension", "pairs_per_dimension", int, "contrast pairs per dimension per micro-step [1]"

@@ -59,7 +59,7 @@ DEFAULT_LOGGED_MARGIN = 0.1
 #: A token budget that would need more optimizer steps than this is refused (a typo, not a plan).
 MAX_BUDGET_STEPS = 1_000_000
 #: Where, next to an adapter folder, the base model's reference numbers are cached (shared by
-#: every run trained into the same parent folder, e.g. all cells of a sweep).
+#: every run trained into the same parent folder; a sweep shares one across its cells).
 REFERENCE_CACHE = ".reference-cache"
 
 
@@ -78,10 +78,12 @@ def train(
     store: RunStore,
     say: Callable[[RunEvent], None] | None = None,
     resume: bool = True,
+    reference_cache: Path | None = None,
 ) -> TrainOutcome:
     """Train into ``config.adapter_dir``, or resume the interrupted run of the same config there,
     or return at once when that run already finished. ``resume=False`` refuses to continue a
-    checkpoint (the CLI asks for ``--resume`` explicitly)."""
+    checkpoint (the CLI asks for ``--resume`` explicitly). ``reference_cache``: the folder of the
+    base model's cached numbers (default: :data:`REFERENCE_CACHE` next to the adapter folder)."""
     say = say or (lambda event: None)
     out = Path(config.adapter_dir)
     sha = config.config_sha256()
@@ -100,7 +102,10 @@ def train(
                 "to continue it, or choose another --out."
             )
     run_id = checkpoint["run_id"] if checkpoint else new_run_id()
-    return TrainingLoop(config, host, store, say, trainer, options, plan, run_id, sha, checkpoint).run()
+    loop = TrainingLoop(config, host, store, say, trainer, options, plan, run_id, sha, checkpoint)
+    if reference_cache is not None:
+        loop.reference_cache = Path(reference_cache)
+    return loop.run()
 
 
 def learning_rate_schedule(config: TrainConfig, total_steps: int) -> Callable[[Any], Any]:
@@ -139,6 +144,7 @@ class TrainingLoop:
         self.trained_tokens = 0  # scored tokens of the rows the loss trained on
         self.data_tokens = 0  # response tokens of the SFT stream (what --budget-tokens counts)
         self.reference: ReferenceScores | None = None
+        self.reference_cache = self.out.parent / REFERENCE_CACHE
         seed = config.seed
         self.examples = [
             trainer.prepare_example(ex, options, np.random.default_rng([seed, 3, i]))
@@ -169,8 +175,9 @@ class TrainingLoop:
             self.total_steps = self._budget_steps(tok)
         if self.trainer.needs_reference:
             identity = model_identity(resolved.path, resolved.model_id)
-            folder = self.out.parent / REFERENCE_CACHE
-            self.reference = ReferenceScores(model, self.packed, cfg.max_seq_len, identity, folder)
+            self.reference = ReferenceScores(
+                model, self.packed, cfg.max_seq_len, identity, self.reference_cache
+            )
         self.schedule = learning_rate_schedule(cfg, self.total_steps)
         optimizer = optim.AdamW(learning_rate=self.schedule, weight_decay=cfg.weight_decay)
         optimizer.init(model.trainable_parameters())

@@ -193,7 +193,9 @@ def _train_cell(
     reused = _reuse_finished_adapter(config, store)
     if reused:
         emit(host, RunEvent("warning", reused.run_id, message=f"{cell.cell_id}: {reused.message}"))
-    outcome = training.train(config, host, store, say=say)
+    # OUT/<sweep>/<cell>/adapter (plan._finish): every sweep under OUT shares one reference cache
+    cache = Path(config.adapter_dir).parents[2] / training.REFERENCE_CACHE
+    outcome = training.train(config, host, store, say=say, reference_cache=cache)
     row.train_run_id = outcome.run_id
     if outcome.status != "complete":
         raise RuntimeError(f"training ended with status {outcome.status!r}")
