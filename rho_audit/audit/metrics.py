@@ -62,6 +62,31 @@ def rank_biserial_ci(positive: np.ndarray, negative: np.ndarray, seed: int) -> I
     return Interval(rho, float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 
+def mean_ci(values: np.ndarray, seed: int) -> Interval:
+    """The mean of per-item values (e.g. probabilities) with a percentile bootstrap CI over items.
+
+    Fewer than two items give the mean without an interval; constant values give a zero-width one.
+    """
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return Interval(None, None, None)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return Interval(mean, None, None)
+    if np.ptp(values) == 0:
+        return Interval(mean, mean, mean)
+    res = stats.bootstrap(
+        (values,),
+        np.mean,
+        vectorized=True,
+        n_resamples=N_RESAMPLES,
+        confidence_level=CONFIDENCE_LEVEL,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return Interval(mean, float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
 def proportion_ci(successes: int, n: int) -> Interval:
     """A rate with its Wilson score interval (sound near 0 and 1, unlike the normal one)."""
     if n == 0:
