@@ -94,12 +94,13 @@ from rho_audit.api.judges import (
 )
 from rho_audit.api.llm_judges import Answer, LLMJudge, cache_key, parse_options
 from rho_audit.api.models import load_model, resolve_model
-from rho_audit.api.results import CompatStat, DimensionResult, Evaluation, ProbeRecord
+from rho_audit.api.results import CompatStat, DimensionResult, Evaluation, ProbeRecord, figure_with_ci
 from rho_audit.api.rubrics import Rubric, load_rubric, rubric_from_source, strip_marker
 from rho_audit.api.trainers import REFERENCE_PAIRS, REFERENCE_SFT, LossTerms, Trainer, TrainerOption
 
 if TYPE_CHECKING:
     from rho_audit.audit.bbq import evaluate_bbq
+    from rho_audit.audit.persona import evaluate_persona
     from rho_audit.audit.scoring import (
         evaluate_choices,
         evaluate_generations,
@@ -134,6 +135,7 @@ _LAZY = {
         "load_probe_set",
     ),
     "rho_audit.audit.bbq": ("evaluate_bbq",),
+    "rho_audit.audit.persona": ("evaluate_persona",),
     "rho_audit.train.corpus": ("SFTExample",),
     "rho_audit.audit.scoring": (
         "evaluate_choices",
@@ -223,6 +225,8 @@ __all__ = [
     "evaluate_generations",
     "evaluate_numeric",
     "evaluate_pairs",
+    "evaluate_persona",
+    "figure_with_ci",
     "hookimpl",
     "load_model",
     "load_probe_set",

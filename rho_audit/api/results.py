@@ -46,7 +46,9 @@ class Evaluation:
     scoring: str = ""
     paired_accuracy: float | None = None
     mean_gap: float | None = None
-    #: Further named figures (clean accuracy, retention ratio, ...).
+    #: Further named figures (clean accuracy, retention ratio, ...). A figure may carry its 95%
+    #: CI under two more names (see :func:`figure_with_ci`); the report cards chart every family
+    #: ``NAME[group]`` whose members all carry both bounds.
     secondary: dict[str, float | None] = field(default_factory=dict)
     rho_eval_compat: CompatStat | None = None
 
@@ -54,6 +56,19 @@ class Evaluation:
     def n_errors(self) -> int:
         """Probes that could not be scored."""
         return sum(1 for r in self.records if r.error)
+
+
+#: Suffixes of the names under which a secondary figure ``NAME`` stores its 95% CI.
+CI_LOW_SUFFIX, CI_HIGH_SUFFIX = " ci_low", " ci_high"
+
+
+def figure_with_ci(
+    name: str, value: float | None, low: float | None, high: float | None
+) -> dict[str, float | None]:
+    """Secondary entries for figure ``name`` and its 95% CI: ``name``, ``name ci_low``,
+    ``name ci_high``. Name per-group figures ``NAME[group]`` (e.g. ``p_match[narcissism]``) so
+    the cards draw the family as one bar chart with CIs."""
+    return {name: value, name + CI_LOW_SUFFIX: low, name + CI_HIGH_SUFFIX: high}
 
 
 @dataclass(frozen=True)
