@@ -164,7 +164,7 @@ def test_bias_dimension_routes_sets_by_unknown_answer():
     # A third-party choice set without unknown_answer is scored as before.
     plain = [p.model_copy(update={"unknown_answer": None}) for p in probes]
     ev = bias.evaluate(probe_set(plain), ctx)
-    assert set(ev.secondary) == {"choice_accuracy"} and "PMI" not in ev.scoring
+    assert set(ev.secondary) == {"choice_accuracy", "ece", "brier"} and "PMI" not in ev.scoring
     with pytest.raises(ProbeFileError, match=r"a1: needs 3 choices, biased_answer and unknown_answer"):
         bias.evaluate(probe_set(plain[:1] + probes[1:]), ctx)
 

