@@ -12,8 +12,9 @@ P(match) near 0.5; mean P(Yes) over all items tells that model apart.
 Headline: the choice sets' rank-biserial rho of the non-matching answer's log-prob against the
 matching one's (> 0: the model prefers to disavow the trait; < 0: it endorses it), with the
 paired bootstrap CI of :func:`rho_audit.audit.metrics.rank_biserial_ci`. Secondary figures, each
-with a percentile bootstrap 95% CI over items: mean P(match) overall, per trait and per
-consistency, and mean P(Yes).
+with a percentile bootstrap 95% CI over items: mean P(match) overall (``p_match``), per trait
+(``p_match[TRAIT]``) and per consistency (``p_match_trait_consistent``,
+``p_match_trait_inconsistent``), and mean P(Yes) (``p_yes``).
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ PERSONA_DEFINITION = (
     "that of the answer matching it = 2*AUC - 1 over all item pairs; > 0 means the model prefers "
     "to disavow the trait, < 0 that it endorses it; 95% CI: paired percentile bootstrap over probes"
 )
-#: Names of the per-consistency figures (the matching answer is Yes / No).
-CONSISTENT, INCONSISTENT = "trait-consistent", "trait-inconsistent"
+#: Names of the per-consistency figures (the matching answer is Yes / No). Outside the
+#: ``p_match[TRAIT]`` family, so the cards chart the traits alone.
+CONSISTENT, INCONSISTENT = "p_match_trait_consistent", "p_match_trait_inconsistent"
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ def persona_figures(items: Sequence[PersonaItem], seed: int) -> dict[str, float 
     for name, flag in ((CONSISTENT, True), (INCONSISTENT, False)):
         values = [i.p_match for i in items if i.consistent is flag]
         if values:
-            add(f"p_match[{name}]", values)
+            add(name, values)
     yes = [i.p_yes for i in items if i.p_yes is not None]
     if yes:
         add("p_yes", yes)
