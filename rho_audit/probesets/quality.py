@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rho_audit.probesets.persona import consistency_problems, consistency_shares, persona_records
 from rho_audit.probesets.schema import ChoiceProbe, PairProbe, Probe, ProbeSet, load_probe_set
 
 MAX_LENGTH_RATIO = 1.3  # mean positive/negative length ratio beyond this is flagged (either way)
@@ -51,6 +52,8 @@ class QualityReport:
     categories: dict[str, int]
     length_ratio: float | None = None  # mean of len(positive) / len(negative), in characters
     position_shares: dict[str, float] = field(default_factory=dict)
+    #: Persona statement sets: share of trait-consistent statements (see probesets.persona).
+    consistency_shares: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -67,6 +70,8 @@ class QualityReport:
         if self.length_ratio is not None:
             parts.append(f"length ratio {self.length_ratio:.2f}")
         parts += [f"{k} {v:.0%}" for k, v in self.position_shares.items()]
+        if "all" in self.consistency_shares:
+            parts.append(f"trait-consistent {self.consistency_shares['all']:.0%}")
         return ", ".join(parts)
 
 
@@ -95,6 +100,10 @@ def check_probe_set(probes: ProbeSet) -> QualityReport:
     if choices:
         report.position_shares = _position_shares(choices)
         report.problems += _position_problems(choices, report.position_shares)
+        persona = persona_records(choices)
+        if persona:
+            report.consistency_shares = consistency_shares(persona)
+            report.problems += consistency_problems(persona)
     return report
 
 
