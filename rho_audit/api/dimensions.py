@@ -34,7 +34,8 @@ class Dimension:
     """A behavioural dimension: reads a probe set, asks the model, returns an :class:`Evaluation`.
 
     Subclass one of :class:`PairDimension`, :class:`ChoiceDimension`,
-    :class:`GenerationDimension` or :class:`NumericDimension` and set the class attributes; the
+    :class:`GenerationDimension`, :class:`NumericDimension` or :class:`LabelledDimension` and set
+    the class attributes; the
     host does batching, statistics, storage and display. Override :meth:`evaluate` for anything
     else (it receives the validated probes and an :class:`~rho_audit.api.context.AuditContext` that
     scores, generates and judges).
@@ -46,7 +47,7 @@ class Dimension:
     description: ClassVar[str] = ""
     #: Name of the registered probe set this dimension reads (default: ``name``).
     probe_set: ClassVar[str | None] = None
-    #: Probe kind the set must have: pair, choice, generation or numeric.
+    #: Probe kind the set must have: pair, choice, generation, numeric or labelled.
     probe_kind: ClassVar[str]
     #: Headline metric.
     metric: ClassVar[MetricName]
@@ -59,6 +60,10 @@ class Dimension:
     #: The judge labels this dimension counts (empty: it uses no judge). Before any model work
     #: the host refuses a judge whose labels (an LLM judge's: its rubric's) lack one of them.
     judge_labels: ClassVar[tuple[str, ...]] = ()
+    #: Whether a run that names no dimensions includes this one. False for a dimension with no
+    #: probe set of its own that scores the sets whose cards name it (``rho-audit run --probes
+    #: SET``), such as the built-in ``labelled``.
+    runs_by_default: ClassVar[bool] = True
 
     @classmethod
     def probe_set_name(cls) -> str:
@@ -163,3 +168,22 @@ class NumericDimension(Dimension):
         from rho_audit.audit.scoring import evaluate_numeric
 
         return evaluate_numeric(self, probes, ctx)
+
+
+class LabelledDimension(Dimension):
+    """Single texts with a binary label (ToxiGen-style ``text`` + ``is_toxic``), scored unpaired.
+
+    Each text is scored bare (mean per-token log-prob). Score: rank-biserial correlation between
+    that confidence and the label over the two label groups (2·AUC − 1, Mann-Whitney; positive
+    means the model is more confident in the texts of the card's ``desired_label``), with a 95% CI
+    from a bootstrap over texts. No contrast pairs: the texts are not matched.
+    """
+
+    probe_kind = "labelled"
+    metric: ClassVar[MetricName] = "rank_biserial"
+
+    def evaluate(self, probes: ProbeSet, ctx: AuditContext) -> Evaluation:
+        """Score every text bare (see the class docstring for the statistics)."""
+        from rho_audit.audit.labelled import evaluate_labelled
+
+        return evaluate_labelled(self, probes, ctx)

@@ -40,11 +40,13 @@ def rank_biserial(positive: np.ndarray, negative: np.ndarray, axis: int = -1) ->
     return 2.0 * u / n - 1.0
 
 
-def rank_biserial_ci(positive: np.ndarray, negative: np.ndarray, seed: int) -> Interval:
-    """rho with a paired bootstrap CI: probes are resampled, keeping each pair together."""
+def rank_biserial_ci(positive: np.ndarray, negative: np.ndarray, seed: int, paired: bool = True) -> Interval:
+    """rho with a percentile bootstrap CI. ``paired``: probes are resampled, keeping each pair
+    together; unpaired (labelled texts): each group's texts are resampled within the group, so
+    every resample keeps both groups at their sizes."""
     positive = np.asarray(positive, dtype=float)
     negative = np.asarray(negative, dtype=float)
-    if len(positive) < 2:
+    if min(len(positive), len(negative)) < 2:
         return Interval(None, None, None)
     rho = float(rank_biserial(positive, negative))
     if np.ptp(positive) == 0 and np.ptp(negative) == 0:
@@ -52,7 +54,7 @@ def rank_biserial_ci(positive: np.ndarray, negative: np.ndarray, seed: int) -> I
     res = stats.bootstrap(
         (positive, negative),
         rank_biserial,
-        paired=True,
+        paired=paired,
         vectorized=True,
         n_resamples=N_RESAMPLES,
         confidence_level=CONFIDENCE_LEVEL,

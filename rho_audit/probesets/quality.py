@@ -1,8 +1,9 @@
 """Quality checks for a probe set: the things that silently ruin a behavioural score.
 
 A probe set can validate record by record and still be useless: duplicated items inflate n,
-an answer always in position A lets a model score by position, and a positive that is
-systematically longer than its negative turns a summed log-prob comparison into a length test.
+an answer always in position A lets a model score by position, a positive that is
+systematically longer than its negative turns a summed log-prob comparison into a length test,
+and a labelled split holding (almost) only one label leaves nothing to compare.
 ``check_probe_set`` measures each of these and lists every problem; the test suite runs it on
 every built-in set and ``rho-audit probes validate`` runs it on user sets.
 
@@ -21,11 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from rho_audit.probesets.persona import consistency_problems, consistency_shares, persona_records
-from rho_audit.probesets.schema import ChoiceProbe, PairProbe, Probe, ProbeSet, load_probe_set
+from rho_audit.probesets.schema import ChoiceProbe, LabelledProbe, PairProbe, Probe, ProbeSet, load_probe_set
 
 MAX_LENGTH_RATIO = 1.3  # mean positive/negative length ratio beyond this is flagged (either way)
 POSITION_TOLERANCE = 0.05  # an A/B position share may sit within ±5 points of even
 MIN_TRAIN_SHARE, MAX_TRAIN_SHARE = 0.35, 0.65
+#: In a labelled split of 10 or more texts, each label should hold at least this share: the CI of
+#: an unpaired rho widens fast as the smaller group shrinks.
+MIN_LABEL_SHARE = 0.3
 HASH_SPLIT_RULE = "split = train if int(sha256(id)[:8], 16) % 2 == 0 else eval"
 #: The same rule for a set of paired records (BBQ's ambiguous and disambiguated versions of one
 #: scenario): a pair must not straddle train and eval, so the pair shares one id's split.
@@ -54,6 +58,8 @@ class QualityReport:
     position_shares: dict[str, float] = field(default_factory=dict)
     #: Persona statement sets: share of trait-consistent statements (see probesets.persona).
     consistency_shares: dict[str, float] = field(default_factory=dict)
+    #: Labelled sets: share of texts with the card's desired label, per split.
+    label_shares: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -72,6 +78,7 @@ class QualityReport:
         parts += [f"{k} {v:.0%}" for k, v in self.position_shares.items()]
         if "all" in self.consistency_shares:
             parts.append(f"trait-consistent {self.consistency_shares['all']:.0%}")
+        parts += [f"desired label in {k} {v:.0%}" for k, v in self.label_shares.items()]
         return ", ".join(parts)
 
 
@@ -104,7 +111,46 @@ def check_probe_set(probes: ProbeSet) -> QualityReport:
         if persona:
             report.consistency_shares = consistency_shares(persona)
             report.problems += consistency_problems(persona)
+    texts = [p for p in records if isinstance(p, LabelledProbe)]
+    desired = getattr(probes.card, "desired_label", None)
+    if texts and desired is not None:
+        _check_labels(report, texts, desired, probes.card.label_name or "label")
     return report
+
+
+def _check_labels(report: QualityReport, texts: list[LabelledProbe], desired: bool, label: str) -> None:
+    """Label balance per split, labels that contradict each other, and a length gap between the
+    two label groups (a mean per-token log-prob still leans on length and register)."""
+    for split in sorted({p.split for p in texts}):
+        own = [p.label for p in texts if p.split == split]
+        share = own.count(desired) / len(own)
+        report.label_shares[split] = share
+        if share in (0.0, 1.0):
+            report.problems.append(
+                f"{split}: all {len(own)} texts have {label} = {str(own[0]).lower()}; with one label there "
+                "is nothing to compare, so this split gets no score. Add texts of the other label."
+            )
+        elif len(own) >= 10 and min(share, 1 - share) < MIN_LABEL_SHARE:
+            report.problems.append(
+                f"{split}: desired-label texts are {share:.0%} of {len(own)}, outside "
+                f"{MIN_LABEL_SHARE:.0%}-{1 - MIN_LABEL_SHARE:.0%}; rebalance the labels"
+            )
+    labels: dict[str, tuple[bool, str]] = {}
+    for p in texts:
+        key = " ".join(p.text.lower().split())
+        if key in labels and labels[key][0] != p.label:
+            report.problems.append(f"{p.id}: same text as {labels[key][1]} with the other {label}")
+        labels.setdefault(key, (p.label, p.id))
+    good = [len(p.text) for p in texts if p.label == desired]
+    bad = [len(p.text) for p in texts if p.label != desired]
+    if good and bad:
+        report.length_ratio = float(np.mean(good) / np.mean(bad))
+        if not 1 / MAX_LENGTH_RATIO <= report.length_ratio <= MAX_LENGTH_RATIO:
+            report.problems.append(
+                f"desired-label texts are {'longer' if report.length_ratio > 1 else 'shorter'} than the "
+                f"others (mean length ratio {report.length_ratio:.2f}, limit {MAX_LENGTH_RATIO}); a length "
+                "or register difference between the groups is measured along with the label"
+            )
 
 
 def _text_pairs(records: Iterable) -> Iterable[tuple[str, str]]:
@@ -121,7 +167,7 @@ def _duplicate_texts(records: Iterable) -> list[str]:
     problems = []
     seen: dict[tuple[str, str], str] = {}
     for p in records:
-        for field_name in ("prompt", "positive", "negative"):
+        for field_name in ("prompt", "positive", "negative", "text"):
             text = getattr(p, field_name, None)
             if text is None or (field_name != "prompt" and getattr(p, "prompt", None)):
                 # Replies to different prompts may legitimately repeat ("I can't help with that.").

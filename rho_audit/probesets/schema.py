@@ -9,6 +9,9 @@ kind and version; every line of ``probes.jsonl`` is one record of that kind (sch
   the "cannot be determined" option; BBQ-style sets, see :class:`ChoiceProbe`)
 - ``generation``: ``id``, ``split``, ``prompt``
 - ``numeric``: ``id``, ``split``, ``prompt``, ``answer`` (number), optional ``misleading_prefix``
+- ``labelled``: ``id``, ``split``, ``text``, ``label`` (true/false), optional ``group`` (the group
+  the text is about, e.g. ToxiGen's target group); the card's ``desired_label`` says which label the
+  model should be more confident in (``false`` for ``is_toxic``)
 
 Every record may carry ``category`` (string) and ``meta`` (object). ``split`` is ``train`` or
 ``eval``: trainers draw contrast pairs from ``train``; audits after training report on ``eval``.
@@ -27,7 +30,15 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    model_validator,
+)
 
 from rho_audit._util.messages import problem_lines
 from rho_audit._util.yaml_errors import yaml_error_message
@@ -140,12 +151,26 @@ class NumericProbe(_Record):
     misleading_prefix: NonEmpty | None = None
 
 
-Probe = PairProbe | ChoiceProbe | GenerationProbe | NumericProbe
+class LabelledProbe(_Record):
+    """One text with a binary label (ToxiGen-style ``text`` + ``is_toxic``), scored unpaired.
+
+    ``label`` is a JSON boolean; which label is the desired one is a property of the set, so it is
+    on the card (``desired_label``), not repeated per record. ``group`` (optional) is who or what the
+    text is about; rho is also reported per group.
+    """
+
+    text: NonEmpty
+    label: StrictBool
+    group: NonEmpty | None = None
+
+
+Probe = PairProbe | ChoiceProbe | GenerationProbe | NumericProbe | LabelledProbe
 PROBE_MODELS: dict[str, type[BaseModel]] = {
     "pair": PairProbe,
     "choice": ChoiceProbe,
     "generation": GenerationProbe,
     "numeric": NumericProbe,
+    "labelled": LabelledProbe,
 }
 
 
@@ -155,13 +180,28 @@ class ProbeCard(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
     name: NonEmpty
-    kind: Literal["pair", "choice", "generation", "numeric"]
+    kind: Literal["pair", "choice", "generation", "numeric", "labelled"]
     version: NonEmpty
     schema_version: int = Field(default=SCHEMA_VERSION, alias="schema")
     #: The dimension that scores this set when it is run by name (``rho-audit run --probes NAME``).
     dimension: str | None = None
     description: str = ""
     licence: str = "unspecified"
+    #: ``labelled`` sets only: the label of the texts the model should be more confident in (rho > 0).
+    desired_label: StrictBool | None = None
+    #: ``labelled`` sets only: what the label means, e.g. the source's column name ``is_toxic``.
+    label_name: NonEmpty | None = None
+
+    @model_validator(mode="after")
+    def _labelled_fields(self) -> ProbeCard:
+        if self.kind == "labelled" and self.desired_label is None:
+            raise ValueError(
+                "a labelled set needs desired_label: true or false, the label of the texts the model "
+                "should be more confident in (false for an is_toxic label)"
+            )
+        if self.kind != "labelled" and self.desired_label is not None:
+            raise ValueError(f"desired_label applies to labelled sets only, and this set is {self.kind!r}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -281,10 +321,14 @@ def load_card(path: Path, records: Path | None = None) -> ProbeCard:
         problems = []
         for e in err.errors():
             key = str(e["loc"][0]) if e["loc"] else ""
-            problems.append(f"{path}:{_key_line(root, key)}: {key or 'card'}: {e['msg']}")
+            if not key and "desired_label" in e["msg"]:
+                key = "desired_label"  # the labelled-set check sees the whole card
+            msg = e["msg"].removeprefix("Value error, ")
+            problems.append(f"{path}:{_key_line(root, key)}: {key or 'card'}: {msg}")
         raise ProbeFileError(
             "invalid probe-set card.\n  " + "\n  ".join(problems) + "\nFix each field; a card needs "
-            "name (text), kind (pair, choice, generation or numeric) and version (text, e.g. '1')."
+            "name (text), kind (pair, choice, generation, numeric or labelled) and version (text, e.g. "
+            "'1'); a labelled set also desired_label (true or false)."
         ) from None
 
 

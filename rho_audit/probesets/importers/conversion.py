@@ -48,7 +48,10 @@ BUILTIN_DIMENSION_KINDS: dict[str, str] = {
     "refusal": "pair",
     "deception": "pair",
     "overrefusal": "generation",
+    "labelled": "labelled",
 }
+#: The built-in dimension that scores a labelled set by itself (it has no set of its own).
+LABELLED_DIMENSION = "labelled"
 
 #: Our fields per kind, in the order they are written.
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
@@ -56,6 +59,7 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "choice": ("prompt", "choices", "answer", "biased_answer"),
     "generation": ("prompt",),
     "numeric": ("prompt", "answer", "misleading_prefix"),
+    "labelled": ("text", "label", "group"),
 }
 COMMON_FIELDS = ("id", "split", "category")
 SPLIT_NAMES = {
@@ -139,6 +143,8 @@ class Conversion:
     dropped: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
     extra_import: dict[str, Any] = field(default_factory=dict)
+    #: Top-level card keys of the kind (a labelled set's ``desired_label`` and ``label_name``).
+    card_extra: dict[str, Any] = field(default_factory=dict)
 
 
 def problems_error(source: Path, errors: list[str], what: str) -> ProbeFileError:
@@ -193,6 +199,37 @@ def parse_number(value: Any) -> float | None:
         if _NUMBER.fullmatch(text):
             return float(text.replace(",", ""))
     return None
+
+
+_TRUE = frozenset({"true", "1", "yes", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "n", "f"})
+
+
+def parse_label(value: Any) -> bool | None:
+    """A binary label: a boolean, 0/1, or true/false/yes/no/1/0 as text; None for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+    return None
+
+
+def labelled_card(desired_label: bool, label_name: str) -> dict[str, Any]:
+    """The card keys a labelled set needs: which label is desired, and what the label is."""
+    return {"desired_label": desired_label, "label_name": label_name}
+
+
+def refuse_one_label(source: Path, labels: list[bool], label_name: str) -> None:
+    """A labelled set whose texts all carry one label has no second group to compare them with."""
+    if labels and len(set(labels)) == 1:
+        raise CannotConvertError(
+            f"{source}: all {len(labels)} texts have {label_name} = {str(labels[0]).lower()}, so a labelled "
+            "set has no second group to compare them with (fix: add texts with the other label)"
+        )
 
 
 def kind_notes(kind: str, dimension: str | None) -> list[str]:
@@ -271,6 +308,7 @@ def _card(conv: Conversion, name: str) -> dict[str, Any]:
         "kind": conv.kind,
         "version": IMPORT_VERSION,
         "schema": SCHEMA_VERSION,
+        **conv.card_extra,
         "description": conv.description,
         "construction": f"Imported from {conv.display} ({conv.fmt}) by rho-audit {__version__} on {today}",
         "size": len(conv.records),

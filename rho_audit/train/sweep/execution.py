@@ -302,7 +302,7 @@ def _audit_split(
     dimensions = tuple(a["dimensions"]) if a["dimensions"] else None
     if dimensions is None and probes:
         # `run --probes` alone audits only the probe sets; a sweep audits them besides everything.
-        dimensions = tuple(host.dimensions)
+        dimensions = tuple(r.name for r in host.select_dimensions(None))
     config = runner.AuditConfig(
         model=cell.model,
         adapter=cell.adapter_dir,
