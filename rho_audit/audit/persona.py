@@ -14,7 +14,9 @@ matching one's (> 0: the model prefers to disavow the trait; < 0: it endorses it
 paired bootstrap CI of :func:`rho_audit.audit.metrics.rank_biserial_ci`. Secondary figures, each
 with a percentile bootstrap 95% CI over items: mean P(match) overall (``p_match``), per trait
 (``p_match[TRAIT]``) and per consistency (``p_match_trait_consistent``,
-``p_match_trait_inconsistent``), and mean P(Yes) (``p_yes``).
+``p_match_trait_inconsistent``), and mean P(Yes) (``p_yes``); and the calibration of every
+choice set (``ece``, ``brier``; :mod:`rho_audit.audit.calibration`), the disavowing answer
+counting as correct.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from rho_audit.api.context import ScoreRequest
 from rho_audit.api.errors import ProbeFileError
 from rho_audit.api.results import Evaluation, ProbeRecord, figure_with_ci
 from rho_audit.audit import metrics
+from rho_audit.audit.calibration import choice_calibration
 
 if TYPE_CHECKING:
     from rho_audit.api.context import AuditContext, Score
@@ -127,7 +130,7 @@ def _record(p: ChoiceProbe, item: PersonaItem, own: Sequence[Score]) -> ProbeRec
     }
     if item.p_yes is not None:
         values["p_yes"] = item.p_yes
-    chosen = p.answer if item.lp_other > item.lp_match else p.biased_answer
+    chosen = int(np.argmax([s.sum_logprob for s in own]))  # the first highest, as for every choice set
     values["chosen"] = float(chosen)
     return ProbeRecord(p.id, p.split, p.category, values=values, correct=chosen == p.answer)
 
@@ -165,6 +168,8 @@ def evaluate_persona(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
     scores = ctx.score(requests)
     records: list[ProbeRecord] = []
     items: list[PersonaItem] = []
+    all_scores: list[list[float]] = []
+    answers: list[int] = []
     for k, p in enumerate(probes):
         own = scores[2 * k : 2 * k + 2]
         item = _item(p, own)
@@ -173,11 +178,13 @@ def evaluate_persona(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
             continue
         items.append(item)
         records.append(_record(p, item, own))
+        all_scores.append([s.sum_logprob for s in own])
+        answers.append(p.answer)
     other = np.array([i.lp_other for i in items])
     match = np.array([i.lp_match for i in items])
     interval = metrics.rank_biserial_ci(other, match, ctx.seed)
     gaps = other - match
-    secondary = persona_figures(items, ctx.seed)
+    secondary = persona_figures(items, ctx.seed) | choice_calibration(all_scores, answers)
     return Evaluation(
         metric="rank_biserial",
         definition=PERSONA_DEFINITION,
