@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rho_audit.report import charts
+from rho_audit.report.families import family_figures
 from rho_audit.report.gather import audit_run, clip, confidences, dimension_row, finite_number, run_header
 from rho_audit.report.ood import POOLED_ACCURACY, pooled_of_results
 from rho_audit.report.records import (
@@ -230,4 +231,5 @@ def _audit_figures(rows: Sequence[DimensionRow]) -> tuple[Figure, ...]:
                 chart,
             )
         )
+    figures += family_figures(rows)  # per-group figures with CIs (ASR per attack, P(match) per trait)
     return tuple(figures)
