@@ -20,6 +20,7 @@ BUILTIN_DIMENSIONS = {
     "refusal",
     "deception",
     "overrefusal",
+    "dark-triad",
     "labelled",
 }
 

@@ -29,6 +29,7 @@ MIN_SIZES = {
     "refusal": 150,
     "deception": 100,
     "overrefusal": 150,
+    "dark-triad": 300,
     "ood-clinical": 40,
     "ood-social": 40,
     "ood-logic": 40,
