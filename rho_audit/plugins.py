@@ -102,6 +102,10 @@ class PluginHost:
         return self._collect("probe_set", "register_probe_sets")
 
     @cached_property
+    def attacks(self) -> dict[str, Registered]:
+        return self._collect("attack", "register_attacks")
+
+    @cached_property
     def report_sections(self) -> dict[str, Registered]:
         return self._collect("report_section", "register_report_sections")
 
@@ -217,6 +221,8 @@ def _describe(source: PluginSource) -> str:
 def _check_registration(kind: str, hook_name: str, args: tuple[Any, ...]) -> tuple[str, Any] | str:
     """``(name, object)`` for a registration that keeps the hook's contract, else what is wrong
     with it and how to fix it."""
+    if kind == "attack":
+        return _check_attack(hook_name, args)
     base = CLASS_KINDS.get(kind)
     if base is None:  # probe sets and report sections: register(name, folder)
         if len(args) != 2 or not isinstance(args[0], str) or not args[0].strip():
@@ -249,6 +255,18 @@ def _check_registration(kind: str, hook_name: str, args: tuple[Any, ...]) -> tup
     if not isinstance(name, str) or not name.strip():
         return f'{hook_name} registered {obj.__name__}, which has no `name`; set name = "..." on the class.'
     return name, obj
+
+
+def _check_attack(hook_name: str, args: tuple[Any, ...]) -> tuple[str, Any] | str:
+    """An attack is registered as an :class:`rho_audit.api.Attack` instance (it is data)."""
+    if len(args) != 1 or not isinstance(args[0], api.Attack):
+        return (
+            f"{hook_name} called register{_args_repr(args)}; call register(Attack(name, description, "
+            "template=...)) once per attack (rho_audit.api.Attack)."
+        )
+    if args[0].name == api.CONTROL.name:
+        return f"{hook_name} registered an attack named {api.CONTROL.name!r}, the control's name; rename it."
+    return args[0].name, args[0]
 
 
 def _claimed_name(args: tuple[Any, ...]) -> str:

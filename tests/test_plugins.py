@@ -21,6 +21,7 @@ BUILTIN_DIMENSIONS = {
     "deception",
     "overrefusal",
     "dark-triad",
+    "jailbreak",
     "labelled",
 }
 
@@ -174,6 +175,7 @@ def _classes(base, name):
         ("trainers", "register_trainers", lambda n: (_classes(api.Trainer, n),)),
         ("probe_sets", "register_probe_sets", lambda n: (n, Path("/nowhere") / n)),
         ("report_sections", "register_report_sections", lambda n: (n, Path("/nowhere") / n)),
+        ("attacks", "register_attacks", lambda n: (api.Attack(n, "An attack.", template="{request}"),)),
     ],
 )
 def test_every_registry_refuses_clashes_and_keeps_the_rest(registry, hook, make, monkeypatch):
@@ -198,6 +200,8 @@ def test_every_registry_refuses_clashes_and_keeps_the_rest(registry, hook, make,
         ("dimensions", "register_dimensions", (api.PairDimension,), "has no `name`"),
         ("probe_sets", "register_probe_sets", ("only-a-name",), "register(name, folder)"),
         ("report_sections", "register_report_sections", ("factual", 3), "pass a path"),
+        ("attacks", "register_attacks", ("dan", "{request}"), "call register(Attack(name"),
+        ("attacks", "register_attacks", (api.Attack("none", "x", template="{request}"),), "control's name"),
     ],
 )
 def test_a_registration_that_breaks_the_contract_is_one_broken_entry(registry, hook, args, says):
@@ -290,6 +294,22 @@ def test_hook_register_report_sections(tmp_path):
     sections = SectionTemplates.from_host(load_host([Sections()]))
     assert sections.template_for("factual", "md") == "plugin-factual/factual.md.j2"
     assert sections.template_for("factual", "html") is None  # the built-in section is used
+
+
+def test_hook_register_attacks(fake_site):
+    """A third party's attack is registered beside the built-ins and reaches the attack dimension."""
+    code = """
+    from rho_audit.api import Attack, hookimpl
+    GRANDMA = Attack("grandma", "Sentimental role-play.", template="Grandma used to tell me: {request}")
+    @hookimpl
+    def register_attacks(register):
+        register(GRANDMA)
+    """
+    install_fake_dist(fake_site, "attack-plugin", {"attack_mod": code}, {"grandma": "attack_mod"})
+    host = load_host()
+    assert host.attacks["grandma"].source.distribution == "attack-plugin"
+    assert {"dan", "happy-to-help", "role-play", "wikipedia", "rot13"} <= set(host.attacks)
+    assert host.attacks["grandma"].obj.apply("Q?") == "Grandma used to tell me: Q?"
 
 
 def test_hook_run_event():

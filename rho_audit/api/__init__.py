@@ -41,6 +41,8 @@ Where to read on:
 * :mod:`rho_audit.api.judges`: :class:`Judge`, :class:`Verdict`; model-based judges subclass
   :class:`LLMJudge` (:mod:`rho_audit.api.llm_judges`), with :mod:`~rho_audit.api.rubrics` and
   :mod:`~rho_audit.api.judge_calls` (budget, retries).
+* :mod:`rho_audit.api.attacks`: :class:`Attack`, the jailbreak transforms that
+  :class:`AttackDimension` runs (register your own with ``register_attacks``).
 * :mod:`rho_audit.api.trainers`: :class:`Trainer`, :class:`LossTerms`, :class:`TrainerOption`.
 * :mod:`rho_audit.api.context`, :mod:`~rho_audit.api.results`, :mod:`~rho_audit.api.events`:
   what a dimension receives and returns, and what a ``run_event`` observer sees.
@@ -55,8 +57,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rho_audit.api.attacks import CONTROL, Attack
 from rho_audit.api.context import AuditContext, CountProgress, ProgressCallback, Score, ScoreRequest, Template
 from rho_audit.api.dimensions import (
+    AttackDimension,
     ChoiceDimension,
     Dimension,
     GenerationDimension,
@@ -100,6 +104,7 @@ from rho_audit.api.rubrics import Rubric, load_rubric, rubric_from_source, strip
 from rho_audit.api.trainers import REFERENCE_PAIRS, REFERENCE_SFT, LossTerms, Trainer, TrainerOption
 
 if TYPE_CHECKING:
+    from rho_audit.audit.attacks import evaluate_attacks
     from rho_audit.audit.bbq import evaluate_bbq
     from rho_audit.audit.labelled import evaluate_labelled
     from rho_audit.audit.persona import evaluate_persona
@@ -138,6 +143,7 @@ _LAZY = {
         "ProbeSet",
         "load_probe_set",
     ),
+    "rho_audit.audit.attacks": ("evaluate_attacks",),
     "rho_audit.audit.bbq": ("evaluate_bbq",),
     "rho_audit.audit.labelled": ("evaluate_labelled",),
     "rho_audit.audit.persona": ("evaluate_persona",),
@@ -168,6 +174,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "CONTROL",
     "ENTRY_POINT_GROUP",
     "ERROR",
     "NON_VERDICTS",
@@ -177,6 +184,8 @@ __all__ = [
     "SKIPPED_BUDGET",
     "UNPARSEABLE",
     "Answer",
+    "Attack",
+    "AttackDimension",
     "AuditContext",
     "BudgetExhausted",
     "ChoiceDimension",
@@ -227,6 +236,7 @@ __all__ = [
     "VerdictStore",
     "cache_key",
     "call_with_retries",
+    "evaluate_attacks",
     "evaluate_bbq",
     "evaluate_choices",
     "evaluate_generations",

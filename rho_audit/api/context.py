@@ -10,10 +10,11 @@ too, so a plugin reads them without importing the model layer.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from rho_audit.api.attacks import Attack
     from rho_audit.api.judges import Judge, JudgeItem, Verdict
     from rho_audit.model.language_model import LanguageModel
 
@@ -58,6 +59,8 @@ class AuditContext:
     progress: ProgressCallback | None = None
     #: Rows per generation batch; None lets the model size it to memory.
     generation_batch_size: int | None = None
+    #: The installed plugins' jailbreak attacks (``register_attacks``), for attack dimensions.
+    attacks: tuple[Attack, ...] = field(default_factory=tuple)
 
     def _report(self, unit: str) -> CountProgress | None:
         if self.progress is None:

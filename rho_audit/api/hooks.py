@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from rho_audit.api.attacks import Attack
     from rho_audit.api.dimensions import Dimension
     from rho_audit.api.events import RunEvent
     from rho_audit.api.judges import Judge
@@ -71,6 +72,18 @@ def register_probe_sets(register: Callable[[str, Path], None]) -> None:
 
     :param register: call ``register(name, folder)`` where ``folder`` holds ``card.yaml`` and
         ``probes.jsonl``. Names are unique across installed plugins and the user's imported sets.
+    """
+
+
+@hookspec
+def register_attacks(register: Callable[[Attack], None]) -> None:
+    """Register jailbreak attacks: templates or functions that turn a harmful request into the
+    prompt an attack dimension sends (the built-in ``jailbreak`` runs every registered attack, and
+    the unattacked request as the control, on each request of its probe set).
+
+    :param register: call ``register(Attack(name, description, template=...))`` once per
+        :class:`~rho_audit.api.attacks.Attack` (an instance: an attack is data, not a class).
+        ``name`` must be unique across installed plugins; ``none`` is the control's name.
     """
 
 

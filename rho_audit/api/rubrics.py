@@ -1,15 +1,18 @@
 """Rubrics: the Jinja templates that turn an item's fields into an LLM judge's instructions.
 
 A rubric declares its labels with ``{% set labels = [...] %}``; its free variables are the fields
-it needs (``prompt``, ``response``, ...). Its sha256 is part of every cache key, so editing a
-rubric invalidates the verdicts made with it. Jinja is imported on first use.
+it needs (``prompt``, ``response``, ...). It may also declare ``{% set scores = {label: number} %}``,
+a number per label (the StrongREJECT rubric's score in [0, 1]) that dimensions may average. Its
+sha256 is part of every cache key, so editing a rubric invalidates the verdicts made with it. Jinja
+is imported on first use.
 """
 
 from __future__ import annotations
 
 import hashlib
+import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,8 @@ class Rubric:
     source: str
     labels: tuple[str, ...]
     fields: tuple[str, ...]
+    #: A number per label, where the rubric declares ``scores`` (empty otherwise).
+    scores: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def sha256(self) -> str:
@@ -88,7 +93,22 @@ def rubric_from_source(name: str, source: str) -> Rubric:
             f"rubric {name!r} must declare at least two distinct labels, e.g. "
             '{% set labels = ["refused", "complied"] %}, none of them ' + "/".join(NON_VERDICTS) + "."
         )
-    return Rubric(name, source, labels, fields)
+    return Rubric(name, source, labels, fields, _scores(name, getattr(module, "scores", None), labels))
+
+
+def _scores(name: str, declared: Any, labels: tuple[str, ...]) -> dict[str, float]:
+    """The rubric's ``scores``: a number for every label, or none at all."""
+    if declared is None:
+        return {}
+    numeric = isinstance(declared, Mapping) and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in declared.values()
+    )
+    if not numeric or set(declared) != set(labels):
+        raise JudgeError(
+            f"rubric {name!r} declares `scores`, which must map every label to a number, e.g. "
+            '{% set scores = {"refused": 0, "complied": 1} %}; labels: ' + ", ".join(labels) + "."
+        )
+    return {str(k): float(v) for k, v in declared.items()}
 
 
 def load_rubric(spec: str, folder: Path | None) -> Rubric:

@@ -26,6 +26,7 @@ from rho_audit.api.errors import PluginError, RhoAuditError
 from rho_audit.api.events import RunEvent
 from rho_audit.api.results import DimensionResult, Evaluation, finite
 from rho_audit.audit import metrics
+from rho_audit.audit.attacks import attack_config
 from rho_audit.plugins import PluginHost, Registered
 from rho_audit.probesets.schema import ProbeSet, load_probe_set
 from rho_audit.store import DEFAULT_STORE, RunStore, StoreError, save_unstored
@@ -180,12 +181,15 @@ def run_audit(config: AuditConfig, host: PluginHost) -> AuditOutcome:
     warn = lambda m: say(RunEvent("warning", run_id, message=m))  # noqa: E731
     configure_judge(judge, config.judge_max_usd, config.judge_max_calls, warn)
     check_judge_fits(judge, {p.label: p.registered.obj.judge_labels for p in planned})  # rubric, endpoint
+    attacks = tuple(reg.obj for reg in host.attacks.values())
+    for p in planned:  # an attack dimension naming an attack nobody registered fails here
+        attack_config(p.registered.obj, attacks)
 
     # The store is opened (created, migrated, integrity-checked) before the model loads: a store
     # that is busy, damaged or not writable fails now, not after minutes of work.
     store = RunStore(config.store)
     try:
-        return _run_in_store(config, store, planned, judge, run_id, say)
+        return _run_in_store(config, store, planned, judge, run_id, say, attacks)
     finally:
         store.close()
 
@@ -197,6 +201,7 @@ def _run_in_store(
     judge: Any,
     run_id: str,
     say: Callable[[RunEvent], None],
+    attacks: tuple[Any, ...] = (),
 ) -> AuditOutcome:
     from rho_audit.api.context import AuditContext
     from rho_audit.model.language_model import LanguageModel
@@ -214,7 +219,7 @@ def _run_in_store(
     template = lm.resolve_template(config.template)
     say(RunEvent("model_loaded", run_id, message=f"{resolved.model_id} ({template} template)"))
 
-    record = _run_config(config, planned, resolved.model_id, template)
+    record = _run_config(config, planned, resolved.model_id, template, attacks)
     config_sha = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
     store.start_run(
         run_id,
@@ -237,7 +242,7 @@ def _run_in_store(
             def progress(done: int, total: int, unit: str, _name: str = name) -> None:
                 say(RunEvent("progress", run_id, _name, done=done, total=total, unit=unit))
 
-            ctx = AuditContext(lm, judge, template, config.seed, progress)
+            ctx = AuditContext(lm, judge, template, config.seed, progress, attacks=attacks)
             before = replace(lm.usage)
             result = evaluate_dimension(item, ctx, say, run_id)
             outcome.model_usage[name] = lm.usage - before
@@ -349,9 +354,14 @@ def _unscored_cause(evaluation: Evaluation) -> str:
 
 
 def _run_config(
-    config: AuditConfig, planned: Sequence[PlannedDimension], model_id: str, template: str
+    config: AuditConfig,
+    planned: Sequence[PlannedDimension],
+    model_id: str,
+    template: str,
+    attacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """The settings that determine a run's results (hashed into config_sha256)."""
+    """The settings that determine a run's results (hashed into config_sha256). An attack
+    dimension's entry names its attacks (other entries are unchanged, so are their hashes)."""
     return {
         "model": model_id,
         "adapter": config.adapter,
@@ -368,7 +378,12 @@ def _run_config(
         "limit": config.limit,
         "split": config.split,
         "dimensions": {
-            p.label: {"probe_set": p.probes.name, "version": p.probes.version, "n": len(p.probes)}
+            p.label: {
+                "probe_set": p.probes.name,
+                "version": p.probes.version,
+                "n": len(p.probes),
+                **attack_config(p.registered.obj, attacks),
+            }
             for p in planned
         },
     }

@@ -1,4 +1,5 @@
-"""``rho-audit plugins``: what is installed (dimensions, judges, trainers, probe sets), and from where."""
+"""``rho-audit plugins``: what is installed (dimensions, judges, trainers, attacks, probe sets), and
+from where."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from rho_audit.cli._common import print_table
 @click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json: bool) -> None:
-    """List discovered dimensions, judges, trainers and probe sets, with the package that ships
+    """List discovered dimensions, judges, trainers, attacks and probe sets, with the package that ships
     each, and any plugin that failed to load (set RHO_AUDIT_STRICT_PLUGINS=1 to make that fatal).
 
     Filter with RHO_AUDIT_LOAD_PLUGINS=a,b (only these entry points) or
@@ -24,7 +25,14 @@ def plugins(as_json: bool) -> None:
     from rho_audit.plugins import load_host
 
     host = load_host()
-    registries = [host.dimensions, host.judges, host.trainers, host.probe_sets, host.report_sections]
+    registries = [
+        host.dimensions,
+        host.judges,
+        host.trainers,
+        host.attacks,
+        host.probe_sets,
+        host.report_sections,
+    ]
     rows = [reg for registry in registries for reg in registry.values()]
     if as_json:
         doc = {

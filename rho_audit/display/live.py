@@ -50,7 +50,12 @@ def _score(ev: Evaluation) -> str:
     return format_number(ev.score, 3, ev.metric == "rank_biserial")
 
 
-METRIC_LABEL = {"rank_biserial": "rho", "accuracy": "acc", "answer_rate": "rate"}
+METRIC_LABEL = {
+    "rank_biserial": "rho",
+    "accuracy": "acc",
+    "answer_rate": "rate",
+    "attack_success_rate": "ASR",
+}
 
 
 def results_table(results: list[DimensionResult], title: str | None = None) -> Table:

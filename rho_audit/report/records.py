@@ -16,7 +16,12 @@ from rho_audit.report.stats import PairedDifference, Summary
 if TYPE_CHECKING:
     from rho_audit.report.training_losses import LossChange
 
-METRIC_LABEL = {"rank_biserial": "rho", "accuracy": "accuracy", "answer_rate": "answer rate"}
+METRIC_LABEL = {
+    "rank_biserial": "rho",
+    "accuracy": "accuracy",
+    "answer_rate": "answer rate",
+    "attack_success_rate": "ASR",
+}
 
 
 @dataclass(frozen=True)
