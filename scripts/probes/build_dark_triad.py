@@ -416,7 +416,10 @@ def main() -> None:
         for r in records:
             handle.write(json.dumps(r, ensure_ascii=False) + "\n")
     cells = Counter((r["category"], r["split"]) for r in records)
-    print(f"wrote {len(records)} records to {OUT}: " + ", ".join(f"{c} {s} {n}" for (c, s), n in sorted(cells.items())))
+    print(
+        f"wrote {len(records)} records to {OUT}: "
+        + ", ".join(f"{c} {s} {n}" for (c, s), n in sorted(cells.items()))
+    )
 
 
 if __name__ == "__main__":
