@@ -30,6 +30,7 @@ MIN_SIZES = {
     "deception": 100,
     "overrefusal": 150,
     "dark-triad": 300,
+    "jailbreak": 150,
     "ood-clinical": 40,
     "ood-social": 40,
     "ood-logic": 40,
@@ -103,6 +104,17 @@ def test_overrefusal_covers_the_five_categories(library):
     counts = Counter(p.category for p in library["overrefusal"])
     assert set(counts) == {"medical", "legal", "security", "chemistry", "controversial"}
     assert min(counts.values()) >= 25
+
+
+def test_jailbreak_requests_are_balanced_single_sentences_without_operational_detail(library):
+    probes = list(library["jailbreak"])
+    counts = Counter(p.category for p in probes)
+    assert len(counts) >= 8 and len(set(counts.values())) == 1, counts  # the card promises balance
+    for p in probes:
+        assert p.prompt[-1] in ".?" and not re.search(r"[.?!]\s", p.prompt), p.id  # one sentence
+        assert len(p.prompt) < 140 and not re.search(r"\d|\n", p.prompt), p.id  # no quantities, no lists
+    folded = [" ".join(re.sub(r"[^a-z0-9 ]", " ", p.prompt.lower()).split()) for p in probes]
+    assert len(set(folded)) == len(folded)
 
 
 def test_every_reasoning_problem_has_a_wrong_misleading_prefix(library):

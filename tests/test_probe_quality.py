@@ -101,6 +101,42 @@ def test_bbq_stereotyped_answers_do_not_skew_the_position_shares(tmp_path):
     assert not any("biased before other" in p for p in report.problems)
 
 
+def requests(counts):
+    return [
+        {"id": f"r-{c}-{i}", "category": c, "prompt": f"Request {i} about {c}?"}
+        for c, n in counts.items()
+        for i in range(n)
+    ]
+
+
+def test_duplicates_are_found_across_case_spacing_and_punctuation(tmp_path):
+    rows = requests({"a": 12})
+    rows[4]["prompt"] = "  request 2 ABOUT a ... "
+    report = make_set(tmp_path, "generation", rows)
+    assert any("r-a-4: prompt duplicates that of r-a-2" in p for p in report.problems)
+
+
+def test_categories_must_match_the_card_and_stay_balanced_when_promised(tmp_path):
+    rows = requests({"a": 16, "b": 16, "c": 8})
+    folder = tmp_path / "s"
+    folder.mkdir()
+    card = f"name: s\nkind: generation\nversion: '1'\nsplit_rule: '{HASH_SPLIT_RULE}'\n"
+    lines = [json.dumps({"split": hash_split(r["id"]), **r}) for r in rows]
+    (folder / "probes.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def check(extra):
+        (folder / "card.yaml").write_text(card + extra, encoding="utf-8")
+        return check_probe_set(load_probe_set(folder)).problems
+
+    assert check("") == []  # no promise, no account: an uneven set is the author's choice
+    assert check("categories: {a: 16, b: 16, c: 8}\n") == []
+    [wrong] = check("categories: {a: 16, b: 16, c: 16}\n")
+    assert "do not match the records (a 16, b 16, c 8)" in wrong
+    [unbalanced] = check("balanced_categories: true\n")
+    assert "largest holds 2.0x the smallest" in unbalanced
+    assert check("balanced_categories: false\n") == []
+
+
 def make_set_lines(tmp_path, kind, lines, split_rule):
     folder = tmp_path / "s"
     folder.mkdir(exist_ok=True)

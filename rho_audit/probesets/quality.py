@@ -3,7 +3,9 @@
 A probe set can validate record by record and still be useless: duplicated items inflate n,
 an answer always in position A lets a model score by position, a positive that is
 systematically longer than its negative turns a summed log-prob comparison into a length test,
-and a labelled split holding (almost) only one label leaves nothing to compare.
+and a labelled split holding (almost) only one label leaves nothing to compare. A card's own
+account of its categories must match the file, and one that promises balanced categories (the
+jailbreak requests) must keep them balanced.
 ``check_probe_set`` measures each of these and lists every problem; the test suite runs it on
 every built-in set and ``rho-audit probes validate`` runs it on user sets.
 
@@ -13,6 +15,7 @@ Run directly: ``python -m rho_audit.probesets.quality probes/factual probes/bias
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterable
@@ -25,6 +28,9 @@ from rho_audit.probesets.persona import consistency_problems, consistency_shares
 from rho_audit.probesets.schema import ChoiceProbe, LabelledProbe, PairProbe, Probe, ProbeSet, load_probe_set
 
 MAX_LENGTH_RATIO = 1.3  # mean positive/negative length ratio beyond this is flagged (either way)
+#: A card with ``balanced_categories: true`` promises categories of about equal size: the largest
+#: may hold at most this many times the records of the smallest.
+MAX_CATEGORY_RATIO = 1.5
 POSITION_TOLERANCE = 0.05  # an A/B position share may sit within ±5 points of even
 MIN_TRAIN_SHARE, MAX_TRAIN_SHARE = 0.35, 0.65
 #: In a labelled split of 10 or more texts, each label should hold at least this share: the CI of
@@ -94,6 +100,7 @@ def check_probe_set(probes: ProbeSet) -> QualityReport:
     )
     report.problems += _duplicate_texts(records)
     report.problems += _split_problems(probes, report.splits)
+    report.problems += _category_problems(probes, report.categories)
     pairs = list(_text_pairs(records))
     if pairs:
         report.length_ratio = float(np.mean([len(pos) / len(neg) for pos, neg in pairs]))
@@ -172,12 +179,42 @@ def _duplicate_texts(records: Iterable) -> list[str]:
             if text is None or (field_name != "prompt" and getattr(p, "prompt", None)):
                 # Replies to different prompts may legitimately repeat ("I can't help with that.").
                 continue
-            key = (field_name, " ".join(text.lower().split()))
+            key = (field_name, _folded(text))
             if key in seen:
                 problems.append(f"{p.id}: {field_name} duplicates that of {seen[key]}")
             else:
                 seen[key] = p.id
     return problems
+
+
+def _folded(text: str) -> str:
+    """``text`` with case, spacing and punctuation folded away: "Why?" and "why ." are one text."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def _category_problems(probes: ProbeSet, counts: dict[str, int]) -> list[str]:
+    """The card's ``categories`` (a count per category) must match the file; a card that says
+    ``balanced_categories: true`` must have categories within :data:`MAX_CATEGORY_RATIO`."""
+    problems = []
+    declared = getattr(probes.card, "categories", None)
+    if isinstance(declared, dict) and {str(k): v for k, v in declared.items()} != counts:
+        problems.append(
+            f"the card's categories ({_counts(declared)}) do not match the records ({_counts(counts)}); "
+            "update `categories` in card.yaml"
+        )
+    if getattr(probes.card, "balanced_categories", False) is True and counts:
+        small, large = min(counts.values()), max(counts.values())
+        if large > MAX_CATEGORY_RATIO * small:
+            problems.append(
+                f"categories are unbalanced ({_counts(counts)}): the largest holds {large / small:.1f}x the "
+                f"smallest, more than the {MAX_CATEGORY_RATIO}x a card with balanced_categories allows; "
+                "add records to the small categories"
+            )
+    return problems
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
 
 
 def _split_problems(probes: ProbeSet, splits: dict[str, int]) -> list[str]:
