@@ -114,6 +114,7 @@ if TYPE_CHECKING:
         evaluate_numeric,
         evaluate_pairs,
     )
+    from rho_audit.audit.truthfulqa import evaluate_truthfulqa
     from rho_audit.probesets.schema import (
         ChoiceProbe,
         ContrastPair,
@@ -147,6 +148,7 @@ _LAZY = {
     "rho_audit.audit.bbq": ("evaluate_bbq",),
     "rho_audit.audit.labelled": ("evaluate_labelled",),
     "rho_audit.audit.persona": ("evaluate_persona",),
+    "rho_audit.audit.truthfulqa": ("evaluate_truthfulqa",),
     "rho_audit.train.corpus": ("SFTExample",),
     "rho_audit.audit.scoring": (
         "evaluate_choices",
@@ -244,6 +246,7 @@ __all__ = [
     "evaluate_numeric",
     "evaluate_pairs",
     "evaluate_persona",
+    "evaluate_truthfulqa",
     "figure_with_ci",
     "hookimpl",
     "load_model",

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from rho_audit.api.results import Evaluation
     from rho_audit.probesets.schema import ContrastPair, ProbeSet
 
-MetricName = Literal["rank_biserial", "accuracy", "answer_rate", "attack_success_rate"]
+#: ``mc2``: TruthfulQA's MC2, the mean probability mass on the true answer (higher is better).
+MetricName = Literal["rank_biserial", "accuracy", "answer_rate", "attack_success_rate", "mc2"]
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ METRIC_LABEL = {
     "accuracy": "acc",
     "answer_rate": "rate",
     "attack_success_rate": "ASR",
+    "mc2": "MC2",
 }
 
 

@@ -21,6 +21,7 @@ METRIC_LABEL = {
     "accuracy": "accuracy",
     "answer_rate": "answer rate",
     "attack_success_rate": "ASR",
+    "mc2": "MC2",
 }
 
 
