@@ -251,7 +251,9 @@ def test_probes_alone_audit_every_installed_dimension_too(tmp_path, host, split_
     _, audit = split_audit
     text = "name: p\nbaseline: true\ngrid: {trainer: [fake-sft], seed: [1]}\naudit: {probes: [ood-logic]}\n"
     sw.run_sweep(plan_of(tmp_path, host, text), tmp_path / "runs.sqlite", host)
-    assert set(audit.calls[0][2]) == set(host.dimensions) and audit.calls[0][3] == ("ood-logic",)
+    default = {r.name for r in host.select_dimensions(None)}  # not those without a set, e.g. labelled
+    assert set(audit.calls[0][2]) == default and audit.calls[0][3] == ("ood-logic",)
+    assert "labelled" in host.dimensions and "labelled" not in default
 
 
 def test_the_real_audit_of_a_baseline_with_extra_sets_and_two_splits(tmp_path, tiny_model_path):
