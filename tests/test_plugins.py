@@ -23,6 +23,7 @@ BUILTIN_DIMENSIONS = {
     "dark-triad",
     "jailbreak",
     "labelled",
+    "truthfulness",
 }
 
 

@@ -31,6 +31,7 @@ MIN_SIZES = {
     "overrefusal": 150,
     "dark-triad": 300,
     "jailbreak": 150,
+    "truthfulness": 150,
     "ood-clinical": 40,
     "ood-social": 40,
     "ood-logic": 40,
