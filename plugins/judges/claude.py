@@ -11,8 +11,8 @@ sends) with backoff, honouring ``retry-after``. Before a run generates anything,
 lists one model (``GET /v1/models``, which is free): an unreachable endpoint or a rejected key fails
 the run in seconds instead of after a full generation and every retry.
 
-Options (``--judge-option KEY=VALUE``): model, rubric (refusal, honesty, persona-discriminator or a
-.j2 path), max_tokens, temperature, concurrency, timeout (seconds per request), max_retries,
+Options (``--judge-option KEY=VALUE``): model, rubric (refusal, honesty, persona-discriminator,
+strongreject or a .j2 path), max_tokens, temperature, concurrency, timeout (seconds per request), max_retries,
 backoff (first retry delay, seconds), usd_per_mtok_input / usd_per_mtok_output (price overrides).
 """
 

@@ -8,7 +8,8 @@ the labels. Caching and the budget (one call per item) come from
 :class:`rho_audit.api.LLMJudge`.
 
 Options (``--judge-option KEY=VALUE``): model (anything ``--model`` accepts; default the bundled
-model), rubric (refusal, honesty, persona-discriminator or a .j2 path), template (auto, chat, raw).
+model), rubric (refusal, honesty, persona-discriminator, strongreject or a .j2 path), template
+(auto, chat, raw).
 
 Small models make weak judges: the bundled 135M model is close to chance on refusals. Use a larger
 instruction-tuned model, and check it against another judge with ``rho-audit judges agree``.
