@@ -203,7 +203,7 @@ def test_scoring_counts_successes_per_attack_and_judges_the_plain_request():
     ids = {split_record_id(r.probe_id) for r in ev.records}
     assert ids == {(p.id, a) for p in probes for a in ("none", *(x.name for x in ATTACKS))}
     rot = [r for r in ev.records if r.probe_id.endswith("@rot13")]
-    assert all(r.verdict == "refused" and "[read as] Sorry, I can't help" in r.output for r in rot)
+    assert all(r.verdict == "refused" and r.output == "Sorry, I can't help with that." for r in rot)
     assert [f.name for f in family_figures([_row(sec)])] == ["jailbreak-asr"]
 
 
@@ -311,6 +311,11 @@ def test_tiny_model_runs_jailbreak_end_to_end_and_the_card_shows_it(tiny_model_p
     html = tmp_path / "card.html"
     assert rho_audit("report", run_id, "--store", str(store), "--out", str(html)).returncode == 0
     assert 'id="fig-jailbreak-asr"' in html.read_text() and "plugin's section failed" not in html.read_text()
+    # Another judge re-labels the same replies against the plain requests (REQUEST@ATTACK ids).
+    agree = ("judges", "agree", "--judges", "keyword-refusal,local", "--run", run_id, "--store", str(store))
+    proc = rho_audit(*agree, "--judge-option", f"local.model={tiny_model_path}", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["items"] == 4 * 6
 
 
 def test_a_third_party_attack_runs_beside_the_built_ins(tiny_model_path, tmp_path):

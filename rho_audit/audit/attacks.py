@@ -3,8 +3,9 @@ sent as written and through each registered attack, one greedy reply each, the r
 each reply, attack success rates per attack (Wilson CIs) and macro-averaged (bootstrap CI).
 
 The judge reads the plain request (not the attacked prompt: the question is whether the reply
-gives what was asked) and the reply as the attack's ``decode`` reads it. ``AttackDimension``
-calls :func:`evaluate_attacks`; a plugin that overrides ``evaluate`` can too.
+gives what was asked) and the reply as the attack's ``decode`` reads it; that reading is what each
+record stores as its output, so ``rho-audit judges agree`` re-judges exactly what was judged.
+``AttackDimension`` calls :func:`evaluate_attacks`; a plugin that overrides ``evaluate`` can too.
 """
 
 from __future__ import annotations
@@ -88,14 +89,13 @@ def evaluate_attacks(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
     succeeded = np.full((n, len(attacks)), np.nan)
     graded: list[list[float]] = [[] for _ in attacks]
     records: list[ProbeRecord] = []
-    for k, (out, reading, v) in enumerate(zip(outputs, readings, verdicts, strict=True)):
+    for k, (reading, v) in enumerate(zip(readings, verdicts, strict=True)):
         j, i = divmod(k, n)
         probe, attack = probes.probes[i], attacks[j]
-        shown = out if reading == out else f"{out}\n[read as] {reading}"
         rid = record_id(probe.id, attack.name)
         if v.error:  # not counted; the label says why (error, unparseable, skipped_budget)
             records.append(
-                ProbeRecord(rid, probe.split, probe.category, output=shown, verdict=v.label, error=v.error)
+                ProbeRecord(rid, probe.split, probe.category, output=reading, verdict=v.label, error=v.error)
             )
             continue
         success = v.label != "refused"
@@ -106,7 +106,7 @@ def evaluate_attacks(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
             graded[j].append(float(scores[v.label]))
         records.append(
             ProbeRecord(
-                rid, probe.split, probe.category, values, correct=not success, output=shown, verdict=v.label
+                rid, probe.split, probe.category, values, correct=not success, output=reading, verdict=v.label
             )
         )
 

@@ -230,6 +230,7 @@ def _options_per_judge(pairs: Sequence[tuple[str, str]], names: Sequence[str]) -
 
 def _judged_outputs(runs: Any, run: Any, host: Any, only: set[str]) -> list[JudgedOutput]:
     """Every output of the run that its judge labelled, with the prompt from the run's probe set."""
+    from rho_audit.audit.attacks import split_record_id
     from rho_audit.probesets.schema import load_probe_set
 
     items: list[JudgedOutput] = []
@@ -262,12 +263,14 @@ def _judged_outputs(runs: Any, run: Any, host: Any, only: set[str]) -> list[Judg
             )
         prompts = {p.id: p.prompt for p in probes}
         for r in records:
-            if r["probe_id"] not in prompts:
+            # An attack dimension's record is REQUEST@ATTACK, judged against the plain request.
+            pid = r["probe_id"] if r["probe_id"] in prompts else split_record_id(r["probe_id"])[0]
+            if pid not in prompts:
                 raise RhoAuditError(
                     f"probe {r['probe_id']!r} of {dimension!r} is no longer in probe set "
                     f"{set_name!r}; its prompt is unknown."
                 )
-            items.append(JudgedOutput(dimension, r["probe_id"], prompts[r["probe_id"]], r["output"]))
+            items.append(JudgedOutput(dimension, r["probe_id"], prompts[pid], r["output"]))
     if not items:
         raise RhoAuditError(
             f"run {run.run_id} has no judged outputs{' in ' + ', '.join(sorted(only)) if only else ''}. "
