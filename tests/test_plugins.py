@@ -25,6 +25,10 @@ BUILTIN_DIMENSIONS = {
     "labelled",
     "truthfulness",
 }
+#: The built-ins a run that names no dimensions includes (jailbreak is costly; labelled has no set).
+DEFAULT_RUN_DIMENSIONS = BUILTIN_DIMENSIONS - {"jailbreak", "labelled"}
+#: The built-ins that ship a probe set of their own name.
+OWN_SET_DIMENSIONS = BUILTIN_DIMENSIONS - {"labelled"}
 
 
 def install_fake_dist(root: Path, dist: str, modules: dict[str, str], entry_points: dict[str, str]) -> None:

@@ -11,7 +11,7 @@ from rho_audit.api.errors import ProbeFileError
 from rho_audit.plugins import load_host
 from rho_audit.probesets.schema import PairProbe, load_probe_set
 
-from .test_plugins import BUILTIN_DIMENSIONS
+from .test_plugins import OWN_SET_DIMENSIONS
 
 CARD = "name: demo\nkind: pair\nversion: '1'\n"
 
@@ -30,7 +30,7 @@ def pair(i: int, **kw) -> str:
 
 def test_every_shipped_probe_set_validates():
     host = load_host()
-    assert set(host.probe_sets) >= BUILTIN_DIMENSIONS  # each ships a set of the same name
+    assert set(host.probe_sets) >= OWN_SET_DIMENSIONS  # each ships a set of the same name
     for name, reg in host.probe_sets.items():
         probes = load_probe_set(reg.obj, name)
         assert len(probes) >= 20, name

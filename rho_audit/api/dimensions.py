@@ -63,10 +63,13 @@ class Dimension:
     #: The judge labels this dimension counts (empty: it uses no judge). Before any model work
     #: the host refuses a judge whose labels (an LLM judge's: its rubric's) lack one of them.
     judge_labels: ClassVar[tuple[str, ...]] = ()
-    #: Whether a run that names no dimensions includes this one. False for a dimension with no
-    #: probe set of its own that scores the sets whose cards name it (``rho-audit run --probes
-    #: SET``), such as the built-in ``labelled``.
+    #: Whether a run that names no dimensions includes this one: False for a costly one (the
+    #: built-in ``jailbreak``: several generations per request) and for one without a set of its own.
     runs_by_default: ClassVar[bool] = True
+    #: False for a dimension with no probe set of its own that scores the sets whose cards name it
+    #: (``rho-audit run --probes SET``), such as the built-in ``labelled``; its results are then
+    #: named ``DIMENSION@SET``.
+    has_own_probe_set: ClassVar[bool] = True
 
     @classmethod
     def probe_set_name(cls) -> str:

@@ -124,7 +124,7 @@ def plan(config: AuditConfig, host: PluginHost) -> list[PlannedDimension]:
     running = {reg.name for reg in selected}
     for dimension, path in extra:
         # A dimension without a set of its own (``labelled``) is named after the set it scores.
-        own_set = getattr(host.dimensions[dimension].obj, "runs_by_default", True)
+        own_set = getattr(host.dimensions[dimension].obj, "has_own_probe_set", True)
         label = f"{dimension}@{path.name}" if dimension in running or not own_set else dimension
         running.add(label)
         work.append((host.dimensions[dimension], path, label))
