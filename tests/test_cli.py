@@ -9,8 +9,7 @@ import pytest
 
 from rho_audit.store import RunStore
 
-from .test_plugins import DEFAULT_RUN_DIMENSIONS
-from .test_plugins import install_fake_dist
+from .test_plugins import DEFAULT_RUN_DIMENSIONS, install_fake_dist
 
 
 def rho_audit(*args, env_extra=None, cwd=None):
