@@ -370,6 +370,19 @@ def test_cft_tags_the_rows_and_its_adapter_tells_audits_to_use_safe(
     pos, neg = tok.pair(ContrastPair("memo", "m0", "Q?", "yes", "no"), CFT.control_tags)
     assert base.encode(base.format_prompt("Q?", "chat", "<SAFE>")) == pos[0]
     assert base.encode(base.format_prompt("Q?", "chat", "<UNSAFE>")) == neg[0]
+    from rho_audit.audit.runner import AuditConfig, run_audit
+
+    audit = AuditConfig(
+        model=str(tiny_model_path),
+        adapter=str(outcome.adapter_dir),
+        dimensions=("memo",),
+        limit=4,
+        store=tmp_path / "audits.sqlite",
+    )
+    done = run_audit(audit, memo_host)
+    assert done.status == "complete"
+    [run] = RunStore(tmp_path / "audits.sqlite").runs()
+    assert run.config["control_prefix"] == "<SAFE>"  # the audit records the tag it used
 
 
 def test_inoculation_puts_its_system_prompt_on_a_share_of_prompted_examples(

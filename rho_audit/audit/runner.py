@@ -217,9 +217,14 @@ def _run_in_store(
     adapter = Path(config.adapter) if config.adapter else None
     lm = LanguageModel.load(resolved.path, resolved.model_id, adapter, **extra)
     template = lm.resolve_template(config.template)
-    say(RunEvent("model_loaded", run_id, message=f"{resolved.model_id} ({template} template)"))
+    loaded = f"{resolved.model_id} ({template} template)"
+    if lm.control_prefix:  # an adapter trained with control tags (cft) asks for its desired-behaviour tag
+        loaded += f"; every prompt starts with {lm.control_prefix!r}, as the adapter's training asks"
+    say(RunEvent("model_loaded", run_id, message=loaded))
 
     record = _run_config(config, planned, resolved.model_id, template, attacks)
+    if lm.control_prefix:  # only when set, so other runs' config hashes are unchanged
+        record["control_prefix"] = lm.control_prefix
     config_sha = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
     store.start_run(
         run_id,
