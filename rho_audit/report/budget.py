@@ -1,6 +1,6 @@
 """The token-budget study of a sweep card: when the grid varies ``budget_tokens``, each audited
-dimension's score against the number of trained tokens, one line per objective (the trainer and
-its other settings), as in the six-objectives study.
+dimension's score against the budget (response tokens of the SFT data stream), one line per
+objective (the trainer and its other settings), as in the six-objectives study.
 
 Unlike a dose-response (one figure per trainer, Δ vs the baseline), the objectives share a figure,
 so a budget at which one objective overtakes another shows as a crossing, and the y axis is the
@@ -120,7 +120,7 @@ def _figure(
     title = f"{dimension}: score vs training budget{of}"
     chart = charts.line_chart(
         series,
-        "training budget (trained tokens, budget_tokens; log scale)",
+        "training budget (SFT response tokens, budget_tokens; log scale)",
         y_label,
         title,
         log_x=True,
@@ -132,6 +132,7 @@ def _figure(
         "Points: the audit's score (not Δ), mean over seeds; bars: 95% t-interval over seeds (none "
         "with one seed); one line per objective"
         + ("; dotted line: the untrained base model's score" if baseline is not None else "")
-        + ". x: trained tokens, log scale, a tick at each budget of the grid."
+        + ". x: the budget, response tokens of the SFT data stream every objective walks (log scale, "
+        "a tick at each budget of the grid)."
     )
     return Figure(analyses.fig_name("budget", dimension, model), title, caption, chart)
