@@ -179,3 +179,15 @@ def test_budget_card_renders_in_headless_chromium(tmp_path):
     ).stdout
     assert '<table id="budget-table" class="budget-table">' in dom
     assert '<figure id="fig-budget-toxicity">' in dom and "untrained baseline (0.145)" in dom
+
+
+def test_each_objective_is_contrasted_with_sft_at_its_own_budget(tmp_path):
+    card = build_sweep_card(budget_store(tmp_path / "runs.sqlite"), SWEEP)
+    [ablation] = card.splits[0].ablations
+    versus = {(x.condition, x.versus) for x in ablation.contrasts}
+    conditions = {c.label: dict(c.params).get("budget_tokens") for c in ablation.conditions}
+    assert versus, "no contrasts"
+    for condition, reference in versus:
+        assert not condition.startswith("sft")  # sft's own budgets are the references
+        assert reference.startswith("sft") and conditions[condition] == conditions[reference]
+    assert "the sft condition with the same settings" in ablation.figure.caption

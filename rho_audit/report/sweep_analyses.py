@@ -189,7 +189,12 @@ class SplitAnalyses:
             return None
         ref = reference(conditions)
         assert ref is not None
-        pairs = [(c, ref) for c in conditions if c is not ref] + _paper_pairs(conditions, ref)
+        versus = {c.label: _matching(c, conditions, ref) for c in conditions if c is not ref}
+        own = [(c, versus[c.label]) for c in conditions if c is not ref]
+        matched = any(m is not ref for _, m in own)  # e.g. each objective vs sft at its own budget
+        if matched:  # the reference trainer's own conditions are the references, not contrasts
+            own = [(c, m) for c, m in own if c.trainer != ref.trainer]
+        pairs = own + _paper_pairs(conditions, ref)
         contrasts = tuple(
             Contrast(
                 a.label,
@@ -201,7 +206,11 @@ class SplitAnalyses:
             for a, b in pairs
             for d in self.dims
         )
-        marks = {(x.condition, x.dimension): x.test.marks for x in contrasts if x.versus == ref.label}
+        marks = {
+            (x.condition, x.dimension): x.test.marks
+            for x in contrasts
+            if x.condition in versus and x.versus == versus[x.condition].label
+        }
         series = [
             charts.BarSeries(
                 c.label,
@@ -214,8 +223,9 @@ class SplitAnalyses:
         ]
         title = f"Ablation: {self.value_label} per condition (mean ± SD over seeds){_of(model)}"
         chart = charts.grouped_bar_chart(list(self.dims), series, self.value_label, title)
+        against = f"the {ref.trainer} condition with the same settings" if matched else ref.label
         caption = (
-            f"Bars: mean over seeds; whiskers: ± 1 sample SD; marks: Welch's t-test vs {ref.label} "
+            f"Bars: mean over seeds; whiskers: ± 1 sample SD; marks: Welch's t-test vs {against} "
             f"({report_stats.SIGNIFICANCE})."
         )
         figure = Figure(self.fig_name("ablation", model), title, caption, chart)
@@ -371,6 +381,23 @@ class SplitAnalyses:
 
     def _model_cells(self, model: str, base: SweepCell | None) -> list[SweepCell]:
         return ([base] if base else []) + [c for c in self.cells if c.model_label == model]
+
+
+def _matching(
+    condition: ConditionStats, conditions: Sequence[ConditionStats], ref: ConditionStats
+) -> ConditionStats:
+    """What ``condition`` is compared with: the reference trainer's condition that agrees with it on
+    every setting both have (sft at the same token budget), else the reference itself."""
+    mine = dict(condition.params)
+    for other in conditions:
+        theirs = dict(other.params)
+        if (
+            other.trainer == ref.trainer
+            and other is not ref
+            and all(mine[k] == theirs[k] for k in mine.keys() & theirs.keys())
+        ):
+            return other
+    return ref
 
 
 def _paper_pairs(
