@@ -1,5 +1,5 @@
-"""Greedy decoding of many prompts in batches: token for token what mlx-lm's one-prompt
-``generate`` returns, at a fraction of the cost.
+"""Greedy (or sampled) decoding of many prompts in batches: token for token what mlx-lm's
+one-prompt ``generate`` returns, at a fraction of the cost.
 
 Hand-written rather than mlx-lm's ``BatchGenerator`` (which the model layer still uses for
 architectures not listed in :data:`SUPPORTED_MODEL_TYPES`) because, for greedy answers:
@@ -19,6 +19,10 @@ one column for the whole batch. Rows are taken in order of prompt length so that
 short; rows whose answer has ended leave the batch once enough of them have, and the caches
 grow as the answers lengthen, so a memory budget admits the rows that are still decoding
 rather than reserving every row's longest possible answer up front.
+
+Sampling (:mod:`rho_audit.model.sampling`) replaces the argmax by a ``choose`` that draws each
+row's token from its own random stream, so batches, streams, prefix sharing and stops are the
+same for sampled answers as for greedy ones.
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ DROP_FINISHED_SHARE = 1 / 8
 #: Own columns a batch's caches grow by when full: room is made as answers lengthen, so memory
 #: follows the rows still decoding rather than every row's longest possible answer.
 GROW_COLUMNS = 32
+
+#: Picks each row's next token: (logits (rows, vocab), the rows' prompt indices, the step: 0 for
+#: the answer's first token) -> token ids (rows,). Greedy decoding takes the argmax instead.
+Choose = Callable[[mx.array, Sequence[int], int], mx.array]
 
 
 def supports(model: Any) -> bool:
@@ -199,6 +207,7 @@ def greedy_decode(
     after_batch: Callable[[], object] = lambda: None,
     kv_budget: int | None = None,
     split_prefix: bool = False,
+    choose: Choose | None = None,
 ) -> list[list[int]]:
     """The greedy answer (token ids, without the stop token) of each prompt, at most
     ``max_tokens`` tokens, decoding ``batch_rows`` prompts at a time, ``workers`` batches at
@@ -212,7 +221,9 @@ def greedy_decode(
     Caches grow as answers lengthen. ``kv_budget``: bytes one batch's caches may hold; a batch
     that would outgrow it sets its last rows aside, and they are decoded again from their
     prompt in a later batch (greedy answers do not depend on the batch). ``split_prefix``: the
-    attention reads the shared prefix from :attr:`SharedPrefixCache.split_prefix`.
+    attention reads the shared prefix from :attr:`SharedPrefixCache.split_prefix`. ``choose``
+    (default: the argmax) picks each token; a sampler must draw a row's tokens from its prompt
+    index and step alone, as a set-aside row is decoded again from step 0.
     """
     if not prompts or max_tokens < 1:
         return [[] for _ in prompts]
@@ -224,7 +235,16 @@ def greedy_decode(
     def decode(batch: list[int]) -> None:
         suffixes = [list(prompts[i][len(prefix) :]) for i in batch]
         decoded = _decode_batch(
-            body, head, prefix_kv, suffixes, max_tokens, stop_tokens, on_finish, kv_budget, split_prefix
+            body,
+            head,
+            prefix_kv,
+            suffixes,
+            max_tokens,
+            stop_tokens,
+            on_finish,
+            kv_budget,
+            split_prefix,
+            _choose_for(choose, batch),
         )
         for i, answer in zip(batch, decoded, strict=True):
             if answer is None:
@@ -272,6 +292,18 @@ def _run_batches(
                 future.cancel()
 
 
+def _argmax(logits: mx.array, rows: Sequence[int], step: int) -> mx.array:
+    """Greedy decoding's ``choose``."""
+    return mx.argmax(logits, axis=-1)
+
+
+def _choose_for(choose: Choose | None, batch: list[int]) -> Choose:
+    """``choose`` for a batch's rows (positions in ``batch``), or the argmax."""
+    if choose is None:
+        return _argmax
+    return lambda logits, rows, step: choose(logits, [batch[r] for r in rows], step)
+
+
 def prefix_states(model: Any, body: Callable[..., mx.array], prefix: list[int]) -> list[Any]:
     """Each layer's (keys, values) of the shared prefix, from one single-row pass; None each if
     there is no shared prefix."""
@@ -293,17 +325,21 @@ def _decode_batch(
     on_finish: Callable[[], object],
     kv_budget: int | None = None,
     split: bool = False,
+    choose: Choose = _argmax,
 ) -> list[list[int] | None]:
-    """Each row's answer; None for a row set aside to keep the caches within ``kv_budget``."""
+    """Each row's answer; None for a row set aside to keep the caches within ``kv_budget``.
+    ``choose(logits, rows, step)`` picks the tokens of ``rows`` (indices into ``suffixes``)."""
     longest = max(map(len, suffixes))
     gaps = [longest - len(s) for s in suffixes]
     full = longest + max_tokens  # own columns of a row whose answer runs to max_tokens
     cache = [SharedPrefixCache(kv, gaps, min(full, longest + GROW_COLUMNS), split) for kv in prefix_kv]
-    first = _prefill(body, head, prefix_kv, cache, suffixes, gaps, split)
+    first = _prefill(body, head, prefix_kv, cache, suffixes, gaps, split, choose)
 
     answers: list[list[int] | None] = [[] for _ in suffixes]
     live: list[int | None] = list(range(len(suffixes)))  # answer index of each batch row; None once finished
+    rows = list(range(len(suffixes)))  # answer index of each batch row, finished or not
     tokens = first
+    step = 0
     while True:
         for position, token in enumerate(tokens.tolist()):
             row = live[position]
@@ -337,8 +373,10 @@ def _decode_batch(
             if keep is not None:
                 tokens = tokens[keep]
                 live = [live[p] for p in remaining]
+                rows = [rows[p] for p in remaining]
         hidden = body(tokens[:, None], cache=cache)
-        tokens = mx.argmax(head(hidden[:, -1, :]), axis=-1)
+        step += 1
+        tokens = choose(head(hidden[:, -1, :]), rows, step)
         mx.eval(tokens)
 
 
@@ -350,9 +388,10 @@ def _prefill(
     suffixes: list[list[int]],
     gaps: list[int],
     split: bool = False,
+    choose: Choose = _argmax,
 ) -> mx.array:
     """Run every row's prompt suffix (in groups of :data:`PREFILL_ROWS`) into ``cache``; the
-    first answer token of each row."""
+    first answer token of each row (``choose``: as in :func:`_decode_batch`)."""
     firsts = []
     for start in range(0, len(suffixes), PREFILL_ROWS):
         rows = slice(start, start + PREFILL_ROWS)
@@ -362,7 +401,7 @@ def _prefill(
         local_gaps = [g - trim for g in group_gaps]
         local = [SharedPrefixCache(kv, local_gaps, inputs.shape[1], split) for kv in prefix_kv]
         hidden = body(inputs, cache=local)
-        firsts.append(mx.argmax(head(hidden[:, -1, :]), axis=-1))
+        firsts.append(choose(head(hidden[:, -1, :]), range(len(suffixes))[rows], 0))
         for big, small in zip(cache, local, strict=True):
             _place_shifted(big, rows, small, trim)
         mx.eval(firsts[-1], [(c.keys, c.values) for c in cache])

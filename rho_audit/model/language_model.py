@@ -22,12 +22,14 @@ from typing import Any
 import mlx.core as mx
 
 from rho_audit.api.context import CountProgress, Score, ScoreRequest, Template
-from rho_audit.api.errors import ModelError
+from rho_audit.api.errors import ModelError, RhoAuditError
+from rho_audit.api.inference import GREEDY, Sampling
 from rho_audit.model import decoding, scoring
 from rho_audit.model.cpu_kernels import numpy_kernels
 from rho_audit.model.decoding import common_prefix_length
 from rho_audit.model.layout import body_and_head
 from rho_audit.model.memory import bounded_buffer_cache, mapped_large_buffers, release_memory
+from rho_audit.model.sampling import RowSampler
 from rho_audit.model.scoring import DEFAULT_BATCH_TOKENS, ScoreRow
 
 #: Prompts prefilled together; at most this many rows decode together.
@@ -284,17 +286,64 @@ class LanguageModel:
         template: Template = "chat",
         progress: CountProgress | None = None,
         batch_size: int | None = None,
+        sampling: Sampling | None = None,
     ) -> list[str]:
         """Greedy completions of ``prompts`` (deterministic), token for token what mlx-lm's
-        one-prompt ``generate`` gives.
+        one-prompt ``generate`` gives; with ``sampling``, one completion per prompt drawn as it
+        says (its ``n`` must be 1: :meth:`sample` returns several per prompt).
 
         Llama and Qwen2 layouts decode in :func:`rho_audit.model.decoding.greedy_decode` (batches of
         ``batch_size`` rows, sorted by prompt length); other architectures in one mlx-lm
         ``BatchGenerator`` (continuous batching: a row that ends makes room for the next prompt).
         """
+        sampling = sampling or GREEDY
+        if sampling.n != 1:
+            raise RhoAuditError(
+                f"generate() returns one completion per prompt, but Sampling(n={sampling.n}) asks for "
+                "several: call sample(), which returns a list of n completions per prompt."
+            )
+        completions = self.sample(prompts, max_tokens, sampling, template, progress, batch_size)
+        return [texts[0] for texts in completions]
+
+    def sample(
+        self,
+        prompts: Sequence[str],
+        max_tokens: int,
+        sampling: Sampling,
+        template: Template = "chat",
+        progress: CountProgress | None = None,
+        batch_size: int | None = None,
+    ) -> list[list[str]]:
+        """``sampling.n`` completions of each prompt (a list per prompt, in completion-index order),
+        decoded in the same batches as :meth:`generate`'s; ``progress`` counts completions.
+
+        Completion ``j`` of a prompt draws from a random stream keyed by ``sampling.seed`` (None:
+        0), the prompt's token ids as the model reads them and ``j`` (see
+        :mod:`rho_audit.model.sampling`): the same seed gives the same completions whatever the
+        other prompts, their order or the batch size. Greedy sampling decodes each prompt once.
+        """
         encoded = [self.encode(self.format_prompt(p, template)) for p in prompts]
         if not encoded:
             return []
+        if sampling.greedy:  # every completion is the greedy one
+            answers = self._decode_rows(encoded, max_tokens, progress, batch_size, None)
+            return [[self.tokenizer.decode(a)] * sampling.n for a in answers]
+        n = sampling.n
+        rows = [e for e in encoded for _ in range(n)]
+        sampler = RowSampler(sampling, rows, [j for _ in encoded for j in range(n)])
+        answers = self._decode_rows(rows, max_tokens, progress, batch_size, sampler)
+        texts = [self.tokenizer.decode(a) for a in answers]
+        return [texts[i : i + n] for i in range(0, len(texts), n)]
+
+    def _decode_rows(
+        self,
+        encoded: list[list[int]],
+        max_tokens: int,
+        progress: CountProgress | None,
+        batch_size: int | None,
+        sampler: RowSampler | None,
+    ) -> list[list[int]]:
+        """The answer token ids of each encoded prompt (a row): greedy, or drawn by ``sampler``."""
         self._evaluate_parameters()
         split = body_and_head(self.model) if decoding.supports(self.model) else None
         workers = self.scoring_workers if split is not None else 1
@@ -321,10 +370,8 @@ class LanguageModel:
                     progress(count, len(encoded))
 
         if split is None:
-            answers = self._decode(encoded, max_tokens, rows, report)
-        else:
-            answers = self._greedy_decode(split, encoded, max_tokens, rows, workers, report, kv_budget)
-        return [self.tokenizer.decode(t) for t in answers]
+            return self._decode(encoded, max_tokens, rows, report, sampler)
+        return self._greedy_decode(split, encoded, max_tokens, rows, workers, report, kv_budget, sampler)
 
     def generation_batch_size(self, sequence_length: int, exact: bool = True, streams: int = 1) -> int:
         """Rows decoded together on each of ``streams`` streams: as many as keep all their KV
@@ -352,9 +399,11 @@ class LanguageModel:
         workers: int,
         on_finish: Callable[[], object],
         kv_budget: int | None = None,
+        sampler: RowSampler | None = None,
     ) -> list[list[int]]:
-        """Greedy token ids for each prompt from :func:`rho_audit.model.decoding.greedy_decode`, on CPU
-        two batches at a time (one stream and a one-thread BLAS each, as in scoring)."""
+        """Greedy (or ``sampler``'s) token ids for each prompt from
+        :func:`rho_audit.model.decoding.greedy_decode`, on CPU two batches at a time (one stream and
+        a one-thread BLAS each, as in scoring)."""
         body, head = split
         with bounded_buffer_cache(), mapped_large_buffers(), numpy_kernels(self.model) as numpy_attention:
             answers = decoding.greedy_decode(
@@ -370,6 +419,7 @@ class LanguageModel:
                 after_batch=release_memory,
                 kv_budget=kv_budget,
                 split_prefix=numpy_attention,
+                choose=sampler,
             )
         prefix = len(decoding.shared_prefix(encoded)) if len(encoded) > 1 else 0
         generated = sum(len(a) + (len(a) < max_tokens) for a in answers)
@@ -381,9 +431,15 @@ class LanguageModel:
         return answers
 
     def _decode(
-        self, encoded: list[list[int]], max_tokens: int, batch_size: int, on_finish: Callable[[], object]
+        self,
+        encoded: list[list[int]],
+        max_tokens: int,
+        batch_size: int,
+        on_finish: Callable[[], object],
+        sampler: RowSampler | None = None,
     ) -> list[list[int]]:
-        """Greedy token ids for each prompt from one mlx-lm ``BatchGenerator`` on the current stream."""
+        """Greedy (or ``sampler``'s) token ids for each prompt from one mlx-lm ``BatchGenerator``
+        on the current stream."""
         from mlx_lm.generate import BatchGenerator
 
         generator = BatchGenerator(
@@ -396,7 +452,8 @@ class LanguageModel:
         # Every decode step has new shapes (the caches grow): the buffer cache must be bounded.
         with bounded_buffer_cache(), numpy_kernels(self.model):
             try:
-                uids = generator.insert(encoded, [max_tokens] * len(encoded))
+                samplers = sampler.mlx_lm_samplers() if sampler is not None else None
+                uids = generator.insert(encoded, [max_tokens] * len(encoded), samplers=samplers)
                 # Each prompt feeds its tokens and all its answer's but the last (see below).
                 self.usage.body_tokens += sum(map(len, encoded)) - len(encoded)
                 tokens: dict[int, list[int]] = {uid: [] for uid in uids}
