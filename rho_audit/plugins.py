@@ -106,6 +106,10 @@ class PluginHost:
         return self._collect("attack", "register_attacks")
 
     @cached_property
+    def personas(self) -> dict[str, Registered]:
+        return self._collect("persona", "register_personas")
+
+    @cached_property
     def report_sections(self) -> dict[str, Registered]:
         return self._collect("report_section", "register_report_sections")
 
@@ -179,6 +183,21 @@ class PluginHost:
             raise PluginError(unknown_name_message("probe set", name, self.probe_sets, self.broken))
         return self.probe_sets[name].obj
 
+    def resolve_personas(self, name_or_path: str) -> tuple[api.Persona, ...]:
+        """A registered persona's name (one persona), or a persona file (every persona in it;
+        see :mod:`rho_audit.probesets.persona_files`)."""
+        from rho_audit.probesets import persona_files
+
+        if name_or_path in self.personas:
+            return (self.personas[name_or_path].obj,)
+        path = Path(name_or_path).expanduser()
+        if persona_files.is_persona_file(path):
+            return persona_files.load_persona_file(path)
+        raise PluginError(
+            unknown_name_message("persona", name_or_path, self.personas, self.broken)
+            + " A persona file (.jsonl, .yaml) works too; `rho-audit plugins` lists the registered personas."
+        )
+
     def resolve_probe_set(self, name_or_path: str) -> Path:
         """A registered probe-set name, or a folder (or its probes.jsonl) on disk."""
         if name_or_path in self.probe_sets:
@@ -223,6 +242,8 @@ def _check_registration(kind: str, hook_name: str, args: tuple[Any, ...]) -> tup
     with it and how to fix it."""
     if kind == "attack":
         return _check_attack(hook_name, args)
+    if kind == "persona":
+        return _check_persona(hook_name, args)
     base = CLASS_KINDS.get(kind)
     if base is None:  # probe sets and report sections: register(name, folder)
         if len(args) != 2 or not isinstance(args[0], str) or not args[0].strip():
@@ -266,6 +287,16 @@ def _check_attack(hook_name: str, args: tuple[Any, ...]) -> tuple[str, Any] | st
         )
     if args[0].name == api.CONTROL.name:
         return f"{hook_name} registered an attack named {api.CONTROL.name!r}, the control's name; rename it."
+    return args[0].name, args[0]
+
+
+def _check_persona(hook_name: str, args: tuple[Any, ...]) -> tuple[str, Any] | str:
+    """A persona is registered as an :class:`rho_audit.api.Persona` instance (it is data)."""
+    if len(args) != 1 or not isinstance(args[0], api.Persona):
+        return (
+            f"{hook_name} called register{_args_repr(args)}; call register(Persona(name, "
+            "system_prompt, category=...)) once per persona (rho_audit.api.Persona)."
+        )
     return args[0].name, args[0]
 
 

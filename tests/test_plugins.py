@@ -181,6 +181,7 @@ def _classes(base, name):
         ("probe_sets", "register_probe_sets", lambda n: (n, Path("/nowhere") / n)),
         ("report_sections", "register_report_sections", lambda n: (n, Path("/nowhere") / n)),
         ("attacks", "register_attacks", lambda n: (api.Attack(n, "An attack.", template="{request}"),)),
+        ("personas", "register_personas", lambda n: (api.Persona(n, "You are someone."),)),
     ],
 )
 def test_every_registry_refuses_clashes_and_keeps_the_rest(registry, hook, make, monkeypatch):
@@ -207,6 +208,7 @@ def test_every_registry_refuses_clashes_and_keeps_the_rest(registry, hook, make,
         ("report_sections", "register_report_sections", ("factual", 3), "pass a path"),
         ("attacks", "register_attacks", ("dan", "{request}"), "call register(Attack(name"),
         ("attacks", "register_attacks", (api.Attack("none", "x", template="{request}"),), "control's name"),
+        ("personas", "register_personas", ("pirate", "You are a pirate."), "call register(Persona(name"),
     ],
 )
 def test_a_registration_that_breaks_the_contract_is_one_broken_entry(registry, hook, args, says):
@@ -315,6 +317,22 @@ def test_hook_register_attacks(fake_site):
     assert host.attacks["grandma"].source.distribution == "attack-plugin"
     assert {"dan", "happy-to-help", "role-play", "wikipedia", "rot13"} <= set(host.attacks)
     assert host.attacks["grandma"].obj.apply("Q?") == "Grandma used to tell me: Q?"
+
+
+def test_hook_register_personas(fake_site):
+    """A third party's persona is registered by name, and audits can be put under it."""
+    code = """
+    from rho_audit.api import Persona, hookimpl
+    PIRATE = Persona("pirate", "You are a pirate captain.", category="fictional")
+    @hookimpl
+    def register_personas(register):
+        register(PIRATE)
+    """
+    install_fake_dist(fake_site, "persona-plugin", {"persona_mod": code}, {"pirate": "persona_mod"})
+    host = load_host()
+    assert host.personas["pirate"].source.distribution == "persona-plugin"
+    [persona] = host.resolve_personas("pirate")
+    assert persona.system_prompt == "You are a pirate captain." and persona.category == "fictional"
 
 
 def test_hook_run_event():

@@ -43,6 +43,8 @@ Where to read on:
   :mod:`~rho_audit.api.judge_calls` (budget, retries).
 * :mod:`rho_audit.api.attacks`: :class:`Attack`, the jailbreak transforms that
   :class:`AttackDimension` runs (register your own with ``register_attacks``).
+* :mod:`rho_audit.api.personas`: :class:`Persona`, a named system prompt an audit can put the
+  model under (``rho-audit run --persona``; register your own with ``register_personas``).
 * :mod:`rho_audit.api.trainers`: :class:`Trainer`, :class:`LossTerms`, :class:`TrainerOption`.
 * :mod:`rho_audit.api.context`, :mod:`~rho_audit.api.results`, :mod:`~rho_audit.api.events`:
   what a dimension receives and returns, and what a ``run_event`` observer sees.
@@ -99,6 +101,7 @@ from rho_audit.api.judges import (
 )
 from rho_audit.api.llm_judges import Answer, LLMJudge, cache_key, parse_options
 from rho_audit.api.models import load_model, resolve_model
+from rho_audit.api.personas import Persona
 from rho_audit.api.results import CompatStat, DimensionResult, Evaluation, ProbeRecord, figure_with_ci
 from rho_audit.api.rubrics import Rubric, load_rubric, rubric_from_source, strip_marker
 from rho_audit.api.trainers import REFERENCE_PAIRS, REFERENCE_SFT, LossTerms, Trainer, TrainerOption
@@ -115,6 +118,7 @@ if TYPE_CHECKING:
         evaluate_pairs,
     )
     from rho_audit.audit.truthfulqa import evaluate_truthfulqa
+    from rho_audit.probesets.persona_files import load_persona_file
     from rho_audit.probesets.schema import (
         ChoiceProbe,
         ContrastPair,
@@ -144,6 +148,7 @@ _LAZY = {
         "ProbeSet",
         "load_probe_set",
     ),
+    "rho_audit.probesets.persona_files": ("load_persona_file",),
     "rho_audit.audit.attacks": ("evaluate_attacks",),
     "rho_audit.audit.bbq": ("evaluate_bbq",),
     "rho_audit.audit.labelled": ("evaluate_labelled",),
@@ -215,6 +220,7 @@ __all__ = [
     "NumericProbe",
     "PairDimension",
     "PairProbe",
+    "Persona",
     "PluginError",
     "Probe",
     "ProbeCard",
@@ -250,6 +256,7 @@ __all__ = [
     "figure_with_ci",
     "hookimpl",
     "load_model",
+    "load_persona_file",
     "load_probe_set",
     "load_rubric",
     "parse_options",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from rho_audit.api.attacks import Attack
     from rho_audit.api.judges import Judge, JudgeItem, Verdict
+    from rho_audit.api.personas import Persona
     from rho_audit.model.language_model import LanguageModel
 
 #: How prompts are put to the model. ``chat``: a prompt is the user turn, the continuation the
@@ -61,6 +62,9 @@ class AuditContext:
     generation_batch_size: int | None = None
     #: The installed plugins' jailbreak attacks (``register_attacks``), for attack dimensions.
     attacks: tuple[Attack, ...] = field(default_factory=tuple)
+    #: The persona the run audits the model under (``rho-audit run --persona``), or None. Its
+    #: system prompt is already in every prompt :meth:`score` and :meth:`generate` put to the model.
+    persona: Persona | None = None
 
     def _report(self, unit: str) -> CountProgress | None:
         if self.progress is None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rho_audit.api.dimensions import Dimension
     from rho_audit.api.events import RunEvent
     from rho_audit.api.judges import Judge
+    from rho_audit.api.personas import Persona
     from rho_audit.api.trainers import Trainer
 
 #: The pluggy project name that ties hook implementations to these specifications.
@@ -84,6 +85,22 @@ def register_attacks(register: Callable[[Attack], None]) -> None:
     :param register: call ``register(Attack(name, description, template=...))`` once per
         :class:`~rho_audit.api.attacks.Attack` (an instance: an attack is data, not a class).
         ``name`` must be unique across installed plugins; ``none`` is the control's name.
+    """
+
+
+@hookspec
+def register_personas(register: Callable[[Persona], None]) -> None:
+    """Register personas: named system prompts an audit can put the model under
+    (``rho-audit run --persona NAME``, a sweep's ``audit: {personas: [NAME, ...]}``).
+
+    Every prompt of such a run, scored or generated, gets the persona's system prompt as a system
+    turn (chat template) or first paragraph (raw template); a bare statement (no prompt) is
+    scored as it is. The run's config records the persona. See
+    :mod:`rho_audit.api.personas`.
+
+    :param register: call ``register(Persona(name, system_prompt, category=...))`` once per
+        :class:`~rho_audit.api.personas.Persona` (an instance: a persona is data, not a class).
+        ``name`` must be unique across installed plugins.
     """
 
 

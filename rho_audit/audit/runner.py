@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from rho_audit.api.errors import PluginError, RhoAuditError
 from rho_audit.api.events import RunEvent
+from rho_audit.api.personas import PERSONA_SCORING, Persona
 from rho_audit.api.results import DimensionResult, Evaluation, finite
 from rho_audit.audit import metrics
 from rho_audit.audit.attacks import attack_config
@@ -61,6 +62,9 @@ class AuditConfig:
     #: Run-level budget of an LLM judge (``--judge-max-usd``, ``--judge-max-calls``).
     judge_max_usd: float | None = None
     judge_max_calls: int | None = None
+    #: The persona every prompt of the run is put under (``--persona``): its system prompt is the
+    #: system turn of each prompt, scored and generated. None: no persona.
+    persona: Persona | None = None
 
 
 @dataclass(frozen=True)
@@ -220,11 +224,16 @@ def _run_in_store(
     loaded = f"{resolved.model_id} ({template} template)"
     if lm.control_prefix:  # an adapter trained with control tags (cft) asks for its desired-behaviour tag
         loaded += f"; every prompt starts with {lm.control_prefix!r}, as the adapter's training asks"
+    if config.persona is not None:
+        lm.system_prompt = config.persona.system_prompt
+        loaded += f"; persona {config.persona.name!r}: {PERSONA_SCORING}"
     say(RunEvent("model_loaded", run_id, message=loaded))
 
     record = _run_config(config, planned, resolved.model_id, template, attacks)
     if lm.control_prefix:  # only when set, so other runs' config hashes are unchanged
         record["control_prefix"] = lm.control_prefix
+    if config.persona is not None:  # the same: only when set
+        record["persona"] = config.persona.to_json()
     config_sha = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
     store.start_run(
         run_id,
@@ -247,7 +256,9 @@ def _run_in_store(
             def progress(done: int, total: int, unit: str, _name: str = name) -> None:
                 say(RunEvent("progress", run_id, _name, done=done, total=total, unit=unit))
 
-            ctx = AuditContext(lm, judge, template, config.seed, progress, attacks=attacks)
+            ctx = AuditContext(
+                lm, judge, template, config.seed, progress, attacks=attacks, persona=config.persona
+            )
             before = replace(lm.usage)
             result = evaluate_dimension(item, ctx, say, run_id)
             outcome.model_usage[name] = lm.usage - before

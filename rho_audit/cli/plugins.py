@@ -1,5 +1,5 @@
-"""``rho-audit plugins``: what is installed (dimensions, judges, trainers, attacks, probe sets), and
-from where."""
+"""``rho-audit plugins``: what is installed (dimensions, judges, trainers, attacks, personas,
+probe sets), and from where."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from rho_audit.cli._common import print_table
 @click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json: bool) -> None:
-    """List discovered dimensions, judges, trainers, attacks and probe sets, with the package that ships
-    each, and any plugin that failed to load (set RHO_AUDIT_STRICT_PLUGINS=1 to make that fatal).
+    """List discovered dimensions, judges, trainers, attacks, personas and probe sets, with the
+    package that ships each, and any plugin that failed to load (set RHO_AUDIT_STRICT_PLUGINS=1 to
+    make that fatal).
 
     Filter with RHO_AUDIT_LOAD_PLUGINS=a,b (only these entry points) or
     RHO_AUDIT_DISABLE_PLUGINS=a,b.
@@ -30,6 +31,7 @@ def plugins(as_json: bool) -> None:
         host.judges,
         host.trainers,
         host.attacks,
+        host.personas,
         host.probe_sets,
         host.report_sections,
     ]
@@ -63,6 +65,8 @@ def plugins(as_json: bool) -> None:
         table.add_column(col)
     for r in rows:
         desc = str(r.obj) if r.kind in ("probe_set", "report_section") else getattr(r.obj, "description", "")
+        if r.kind == "persona":
+            desc = r.obj.system_prompt
         table.add_row(
             r.kind,
             escape(r.name),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,9 @@ from rho_audit.cli._common import display_option, make_display, print_table, std
 from rho_audit.cli.judges import judge_run_options, parse_judge_options
 
 if TYPE_CHECKING:
+    from rho_audit.api.personas import Persona
     from rho_audit.audit.runner import ProbeChoice
+    from rho_audit.plugins import PluginHost
 
 
 def _split_names(value: str | None) -> tuple[str, ...] | None:
@@ -109,6 +112,16 @@ def _parse_probe_choices(items: tuple[str, ...]) -> tuple[ProbeChoice, ...]:
     "half their answer tokens, its KV caches growing in 768 MiB across its streams, at most 96 rows; "
     "scoring at most 64 rows within --batch-tokens).",
 )
+@click.option(
+    "--persona",
+    "persona_choices",
+    multiple=True,
+    metavar="NAME|FILE",
+    help="Audit the model under a persona: a registered name (see `rho-audit plugins`) or a persona "
+    "file (.jsonl or .yaml records with name, system_prompt, optional category). Its system prompt is "
+    "the system turn of every prompt, scored and generated; bare statements are scored without it. "
+    "Each persona is a run of its own (a FILE with several: one run each, in file order). Repeatable.",
+)
 @display_option()
 def run(
     plugins: str | None,
@@ -127,6 +140,7 @@ def run(
     probe_choices: tuple[str, ...],
     batch_tokens: int | None,
     batch_size: int | None,
+    persona_choices: tuple[str, ...],
     display: str,
 ) -> None:
     """Run an audit and print per-dimension scores with 95% confidence intervals.
@@ -159,24 +173,51 @@ def run(
         probe_choices=_parse_probe_choices(probe_choices),
     )
     host = load_host()
+    personas = _resolve_personas(host, persona_choices)  # every name and file checked before any run
     shown = make_display(display)
     if shown is not None:
         host.pm.register(shown, name="rho-audit-display")
-    outcome = run_audit(config, host)
     console = stdout_console()
-    print_table(results_table(outcome.results, title=f"{outcome.model_id} — run {outcome.run_id}"), console)
-    console.print(
-        f"saved to {outcome.store} (run {outcome.run_id})" + (f"; JSON: {json_out}" if json_out else "")
-    )
-    if outcome.judge_usage:
-        from rho_audit.judging.usage import judge_usage_line
-
-        console.print(f"judge {outcome.judge_usage['judge_id']}: {judge_usage_line(outcome.judge_usage)}")
     failed: dict[str, list[str]] = {}  # cause -> dimensions, so a shared cause is said once
-    for result in outcome.results:
-        if result.status == "ERROR":
-            failed.setdefault(result.error or "nothing was scored", []).append(result.dimension)
+    for persona in personas or (None,):
+        out = _json_path(json_out, persona.name if persona and len(personas) > 1 else None)
+        outcome = run_audit(replace(config, persona=persona, json_out=out), host)
+        title = f"{outcome.model_id} — run {outcome.run_id}" + (
+            f" — persona {persona.name}" if persona else ""
+        )
+        print_table(results_table(outcome.results, title=title), console)
+        console.print(f"saved to {outcome.store} (run {outcome.run_id})" + (f"; JSON: {out}" if out else ""))
+        if outcome.judge_usage:
+            from rho_audit.judging.usage import judge_usage_line
+
+            console.print(f"judge {outcome.judge_usage['judge_id']}: {judge_usage_line(outcome.judge_usage)}")
+        for result in outcome.results:
+            if result.status == "ERROR":
+                label = f"{result.dimension} (persona {persona.name})" if persona else result.dimension
+                failed.setdefault(result.error or "nothing was scored", []).append(label)
     for cause, names in failed.items():
         click.secho(f"error: {', '.join(names)}: {cause}", fg="red", err=True)
     if failed:
         sys.exit(1)  # finished dimensions are saved; a dimension in ERROR makes the run fail
+
+
+def _resolve_personas(host: PluginHost, choices: tuple[str, ...]) -> tuple[Persona, ...]:
+    """The personas of every ``--persona`` (a name, or a file's records), each name once."""
+    personas: dict[str, Persona] = {}
+    for choice in choices:
+        for persona in host.resolve_personas(choice.strip()):
+            if persona.name in personas and personas[persona.name] != persona:
+                raise click.BadParameter(
+                    f"two personas are named {persona.name!r} (in {choice!r} and an earlier --persona); "
+                    "rename one, so each run says which it used.",
+                    param_hint="--persona",
+                )
+            personas[persona.name] = persona
+    return tuple(personas.values())
+
+
+def _json_path(json_out: Path | None, persona: str | None) -> Path | None:
+    """``--json`` as given, or with several personas ``NAME.PERSONA.json`` (one file per run)."""
+    if json_out is None or persona is None:
+        return json_out
+    return json_out.with_name(f"{json_out.stem}.{persona}{json_out.suffix}")

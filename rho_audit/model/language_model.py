@@ -3,7 +3,9 @@
 Templates
     ``chat``: a prompt is the user turn, the continuation the assistant reply (the tokenizer's
     chat template). ``raw``: prompt + newline + continuation as plain text. A bare statement
-    (no prompt) is always plain text after a document-start token.
+    (no prompt) is always plain text after a document-start token. A persona's system prompt
+    (:attr:`LanguageModel.system_prompt`) is the system turn before the user's (chat), else the
+    first paragraph of the prompt; a bare statement does not get it.
 
 Scoring runs in :mod:`rho_audit.model.scoring`; greedy generation in
 :mod:`rho_audit.model.decoding` (Llama and Qwen2 layouts) or mlx-lm's ``BatchGenerator``.
@@ -111,6 +113,10 @@ class LanguageModel:
         #: A control text put before every prompt (and bare text) the model is asked about: the
         #: ``<SAFE>`` tag of an adapter trained with conditional fine-tuning (see :func:`control_prefix_of`).
         self.control_prefix: str | None = control_prefix_of(adapter) if adapter else None
+        #: A persona's system prompt (``rho-audit run --persona``): the system turn before every
+        #: prompt (chat template) or its first paragraph (raw), in scoring and generation alike. A
+        #: bare statement has no turn to put it before and is scored as it is (as trainers do).
+        self.system_prompt: str | None = None
         #: Work done so far (see :class:`ComputeUsage`); callers diff it around a task.
         self.usage = ComputeUsage()
 
@@ -152,9 +158,15 @@ class LanguageModel:
         prompt = _controlled(prompt, control or self.control_prefix)
         if template == "chat":
             return self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+                [*self._system_messages(), {"role": "user", "content": prompt}],
+                add_generation_prompt=True,
+                tokenize=False,
             )
-        return prompt + "\n"
+        return (f"{self.system_prompt}\n\n" if self.system_prompt else "") + prompt + "\n"
+
+    def _system_messages(self) -> list[dict[str, str]]:
+        """The persona's system turn, if any, as chat-template messages."""
+        return [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
 
     def _document_start_token(self) -> int:
         # A bare statement needs one token of context so its first token is scored too. Like
@@ -204,7 +216,11 @@ class LanguageModel:
                 prompt = "\n\n".join([*(c for _, c in history), prompt])
                 return list(self._context_ids(prompt, template, control)), self.encode(continuation)
             prompt = _controlled(prompt, control or self.control_prefix)
-            messages = [{"role": r, "content": c} for r, c in history] + [{"role": "user", "content": prompt}]
+            messages = [
+                *self._system_messages(),
+                *({"role": r, "content": c} for r, c in history),
+                {"role": "user", "content": prompt},
+            ]
             text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
             return self.encode(text), self.encode(continuation)
         return list(self._context_ids(prompt, template, control)), self.encode(continuation)

@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from rho_audit.api.errors import RhoAuditError
-from rho_audit.report.records import DimensionRow, ProbeSetRef, ProbeText, ProbeTexts, RunHeader
+from rho_audit.api.personas import PERSONA_SCORING
+from rho_audit.report.records import DimensionRow, PersonaRef, ProbeSetRef, ProbeText, ProbeTexts, RunHeader
 from rho_audit.store import RunRow, RunStore
 
 if TYPE_CHECKING:
@@ -66,6 +67,20 @@ def run_header(run: RunRow) -> RunHeader:
         versions=tuple(sorted((str(k), str(v)) for k, v in run.versions.items())),
         git_revision=run.git_revision,
         error=run.error,
+        persona=_persona(cfg.get("persona")),
+    )
+
+
+def _persona(value: object) -> PersonaRef | None:
+    """The run config's persona record, or None when the run had none (or the record is unreadable)."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("name"), str):
+        return None
+    category = value.get("category")
+    return PersonaRef(
+        value["name"],
+        str(value.get("system_prompt", "")),
+        category if isinstance(category, str) else None,
+        PERSONA_SCORING,
     )
 
 

@@ -52,6 +52,17 @@ class ProbeSetRef:
 
 
 @dataclass(frozen=True)
+class PersonaRef:
+    """The persona an audit put the model under (its run config's ``persona``)."""
+
+    name: str
+    system_prompt: str
+    category: str | None
+    #: How the run put it to the model (:data:`rho_audit.api.personas.PERSONA_SCORING`).
+    scoring: str
+
+
+@dataclass(frozen=True)
 class RunHeader:
     run_id: str
     model: str
@@ -69,6 +80,8 @@ class RunHeader:
     versions: tuple[tuple[str, str], ...]
     git_revision: str | None
     error: str | None
+    #: Set only for a run audited under a persona (``rho-audit run --persona``).
+    persona: PersonaRef | None = None
 
 
 class _MetricNaming:

@@ -1,0 +1,329 @@
+"""Personas: the API record, persona files, the model's system turn, ``run --persona`` end to end
+(a persona and a dimension registered by a plugin defined here, not in plugins/), the run config
+and card, and the sweep's ``personas:`` axis."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from rho_audit import api
+from rho_audit.api import GenerationDimension, PairDimension, Persona, hookimpl
+from rho_audit.api.errors import PluginError
+from rho_audit.audit.runner import AuditConfig, run_audit
+from rho_audit.model.language_model import LanguageModel
+from rho_audit.plugins import load_host
+from rho_audit.probesets.persona_files import PersonaFileError, load_persona_file
+from rho_audit.store import RunStore
+
+PIRATE = Persona("pirate", "You are Captain Flint, a pirate. Speak like one.", category="fictional")
+CHEF = Persona("chef", "You are a French chef who answers every question about food.")
+
+
+# -- the record ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({"name": "Pirate", "system_prompt": "x"}, "lowercase letters, digits and hyphens"),
+        ({"name": "old_sailor", "system_prompt": "x"}, "lowercase letters, digits and hyphens"),
+        ({"name": "", "system_prompt": "x"}, "lowercase letters"),
+        ({"name": "pirate", "system_prompt": "  "}, "system_prompt must be non-empty"),
+        ({"name": "pirate", "system_prompt": "x", "category": ""}, "category must be non-empty"),
+    ],
+)
+def test_a_bad_persona_says_what_to_fix(kwargs, says):
+    with pytest.raises(ValueError, match=says):
+        Persona(**kwargs)
+
+
+def test_a_persona_is_a_system_turn_and_a_config_record():
+    assert PIRATE.turn() == ("system", PIRATE.system_prompt)
+    assert PIRATE.to_json() == {
+        "name": "pirate",
+        "system_prompt": PIRATE.system_prompt,
+        "category": "fictional",
+    }
+    assert "category" not in CHEF.to_json()  # only when set
+
+
+# -- persona files -------------------------------------------------------------------------------
+
+
+def test_jsonl_and_yaml_files_load_in_file_order(tmp_path):
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text(json.dumps(PIRATE.to_json()) + "\n\n" + json.dumps(CHEF.to_json()) + "\n")
+    assert load_persona_file(jsonl) == (PIRATE, CHEF)
+    listed = tmp_path / "p.yaml"
+    listed.write_text(
+        "- name: pirate\n  system_prompt: You are Captain Flint, a pirate. Speak like one.\n"
+        "  category: fictional\n- {name: chef, system_prompt: 'You are a French chef who answers every "
+        "question about food.'}\n"
+    )
+    assert load_persona_file(listed) == (PIRATE, CHEF)
+    keyed = tmp_path / "k.yml"
+    keyed.write_text("personas:\n  - name: chef\n    system_prompt: " + CHEF.system_prompt + "\n")
+    assert load_persona_file(keyed) == (CHEF,)
+
+
+def test_file_errors_name_file_line_and_field(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    lines = [
+        json.dumps({"name": "pirate", "system_prompt": "Arr."}),
+        json.dumps({"name": "Bad Name", "system_prompt": "x"}),
+        json.dumps({"name": "chef"}),
+        json.dumps({"name": "pirate", "system_prompt": "Again."}),
+        json.dumps({"name": "x", "system-prompt": "typo"}),
+        "{not json",
+        json.dumps({"name": "y", "system_prompt": 3}),
+    ]
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(PersonaFileError) as info:
+        load_persona_file(bad)
+    text = str(info.value)
+    assert f"{bad}:2: name: persona name 'Bad Name'" in text
+    assert f"{bad}:3: system_prompt: required field is missing" in text
+    assert f"{bad}:4: name: duplicate persona 'pirate' (first on line 1)" in text
+    assert f"{bad}:5: system-prompt: unknown field" in text and f"{bad}:5: system_prompt: required" in text
+    assert f"{bad}:6: not valid JSON" in text
+    assert f"{bad}:7: system_prompt: must be non-empty text (got 3)" in text
+
+    yaml_file = tmp_path / "bad.yaml"
+    yaml_file.write_text(
+        "- name: pirate\n  system_prompt: Arr.\n- name: chef\n  category: 7\n  system_prompt: ''\n"
+    )
+    with pytest.raises(PersonaFileError) as info:
+        load_persona_file(yaml_file)
+    text = str(info.value)
+    assert f"{yaml_file}:4: category: must be non-empty text (got 7)" in text
+    assert f"{yaml_file}:5: system_prompt: must be non-empty text (got '')" in text
+
+    for name, content, says in [
+        ("dup.yaml", "- name: a\n  name: b\n  system_prompt: x\n", ":2: name: duplicate key"),
+        ("syntax.yaml", "- name: [a\n", "not valid YAML"),
+        ("scalar.yaml", "just text\n", ":1: expected a list of personas"),
+        ("empty.jsonl", "\n", ":1: the file holds no personas"),
+        ("notes.txt", "x", "ends in .jsonl, .yaml or .yml"),
+    ]:
+        path = tmp_path / name
+        path.write_text(content)
+        with pytest.raises(PersonaFileError, match=says):
+            load_persona_file(path)
+
+
+# -- the model's system turn ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_model_path):
+    return LanguageModel.load(tiny_model_path, "tiny")
+
+
+def test_the_system_turn_comes_before_the_user_turn_in_both_templates(lm):
+    lm.system_prompt = None
+    plain_chat, plain_raw = lm.format_prompt("Q?", "chat"), lm.format_prompt("Q?", "raw")
+    bare = lm.pair_tokens(None, "A statement.", "chat")
+    lm.system_prompt = PIRATE.system_prompt
+    try:
+        chat = lm.format_prompt("Q?", "chat")
+        assert chat.startswith(f"<|im_start|>system\n{PIRATE.system_prompt}<|im_end|>\n")
+        assert chat.endswith(plain_chat)
+        assert lm.format_prompt("Q?", "raw") == f"{PIRATE.system_prompt}\n\n{plain_raw}"
+        # Scoring and training share pair_tokens: the persona's turn leads any earlier turns.
+        context, _ = lm.pair_tokens("Q?", "A.", "chat", (("assistant", "Earlier."),))
+        decoded = lm.tokenizer.decode(context)
+        assert decoded.index(PIRATE.system_prompt) < decoded.index("Earlier.") < decoded.index("Q?")
+        assert lm.pair_tokens(None, "A statement.", "chat") == bare  # a bare statement is unchanged
+    finally:
+        lm.system_prompt = None
+    assert lm.format_prompt("Q?", "chat") == plain_chat
+
+
+# -- run --persona end to end --------------------------------------------------------------------
+
+PROMPTED = [
+    {
+        "id": f"q{i}",
+        "split": "eval",
+        "prompt": f"Question {i}?",
+        "positive": f"Yes {i}.",
+        "negative": f"No {i}.",
+    }
+    for i in range(4)
+]
+BARE = [{"id": f"b{i}", "split": "eval", "positive": f"Wet {i}.", "negative": f"Dry {i}."} for i in range(4)]
+
+
+def _probe_set(folder: Path, name: str, kind: str, rows: list[dict]) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "card.yaml").write_text(f"name: {name}\nkind: {kind}\nversion: '1'\n")
+    (folder / "probes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def persona_host(tmp_path_factory):
+    """A third party's plugin, defined here: a persona, two pair dimensions (prompted, bare) and a
+    generation dimension, each with its own probe set."""
+    root = tmp_path_factory.mktemp("persona-plugin")
+    sets = {
+        "prompted": _probe_set(root / "prompted", "prompted", "pair", PROMPTED),
+        "bare": _probe_set(root / "bare", "bare", "pair", BARE),
+        "asked": _probe_set(
+            root / "asked",
+            "asked",
+            "generation",
+            [{"id": f"g{i}", "split": "eval", "prompt": f"Tell me about ships {i}."} for i in range(2)],
+        ),
+    }
+
+    class Prompted(PairDimension):
+        name = "prompted"
+
+    class Bare(PairDimension):
+        name = "bare"
+
+    class Asked(GenerationDimension):
+        name = "asked"
+        max_tokens = 3
+
+    class Plugin:
+        @hookimpl
+        def register_personas(self, register):
+            register(PIRATE)
+
+        @hookimpl
+        def register_dimensions(self, register):
+            for cls in (Prompted, Bare, Asked):
+                register(cls)
+
+        @hookimpl
+        def register_probe_sets(self, register):
+            for name, folder in sets.items():
+                register(name, folder)
+
+    return load_host(extra_plugins=[Plugin()])
+
+
+@pytest.fixture(scope="module")
+def persona_runs(tiny_model_path, tmp_path_factory, persona_host):
+    """The same audit without and with the plugin's persona, every text the model encoded recorded."""
+    store = tmp_path_factory.mktemp("runs") / "runs.sqlite"
+    encoded: dict[str | None, list[str]] = {}
+    original = LanguageModel.encode
+
+    def spy(self, text):
+        encoded.setdefault(self.system_prompt, []).append(text)
+        return original(self, text)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(LanguageModel, "encode", spy)
+    try:
+        outcomes = {}
+        for persona in (None, "pirate"):
+            resolved = persona_host.resolve_personas(persona)[0] if persona else None
+            config = AuditConfig(
+                model=str(tiny_model_path),
+                dimensions=("prompted", "bare", "asked"),
+                store=store,
+                persona=resolved,
+                json_out=store.parent / f"{persona}.json",
+            )
+            outcomes[persona] = run_audit(config, persona_host)
+    finally:
+        patch.undo()
+    return store, outcomes, encoded
+
+
+def _records(outcome, dimension):
+    [result] = [r for r in outcome.results if r.dimension == dimension]
+    assert result.error is None
+    return {r.probe_id: r for r in result.evaluation.records}
+
+
+def test_every_prompt_scored_and_generated_carries_the_persona(persona_runs):
+    _, outcomes, encoded = persona_runs
+    assert all(o.status == "complete" for o in outcomes.values())
+    texts = encoded[PIRATE.system_prompt]
+    for probe in PROMPTED:  # scored contexts
+        [context] = [t for t in texts if probe["prompt"] in t]
+        assert context.index(PIRATE.system_prompt) < context.index(probe["prompt"])
+    for i in range(2):  # generation prompts
+        [prompt] = [t for t in texts if f"Tell me about ships {i}." in t]
+        assert prompt.startswith(f"<|im_start|>system\n{PIRATE.system_prompt}")
+    assert not any(PIRATE.system_prompt in t for t in encoded[None])
+    # The persona changes what is scored after a prompt, not a bare statement.
+    plain, persona = outcomes[None], outcomes["pirate"]
+    assert _records(plain, "bare") == _records(persona, "bare")
+    changed = _records(plain, "prompted"), _records(persona, "prompted")
+    assert all(changed[0][k].values != changed[1][k].values for k in changed[0])
+
+
+def test_the_run_config_records_the_persona_and_a_run_without_keeps_its_hash(persona_runs):
+    store_path, outcomes, _ = persona_runs
+    store = RunStore(store_path)
+    try:
+        plain, persona = (store.run(outcomes[k].run_id) for k in (None, "pirate"))
+    finally:
+        store.close()
+    assert persona.config["persona"] == PIRATE.to_json()
+    assert "persona" not in plain.config
+    # Without the persona key the two configs are the same settings, hashed as before personas.
+    assert {k: v for k, v in persona.config.items() if k != "persona"} == plain.config
+    sha = hashlib.sha256(json.dumps(plain.config, sort_keys=True).encode()).hexdigest()
+    assert plain.config_sha256 == sha != persona.config_sha256
+    doc = json.loads((store_path.parent / "pirate.json").read_text())
+    assert doc["run"]["config"]["persona"]["name"] == "pirate"
+
+
+def test_the_card_shows_the_persona(persona_runs, tmp_path):
+    from rho_audit.report.cards import build_card
+    from rho_audit.report.render import render
+
+    store_path, outcomes, _ = persona_runs
+    store = RunStore(store_path)
+    try:
+        md = {k: render(build_card(store, [outcomes[k].run_id]), "md").text for k in (None, "pirate")}
+        html = render(build_card(store, [outcomes["pirate"].run_id]), "html").text
+    finally:
+        store.close()
+    assert "| persona | pirate (fictional): " in md["pirate"]
+    assert "bare statements (no prompt) are scored without it" in md["pirate"]
+    assert "| persona |" not in md[None]
+    assert "<dt>persona</dt>" in html and "Captain Flint" in html
+
+
+def test_run_cli_takes_a_name_or_a_file(tiny_model_path, tmp_path, persona_host, monkeypatch):
+    from click.testing import CliRunner
+
+    from rho_audit.cli import main
+
+    monkeypatch.setattr("rho_audit.plugins.load_host", lambda *a, **k: persona_host)
+    file = tmp_path / "mine.jsonl"
+    file.write_text(json.dumps(CHEF.to_json()) + "\n")
+    store = tmp_path / "s.sqlite"
+    args = ["run", "--model", str(tiny_model_path), "-p", "prompted", "--store", str(store), "-n", "2"]
+    args += ["--display", "none"]
+    result = CliRunner().invoke(
+        main, [*args, "--persona", "pirate", "--persona", str(file), "--json", str(tmp_path / "o.json")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "persona pirate" in result.output and "persona chef" in result.output
+    reader = RunStore(store)
+    try:
+        assert [r.config["persona"]["name"] for r in reader.runs()] == ["pirate", "chef"]
+    finally:
+        reader.close()
+    assert (tmp_path / "o.pirate.json").is_file() and (tmp_path / "o.chef.json").is_file()
+    wrong = CliRunner().invoke(main, [*args, "--persona", "pirat"])
+    assert isinstance(wrong.exception, PluginError) and "Did you mean 'pirate'?" in str(wrong.exception)
+
+
+def test_an_unknown_persona_says_what_is_known(persona_host):
+    with pytest.raises(PluginError, match=r"unknown persona 'pirat'.*Did you mean 'pirate'"):
+        persona_host.resolve_personas("pirat")
+    assert api.Persona is Persona and "register_personas" in dir(api.hooks)
