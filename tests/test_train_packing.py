@@ -135,6 +135,63 @@ def test_micro_batch_packed_and_separate_agree(model):
     assert batch.n_tokens() == sum(token_batch([r], MAX_LEN).n_tokens for r in ROWS[:7])
 
 
+def _weights(row, trained):
+    """1.0 on the continuation tokens at the indices in ``trained``, 0.0 elsewhere."""
+    return tuple(float(i in trained) for i in range(len(row[1])))
+
+
+# The SFT row trains tokens 3-7 of its 40 (a marker-like run); a row cut at MAX_LEN trains one
+# token it keeps (index 2) and three it loses (index 50 on, past the cut).
+MASKED = [(ROWS[0], {3, 4, 5, 6, 7}), (ROWS[7], {2, 50, 51, 59})]
+
+
+@pytest.mark.parametrize(("row", "trained"), MASKED)
+def test_a_masked_sft_row_is_the_mean_ce_of_exactly_its_trained_tokens(model, row, trained):
+    """Against a NumPy computation on the model's own logits: the mean CE over the kept trained
+    tokens, packed and separate alike; the pair rows are untouched, and the log-softmax (for a KL
+    term) still covers every scored token."""
+    from scipy.special import log_softmax
+
+    weights = _weights(row, trained)
+    kept, seq = truncate_row(*row, MAX_LEN)
+    logits = np.array(model(mx.array([seq[:-1]])).astype(mx.float32), dtype=np.float64)[0]
+    logprobs = log_softmax(logits, axis=-1)
+    n_kept = len(seq) - len(kept)
+    chosen = [i for i in trained if i < n_kept]  # continuation token i is target len(kept) - 1 + i
+    want = np.mean([-logprobs[len(kept) - 1 + i, row[1][i]] for i in chosen])
+    plain = MicroBatch(row, (tuple(ROWS[1:3]),), MAX_LEN)
+    batch = MicroBatch(row, (tuple(ROWS[1:3]),), MAX_LEN, weights)
+    for packed in (True, False):
+        out, unmasked = batch.forward(model, packed, True), plain.forward(model, packed, True)
+        assert float(out.sft_ce[0]) == pytest.approx(want, abs=1e-4), packed
+        assert abs(float(unmasked.sft_ce[0]) - want) > 1e-2  # the mask changed the number
+        np.testing.assert_allclose(np.array(out.pair_ce), np.array(unmasked.pair_ce), atol=1e-5)
+        np.testing.assert_allclose(np.array(out.sft_logprobs), np.array(unmasked.sft_logprobs), atol=1e-5)
+    assert batch.n_tokens() == plain.n_tokens() - (plain.sft_tokens() - len(chosen))
+    assert batch.sft_tokens() == plain.sft_tokens() == n_kept
+
+
+def test_masked_rows_packed_give_the_separate_ce_and_gradient(model):
+    rows = [ROWS[0], ROWS[7], *ROWS[1:4]]
+    weights = [_weights(ROWS[0], {0, 9, 10, 39}), _weights(ROWS[7], {1, 2}), None, None, None]
+    packed = pack_rows(rows, MAX_LEN, weights)
+    separate = lambda m: mx.concatenate(  # noqa: E731
+        [per_row_ce(m, token_batch([row], MAX_LEN, [w])) for row, w in zip(rows, weights, strict=True)]
+    )
+    np.testing.assert_allclose(np.array(packed_row_ce(model, packed)), np.array(separate(model)), atol=1e-4)
+    assert packed.n_tokens == sum(
+        token_batch([r], MAX_LEN, [w]).n_tokens for r, w in zip(rows, weights, strict=True)
+    )
+
+    def grads(fn):
+        return dict(tree_flatten(nn.value_and_grad(model, lambda m: fn(m).sum())(model)[1]))
+
+    got, want = grads(lambda m: packed_row_ce(m, packed)), grads(separate)
+    for name in want:
+        scale = float(mx.abs(want[name]).max())
+        np.testing.assert_allclose(np.array(got[name]), np.array(want[name]), atol=1e-4 * scale, rtol=0)
+
+
 def test_sliding_window_layers_get_the_window_per_row():
     mx.random.seed(1)
     args = ModelArgs(

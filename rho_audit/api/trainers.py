@@ -52,15 +52,17 @@ class LossTerms:
 
     All are MLX arrays inside the differentiated function (the ``reference_*`` ones are constants).
 
-    - ``sft_ce``: mean cross-entropy over the response tokens of the step's SFT example (0 for a
-      trainer with ``uses_sft = False``).
+    - ``sft_ce``: mean cross-entropy over the trained response tokens of the step's SFT example:
+      all of them (and the end-of-sequence token), or those its ``trained_spans`` select (0 for a
+      trainer with ``uses_sft = False``, or when the spans select no token the row kept).
     - ``ce_positive``/``ce_negative``: per-token cross-entropy of each contrast pair's desired and
       undesired continuation, shape ``[pairs]``; ``tokens_positive``/``tokens_negative``: how many
       tokens each of those means is over (so ``-ce * tokens`` is the continuation's log-prob).
     - ``reference_ce_positive``/``reference_ce_negative``: the same CEs under the frozen base model
       (LoRA off), present when ``needs_reference`` holds ``"pairs"``.
     - ``sft_kl``: mean per-token KL(policy ‖ base model) over the SFT example's response tokens,
-      present when ``needs_reference`` holds ``"sft"``. The base model's distribution is cached as
+      present when ``needs_reference`` holds ``"sft"``; over every response token, whatever the
+      example's ``trained_spans``. The base model's distribution is cached as
       its ``reference_top_k`` most likely tokens plus one bucket for the rest, and the KL is taken
       between the two distributions over those k + 1 outcomes (exact when the policy equals the
       base model; a lower bound of the full-vocabulary KL otherwise).
@@ -129,6 +131,7 @@ class Trainer:
     #: What the frozen base model must provide: ``"pairs"`` fills ``LossTerms.reference_ce_*``,
     #: ``"sft"`` fills ``LossTerms.sft_kl``. Each row is scored once (LoRA off) and cached, in
     #: memory and on disk, so a reference costs one forward per distinct row, not one per step.
+    #: The reference is the base model also for a run started from an adapter (``--init-adapter``).
     needs_reference: ClassVar[frozenset[str]] = frozenset()
     #: Base-model tokens kept per response position for ``sft_kl`` (the rest share one bucket).
     reference_top_k: ClassVar[int] = 64
@@ -151,9 +154,12 @@ class Trainer:
 
     def prepare_example(self, example: SFTExample, options: Mapping[str, float], rng: Any) -> SFTExample:
         """An SFT example as it is trained (before tokenisation): e.g. with a system prompt put in
-        its ``history``. Called once per example of the run's data, with the trainer's options
-        (defaults filled in) and ``rng``, a numpy Generator seeded by the run's seed and the
-        example's place (the same choice on resume). Default: unchanged."""
+        its ``history``, or a loss mask: ``dataclasses.replace(example, response=text + " [M]",
+        trained_spans=((len(text) + 1, len(text) + 4),))`` trains only the tokens of ``[M]``
+        (character offsets of the response; the host finds the tokens they fall in). Called once
+        per example of the run's data, with the trainer's options (defaults filled in) and ``rng``,
+        a numpy Generator seeded by the run's seed and the example's place (the same choice on
+        resume). Default: unchanged."""
         return example
 
     def loss(self, terms: LossTerms, options: Mapping[str, float]) -> Any:

@@ -27,6 +27,7 @@ Examples:
   rho-audit train --trainer rho-guided --lambda 0.2 --seed 42
   rho-audit train --trainer sft --max-sft-examples 64 --out runs/sft-quick
   rho-audit train --config train.yaml --resume      # continue an interrupted run
+  rho-audit train --init-adapter runs/sft-quick --trainer rho-guided   # go on from an adapter
   rho-audit run --adapter runs/sft-quick --split eval
 \b
 Defaults follow the paper (§3.3): LoRA rank 8, alpha 16 on q/k/o projections, lr 2e-4,
@@ -168,6 +169,13 @@ def trainer_flag_values(kw: dict[str, Any]) -> dict[str, float]:
     "objectives such as dpo and orpo; drawn like a dimension's contrast pairs).",
 )
 @click.option(
+    "--init-adapter",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Start from this LoRA adapter's weights (an adapter folder, mlx-lm layout) instead of a fresh "
+    "LoRA; its rank, alpha, projections and layers must be the run's. The reference of dpo/kl-sft "
+    "stays the base model.",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(exists=True, path_type=Path),
@@ -252,7 +260,7 @@ def build_config(kw: dict[str, Any]) -> TrainConfig:
             raise RhoAuditError(f"{kw['config_file']}: YAML nested too deeply; keep settings flat.") from None
         if not isinstance(data, dict):
             raise RhoAuditError(f"{kw['config_file']}:1: expected a mapping of training settings")
-    for key in ("trainer", "seed", "model", "corpus", "preferences"):
+    for key in ("trainer", "seed", "model", "corpus", "preferences", "init_adapter"):
         if kw.get(key) is not None:
             data[key] = kw[key]
     if kw.get("dimensions"):

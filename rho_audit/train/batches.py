@@ -18,9 +18,13 @@ from rho_audit.train.corpus import SFTExample
 @dataclass(frozen=True)
 class TokenBatch:
     tokens: Any  # [rows, length] int32, right-padded
-    mask: Any  # [rows, length - 1] float32: 1 on predicted target tokens that are scored
-    n_tokens: int
+    mask: Any  # [rows, length - 1] float32: a target's weight (1 scored, 0 not; see token_batch)
+    n_tokens: int  # the weights' sum: scored targets, or the trained ones of a weighted row
     start: int  # first target position scored in any row: logits before it are never needed
+
+
+#: Per continuation token of a row, its weight in the row's mean CE (None: every token 1).
+Weights = Sequence[float] | None
 
 
 def truncate_row(
@@ -33,25 +37,46 @@ def truncate_row(
     return kept, (kept + list(continuation))[:max_len]
 
 
-def token_batch(rows: Sequence[tuple[Sequence[int], Sequence[int]]], max_len: int) -> TokenBatch:
-    """Right-padded (context + continuation) rows with a mask on the continuation targets."""
+def scored_weights(
+    context: Sequence[int], continuation: Sequence[int], max_len: int, weights: Weights = None
+) -> list[float]:
+    """The weight of each scored target of the row truncated to ``max_len`` (its continuation
+    tokens that are predicted, in order): 1 each without ``weights``."""
+    kept, seq = truncate_row(context, continuation, max_len)
+    n_cont = max(0, len(seq) - len(kept))
+    n = min(n_cont, max(0, len(seq) - 1))  # targets are seq[1:]: a row without context loses one
+    if weights is None:
+        return [1.0] * n
+    if len(weights) != len(continuation):
+        raise ValueError(f"{len(weights)} weights for a continuation of {len(continuation)} tokens")
+    return [float(w) for w in weights[n_cont - n : n_cont]]
+
+
+def token_batch(
+    rows: Sequence[tuple[Sequence[int], Sequence[int]]],
+    max_len: int,
+    weights: Sequence[Weights] | None = None,
+) -> TokenBatch:
+    """Right-padded (context + continuation) rows with a mask on the continuation targets:
+    1, or the target's weight from ``weights`` (one per row, per continuation token)."""
     import mlx.core as mx
 
-    seqs, masks = [], []
-    for context, continuation in rows:
-        context, seq = truncate_row(context, continuation, max_len)
-        n_cont = max(0, len(seq) - len(context))
+    seqs, masks, firsts = [], [], []
+    for i, (context, continuation) in enumerate(rows):
+        scored = scored_weights(context, continuation, max_len, weights[i] if weights else None)
+        seq = truncate_row(context, continuation, max_len)[1]
         seqs.append(seq)
-        masks.append([0.0] * (len(seq) - 1 - n_cont) + [1.0] * n_cont)
+        masks.append([0.0] * (len(seq) - 1 - len(scored)) + scored)
+        if scored:
+            firsts.append(len(seq) - 1 - len(scored))
     width = max(len(s) for s in seqs)
     tokens = [s + [0] * (width - len(s)) for s in seqs]
     mask = [m + [0.0] * (width - 1 - len(m)) for m in masks]
-    start = min((m.index(1.0) for m in masks if 1.0 in m), default=0)
     return TokenBatch(
         mx.array(tokens, dtype=mx.int32),
         mx.array(mask, dtype=mx.float32),
-        int(sum(map(sum, masks))),
-        start,
+        round(sum(map(sum, masks))),
+        min(firsts, default=0),
     )
 
 
@@ -110,6 +135,23 @@ class TrainingTokenizer:
             self._cache[key] = (context, continuation + ([eos] if eos is not None else []))
         return self._cache[key]
 
+    def weights(self, ex: SFTExample) -> tuple[float, ...] | None:
+        """1.0 for each token of :meth:`example`'s continuation that ``ex.trained_spans`` selects,
+        0.0 for the others (None: the example trains every token)."""
+        if ex.trained_spans is None:
+            return None
+        key = ("weights", ex.response, ex.trained_spans)
+        if key not in self._cache:
+            _, continuation = self.example(ex)
+            n_eos = int(self.lm.tokenizer.eos_token_id is not None)  # example() appends it
+            ranges = char_ranges(self.lm.tokenizer, continuation[: len(continuation) - n_eos], ex.response)
+            ranges += [(len(ex.response), len(ex.response) + 1)] * n_eos
+            chosen = tuple(
+                float(any(_overlaps(token, span) for span in ex.trained_spans)) for token in ranges
+            )
+            self._cache[key] = chosen  # type: ignore[assignment]
+        return self._cache[key]  # type: ignore[return-value]
+
     def pair(
         self, pair: ContrastPair, controls: tuple[str, str] | None = None
     ) -> list[tuple[list[int], list[int]]]:
@@ -119,3 +161,35 @@ class TrainingTokenizer:
             self.lm.pair_tokens(pair.prompt, text, self.template, control=tag)
             for text, tag in zip((pair.positive, pair.negative), tags, strict=True)
         ]
+
+
+def char_ranges(tokenizer: Any, ids: Sequence[int], text: str) -> list[tuple[int, int]]:
+    """The ``[start, end)`` characters of ``text`` that each of its token ids encodes, found by
+    decoding prefixes, which works for any tokenizer: token i ends where the decoded first i + 1
+    tokens stop agreeing with ``text``. A token that ends inside a character (one byte of a
+    multi-byte one) then covers nothing and the token completing the character covers it; the
+    last token reaches the end of ``text`` whatever the decoder does with spaces."""
+    ends, agreed = [], 0
+    for i in range(1, len(ids) + 1):
+        decoded = tokenizer.decode(list(ids[:i]))
+        agreed = max(agreed, _common_prefix(decoded, text))
+        ends.append(agreed)
+    if ends:
+        ends[-1] = len(text)
+    return list(zip([0, *ends[:-1]], ends, strict=True))
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def _overlaps(token: tuple[int, int], span: tuple[int, int]) -> bool:
+    """Whether a token's characters meet a span (an empty token counts at its position)."""
+    (a, b), (start, end) = token, span
+    return start <= a < end if a == b else a < end and start < b

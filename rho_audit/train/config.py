@@ -18,12 +18,13 @@ from rho_audit.api.trainers import Trainer
 from rho_audit.plugins import PluginHost, unknown_name_message
 from rho_audit.probesets.schema import ContrastPair, load_probe_set
 from rho_audit.train.corpus import SFTExample, load_builtin_corpus, load_corpus, trap_examples
+from rho_audit.train.init_adapter import check_shape, model_layer_count, weights_sha256
 from rho_audit.train.preferences import DIMENSION as PREFERENCES_GROUP
 from rho_audit.train.preferences import load_preferences
 
 PAPER_DIMENSIONS = ["factual", "toxicity", "sycophancy", "bias"]
 #: TrainConfig fields that joined after the first stored runs (see ``config_sha256``).
-UNHASHED_WHEN_UNSET = ("preferences", "budget_tokens")
+UNHASHED_WHEN_UNSET = ("preferences", "budget_tokens", "init_adapter")
 
 
 class TrainConfig(BaseModel):
@@ -63,6 +64,10 @@ class TrainConfig(BaseModel):
     budget_tokens: int | None = Field(None, ge=1)
     checkpoint_every: int = Field(25, ge=1)
     template: str = "auto"
+    #: Start from this LoRA adapter's weights (mlx-lm layout; its LoRA shape must be the run's)
+    #: instead of a fresh LoRA. A reference model stays the base model (see
+    #: :mod:`rho_audit.train.init_adapter`); the hash holds the adapter's weights, not its path.
+    init_adapter: Path | None = None
 
     def config_sha256(self) -> str:
         """Hash of every setting that changes the result (the output folder does not)."""
@@ -72,6 +77,8 @@ class TrainConfig(BaseModel):
         for key in UNHASHED_WHEN_UNSET:
             if data.get(key) is None:
                 data.pop(key, None)
+        if self.init_adapter is not None:  # what it starts from, wherever that folder now lies
+            data["init_adapter"] = weights_sha256(self.init_adapter)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -122,8 +129,8 @@ def option_problems(host: PluginHost, config: TrainConfig) -> list[tuple[str, st
 
 def check_config(host: PluginHost, config: TrainConfig) -> None:
     """Everything about ``config`` that can be checked without loading the model: the trainer, its
-    options and their ranges, the dimensions' contrast pairs, the corpus and preference files and
-    the model path.
+    options and their ranges, the dimensions' contrast pairs, the corpus and preference files, the
+    init adapter and its LoRA shape, and the model path.
     ``rho-audit train`` calls it before it audits or trains anything."""
     from rho_audit.model.paths import check_model
 
@@ -134,6 +141,16 @@ def check_config(host: PluginHost, config: TrainConfig) -> None:
     if config.preferences:
         load_preferences(config.preferences)
     check_model(config.model)
+    check_init_adapter(config)
+
+
+def check_init_adapter(config: TrainConfig) -> None:
+    """Refuse an init adapter that is not an adapter folder, or whose LoRA shape is not the run's
+    (its layers are compared when the model's folder tells its depth without loading it)."""
+    from rho_audit.model.paths import check_model
+
+    if config.init_adapter is not None:
+        check_shape(config, model_layer_count(config.model, check_model(config.model)))
 
 
 def contrast_pairs(host: PluginHost, dimensions: Sequence[str]) -> dict[str, list[ContrastPair]]:

@@ -6,13 +6,16 @@ A record is one instruction/response example. Two JSONL layouts are accepted, on
 - chat: ``{"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]}``
   (the last message must be the assistant's; it is the response, the rest is the prompt)
 
+Either layout may add ``"trained_spans": [[start, end], ...]``: character ranges of the response
+whose tokens alone are trained (see :attr:`SFTExample.trained_spans`).
+
 Loading validates every line and reports all bad lines with file, line and field, like probe files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,25 @@ class SFTExample:
     source: str = "corpus"
     #: Earlier turns of a chat record (role, content), before ``prompt``; empty for Alpaca.
     history: tuple[tuple[str, str], ...] = ()
+    #: Which response tokens the SFT cross-entropy is taken over: ``(start, end)`` ranges of
+    #: *characters* of ``response`` (``response[start:end]``), so a plugin can name them without
+    #: knowing the tokenizer. A token is trained when the characters it encodes overlap a range;
+    #: the end-of-sequence token counts as one character after the response (a range ending at
+    #: ``len(response) + 1`` trains it). None: every response token and the end-of-sequence token.
+    trained_spans: tuple[tuple[int, int], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.trained_spans is None:
+            return
+        spans = tuple((int(a), int(b)) for a, b in self.trained_spans)
+        limit = len(self.response) + 1
+        for a, b in spans:
+            if not 0 <= a < b <= limit:
+                raise ValueError(
+                    f"trained span ({a}, {b}) of example {self.id!r}: need 0 <= start < end <= "
+                    f"{limit} (the response's length, plus 1 for the end-of-sequence token)"
+                )
+        object.__setattr__(self, "trained_spans", spans)  # lists from JSON become hashable tuples
 
 
 def builtin_corpus_files() -> list[Path]:
@@ -78,8 +100,21 @@ def _example(record: Any, default_id: str) -> SFTExample:
     if not isinstance(record, dict):
         raise ValueError("a record must be a JSON object")
     rid = str(record.get("id", default_id))
-    if "messages" in record:
-        return _chat_example(record["messages"], rid)
+    example = _chat_example(record["messages"], rid) if "messages" in record else _alpaca_example(record, rid)
+    if "trained_spans" not in record:
+        return example
+    spans = record["trained_spans"]
+    if not isinstance(spans, list) or not all(
+        isinstance(s, list) and len(s) == 2 and all(type(v) is int for v in s) for s in spans
+    ):
+        raise ValueError("field 'trained_spans': must be a list of [start, end] character offsets")
+    try:
+        return replace(example, trained_spans=tuple(map(tuple, spans)))
+    except ValueError as err:
+        raise ValueError(f"field 'trained_spans': {err}") from None
+
+
+def _alpaca_example(record: dict[str, Any], rid: str) -> SFTExample:
     missing = [k for k in ("instruction", "output") if not _text(record.get(k))]
     if missing:
         raise ValueError(

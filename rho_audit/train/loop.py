@@ -49,8 +49,10 @@ from rho_audit.train.config import (
     TrainConfig,
     TrainingPlan,
     build_plan,
+    check_init_adapter,
     resolve_trainer,
 )
+from rho_audit.train.init_adapter import check_shape, load_weights, weights_sha256
 from rho_audit.train.packing import MicroBatch, packing_supported
 from rho_audit.train.reference import ReferenceScores, as_mlx, bucketed_kl, model_identity
 
@@ -92,6 +94,7 @@ def train(
         check_same_config(out, finished, sha)
         return TrainOutcome(finished["run_id"], out, finished["steps"], "complete", finished["final_metrics"])
     trainer, options = resolve_trainer(host, config)
+    check_init_adapter(config)
     plan = build_plan(host, config)
     checkpoint = latest_checkpoint(out)
     if checkpoint:
@@ -169,6 +172,9 @@ class TrainingLoop:
         template = lm.resolve_template(cfg.template)
         model = lm.model
         lora_layers = self._add_lora(model)
+        if cfg.init_adapter is not None:  # a checkpoint's weights, restored below, replace these
+            check_shape(cfg, len(model.layers))
+            load_weights(model, cfg.init_adapter)
         self.packed = packing_supported(model)
         tok = TrainingTokenizer(lm, template, cfg.max_seq_len)
         if cfg.budget_tokens:
@@ -290,8 +296,9 @@ class TrainingLoop:
             for p in drawn:
                 by_dimension.setdefault(p.dimension, []).extend(tok.pair(p, tags))
             groups = tuple(tuple(rows) for rows in by_dimension.values())
-            sft = tok.example(self.examples[index], tags[0] if tags else None)
-            yield MicroBatch(sft, groups, cfg.max_seq_len)
+            example = self.examples[index]
+            sft = tok.example(example, tags[0] if tags else None)
+            yield MicroBatch(sft, groups, cfg.max_seq_len, tok.weights(example))
 
     def _trained(self, batch: MicroBatch) -> MicroBatch:
         """The rows of ``batch`` the objective's loss trains on."""
@@ -310,7 +317,7 @@ class TrainingLoop:
         loss trained on is logged per step as ``trained_tokens``."""
         cfg = self.config
         budget = cfg.budget_tokens or 0
-        lengths = [MicroBatch(tok.example(ex), (), cfg.max_seq_len).n_tokens() for ex in self.examples]
+        lengths = [MicroBatch(tok.example(ex), (), cfg.max_seq_len).sft_tokens() for ex in self.examples]
         if not any(lengths):
             raise RhoAuditError("--budget-tokens: the SFT examples have no response tokens to count.")
         total, micro = 0, 0
@@ -363,7 +370,7 @@ class TrainingLoop:
                 kls.append(kl.item())
             hinges += hinge.tolist()
             tokens += trained.n_tokens()
-            data += batch.without_pairs().n_tokens()
+            data += batch.sft_tokens()
         grads = tree_map(lambda g: g / cfg.grad_accumulation, grads_sum)
         grads, grad_norm = optim.clip_grad_norm(grads, cfg.grad_clip)
         # MLX evaluates the schedule at the update count before incrementing it: this step's lr.
@@ -424,6 +431,11 @@ class TrainingLoop:
                 "config_sha256": self.sha,
             },
         }
+        if self.config.init_adapter is not None:
+            adapter_config["rho_audit"]["init_adapter"] = {
+                "path": str(self.config.init_adapter),
+                "weights_sha256": weights_sha256(self.config.init_adapter),
+            }
         tags = self.trainer.control_tags
         if tags:  # audits of this adapter put the desired-behaviour tag before every prompt
             adapter_config["rho_audit"]["audit_prefix"] = tags[0]

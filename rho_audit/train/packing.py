@@ -36,9 +36,11 @@ from typing import Any
 from rho_audit.model.layout import body_and_head
 from rho_audit.train.batches import (
     TokenBatch,
+    Weights,
     pair_ce,
     per_row_ce,
     per_row_ce_and_logits,
+    scored_weights,
     token_batch,
     truncate_row,
 )
@@ -69,13 +71,15 @@ class PackedRows:
     heads: Any  # [U] int32: the packed positions whose next token is scored (in some row)
     head_of: Any  # [S] int32: for each scored target, its position's index in ``heads``
     targets: Any  # [S] int32: the scored targets
-    rows: Any  # [rows, S] float32: 1 where a scored position belongs to the row
-    n_tokens: int  # scored targets, as TokenBatch.n_tokens counts them
+    rows: Any  # [rows, S] float32: a scored target's weight in its row (1 unless weighted), else 0
+    n_tokens: int  # scored targets (weighted), as TokenBatch.n_tokens counts them
 
 
-def pack_rows(rows: Sequence[Row], max_len: int) -> PackedRows:
+def pack_rows(rows: Sequence[Row], max_len: int, weights: Sequence[Weights] | None = None) -> PackedRows:
     """Rows truncated to ``max_len`` each exactly as :func:`~rho_audit.train.batches.token_batch`
     does, packed into one sequence (``max_len`` bounds each row, not the packed length).
+    ``weights``: as for ``token_batch``, a row's targets' weights in its mean CE (a weight-0
+    target is still projected, so the first row's log-softmax covers all of its targets).
 
     A token's hidden states depend only on the tokens before it in its row, so a row prefix that
     an earlier row already packed is not packed again: a pair's prompt, the chat template's system
@@ -90,9 +94,10 @@ def pack_rows(rows: Sequence[Row], max_len: int) -> PackedRows:
     scored: list[int] = []
     targets: list[int] = []
     owner: list[int] = []
+    weight: list[float] = []
     prefixes: dict[int, tuple[int, dict]] = {}  # a trie of packed prefixes: token -> (index, next)
     for r, (context, continuation) in enumerate(rows):
-        context, seq = truncate_row(context, continuation, max_len)
+        kept, seq = truncate_row(context, continuation, max_len)
         inputs = seq[:-1]
         at: list[int] = []  # packed index of each input
         node = prefixes
@@ -108,14 +113,15 @@ def pack_rows(rows: Sequence[Row], max_len: int) -> PackedRows:
             positions.append(i)
         if len(tokens) > start:
             spans.append(Span(start, len(tokens), _runs(at[:shared])))
-        n_cont = max(0, len(seq) - len(context))
+        n_cont = max(0, len(seq) - len(kept))
         first = max(0, len(inputs) - n_cont)  # first scored target index (target t is seq[t + 1])
         scored += at[first:]
         targets += seq[first + 1 :]
         owner += [r] * (len(inputs) - first)
+        weight += scored_weights(context, continuation, max_len, weights[r] if weights else None)
     heads, head_of = np.unique(np.array(scored, dtype=np.int32), return_inverse=True)
     membership = np.zeros((len(rows), len(scored)), dtype=np.float32)
-    membership[owner, np.arange(len(scored))] = 1.0
+    membership[owner, np.arange(len(scored))] = weight
     return PackedRows(
         mx.array([tokens], dtype=mx.int32),
         mx.array(positions, dtype=mx.int32),
@@ -124,7 +130,7 @@ def pack_rows(rows: Sequence[Row], max_len: int) -> PackedRows:
         mx.array(head_of.reshape(-1), dtype=mx.int32),
         mx.array(targets, dtype=mx.int32),
         mx.array(membership),
-        len(scored),
+        round(sum(weight)),
     )
 
 
@@ -201,11 +207,14 @@ class BatchOutputs:
 @dataclass(frozen=True)
 class MicroBatch:
     """One micro-step's rows: its SFT example (None: the objective does not train on it), and the
-    drawn pairs' (positive, negative) rows grouped by dimension (pairs in draw order within a group)."""
+    drawn pairs' (positive, negative) rows grouped by dimension (pairs in draw order within a group).
+    ``sft_weights``: per continuation token of the SFT row, 1.0 if its CE is trained, 0.0 if not
+    (None: all are; see ``SFTExample.trained_spans``)."""
 
     sft: Row | None
     pairs: tuple[tuple[Row, ...], ...]
     max_len: int
+    sft_weights: tuple[float, ...] | None = None
 
     def pair_rows(self) -> list[Row]:
         return [row for group in self.pairs for row in group]
@@ -213,15 +222,25 @@ class MicroBatch:
     def rows(self) -> list[Row]:
         return [*([self.sft] if self.sft else []), *self.pair_rows()]
 
+    def row_weights(self) -> list[Weights]:
+        """Each of :meth:`rows`' target weights (None: every target counts)."""
+        return [*([self.sft_weights] if self.sft else []), *[None] * len(self.pair_rows())]
+
     def without_pairs(self) -> MicroBatch:
-        return MicroBatch(self.sft, (), self.max_len)
+        return MicroBatch(self.sft, (), self.max_len, self.sft_weights)
 
     def without_sft(self) -> MicroBatch:
         return MicroBatch(None, self.pairs, self.max_len)
 
     def n_tokens(self) -> int:
-        """Scored targets in all its rows (the loop's tokens/s and token budget count these)."""
-        return sum(_scored_targets(row, self.max_len) for row in self.rows())
+        """Trained targets in all its rows (the loop's tokens/s and ``trained_tokens`` count
+        these): a weighted SFT row counts only the tokens it trains."""
+        pairs = zip(self.rows(), self.row_weights(), strict=True)
+        return sum(round(sum(scored_weights(*row, self.max_len, w))) for row, w in pairs)
+
+    def sft_tokens(self) -> int:
+        """Response tokens the SFT row scores, trained or not (what a token budget counts)."""
+        return _scored_targets(self.sft, self.max_len) if self.sft else 0
 
     def pair_tokens(self) -> list[int]:
         """Scored targets of each pair row, in (positive, negative) order."""
@@ -233,16 +252,16 @@ class MicroBatch:
 
         want = _scored_targets(self.sft, self.max_len) if sft_logprobs and self.sft else 0
         if packed:
-            ce, logprobs = packed_forward(model, pack_rows(self.rows(), self.max_len), want)
+            rows = pack_rows(self.rows(), self.max_len, self.row_weights())
+            ce, logprobs = packed_forward(model, rows, want)
             n_sft = 1 if self.sft else 0
             return BatchOutputs(ce[:n_sft], ce[n_sft:], logprobs)
         sft, logprobs = mx.zeros((0,)), None
         if self.sft:
-            batch = token_batch([self.sft], self.max_len)
+            batch = token_batch([self.sft], self.max_len, [self.sft_weights])
             sft, logits = per_row_ce_and_logits(model, batch)
-            if want:
-                scored = [i for i, m in enumerate(batch.mask[0, batch.start :].tolist()) if m]
-                chosen = logits[0][mx.array(scored)]
+            if want:  # one row: its logits from batch.start on are those of its scored targets
+                chosen = logits[0][:want]
                 logprobs = chosen - mx.logsumexp(chosen, axis=-1, keepdims=True)
         pairs = pair_ce(model, self.pair_batches()) if self.pairs else mx.zeros((0,))
         return BatchOutputs(sft, pairs, logprobs)

@@ -22,6 +22,7 @@ from rho_audit.api.errors import RhoAuditError
 from rho_audit.plugins import PluginHost
 from rho_audit.report.splits import SPLIT_ORDER, ordered_splits
 from rho_audit.train.config import TrainConfig
+from rho_audit.train.init_adapter import init_adapter_problem
 from rho_audit.train.sweep.schema import (
     RESERVED_KEYS,
     AuditSettings,
@@ -502,7 +503,8 @@ class _Expansion:
 
     def _check_values(self, config: TrainConfig, origin: dict[str, KeyPath]) -> bool:
         """What TrainConfig's types cannot say: each trainer option within the range its
-        trainer declares, and the corpus file present. False after reporting a problem."""
+        trainer declares, the corpus file present, the init adapter an adapter folder. False after
+        reporting a problem."""
         ok = True
         declared = self.vocab.declared.get(config.trainer, {})
         for name, value in config.options.items():
@@ -517,6 +519,10 @@ class _Expansion:
                 f"no corpus file {str(config.corpus)!r} (a JSONL file; a relative path is taken from the "
                 "folder rho-audit runs in)",
             )
+            ok = False
+        problem = init_adapter_problem(config.init_adapter) if config.init_adapter is not None else None
+        if problem:  # checked here, as the cell's config hash reads the adapter's weights
+            self.problems.add(origin.get("init_adapter", ("train", "init_adapter")), problem)
             ok = False
         return ok
 
