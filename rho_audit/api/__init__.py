@@ -48,6 +48,9 @@ Where to read on:
 * :mod:`rho_audit.api.trainers`: :class:`Trainer`, :class:`LossTerms`, :class:`TrainerOption`.
 * :mod:`rho_audit.api.context`, :mod:`~rho_audit.api.results`, :mod:`~rho_audit.api.events`:
   what a dimension receives and returns, and what a ``run_event`` observer sees.
+* :mod:`rho_audit.api.inference`: :class:`Sampling` (temperature, top-p, n completions, seed) for
+  ``AuditContext.sample``/``generate``, and the ``layer``/``positions`` of
+  ``AuditContext.hidden_states`` (float32 activations of prompts or scored texts at a layer).
 
 Rules that keep the CLI fast and robust: register *classes*, not instances; import heavy libraries
 (mlx, torch, an SDK) inside methods, never at module import time (this package imports none:
@@ -82,6 +85,7 @@ from rho_audit.api.errors import (
 )
 from rho_audit.api.events import EventKind, RunEvent
 from rho_audit.api.hooks import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl
+from rho_audit.api.inference import GREEDY, HiddenPositions, Layer, Sampling
 from rho_audit.api.judge_calls import (
     BudgetExhausted,
     Meter,
@@ -184,6 +188,7 @@ __all__ = [
     "CONTROL",
     "ENTRY_POINT_GROUP",
     "ERROR",
+    "GREEDY",
     "NON_VERDICTS",
     "PROJECT_NAME",
     "REFERENCE_PAIRS",
@@ -206,12 +211,14 @@ __all__ = [
     "EventKind",
     "GenerationDimension",
     "GenerationProbe",
+    "HiddenPositions",
     "Judge",
     "JudgeError",
     "JudgeItem",
     "LLMJudge",
     "LabelledDimension",
     "LabelledProbe",
+    "Layer",
     "LossTerms",
     "Meter",
     "MetricName",
@@ -233,6 +240,7 @@ __all__ = [
     "Rubric",
     "RunEvent",
     "SFTExample",
+    "Sampling",
     "Score",
     "ScoreRequest",
     "Template",

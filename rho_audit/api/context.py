@@ -10,10 +10,14 @@ too, so a plugin reads them without importing the model layer.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
+from rho_audit.api.inference import HiddenPositions, Layer, Sampling
+
 if TYPE_CHECKING:
+    import numpy as np
+
     from rho_audit.api.attacks import Attack
     from rho_audit.api.judges import Judge, JudgeItem, Verdict
     from rho_audit.api.personas import Persona
@@ -76,15 +80,51 @@ class AuditContext:
         """Teacher-forced log-probabilities of each request's continuation."""
         return self.model.score(requests, self.template, self._report("texts"))
 
-    def generate(self, prompts: Sequence[str], max_tokens: int) -> list[str]:
-        """Greedy completions (deterministic for a given model)."""
+    def generate(
+        self, prompts: Sequence[str], max_tokens: int, sampling: Sampling | None = None
+    ) -> list[str]:
+        """One completion per prompt: greedy (deterministic for a given model), or drawn as
+        ``sampling`` says (its ``n`` must be 1; its seed None: the run's :attr:`seed`)."""
         return self.model.generate(
             prompts,
             max_tokens,
             self.template,
             self._report("prompts"),
             batch_size=self.generation_batch_size,
+            sampling=self._seeded(sampling) if sampling is not None else None,
         )
+
+    def sample(self, prompts: Sequence[str], max_tokens: int, sampling: Sampling) -> list[list[str]]:
+        """``sampling.n`` completions per prompt (a list per prompt), decoded in batches like
+        :meth:`generate`'s. Completion ``j`` of a prompt is drawn from a random stream keyed by
+        the seed (None: the run's :attr:`seed`), the prompt as the model reads it and ``j``, so it
+        reproduces whatever else is decoded with it (see :mod:`rho_audit.api.inference`)."""
+        return self.model.sample(
+            prompts,
+            max_tokens,
+            self._seeded(sampling),
+            self.template,
+            self._report("completions"),
+            batch_size=self.generation_batch_size,
+        )
+
+    def _seeded(self, sampling: Sampling) -> Sampling:
+        return sampling if sampling.seed is not None else replace(sampling, seed=self.seed)
+
+    def hidden_states(
+        self,
+        texts: Sequence[str | ScoreRequest],
+        layer: Layer = "middle",
+        positions: HiddenPositions = "last",
+    ) -> np.ndarray | list[np.ndarray]:
+        """Float32 activations (NumPy) at ``layer``: the residual stream after that block (an
+        index, negative from the end, or ``"middle"``). A text is a prompt (``str``), read as
+        :meth:`generate` puts it to the model, or a :class:`ScoreRequest`, read as :meth:`score`
+        reads it. ``positions``: ``"last"`` (the text's last token), ``"last_prompt"`` (its
+        prompt's last token) or ``"mean"`` (over a prompt's tokens, or a request's continuation
+        tokens) give a (texts, hidden) array; ``"all"`` a list of (positions, hidden) arrays
+        over the same spans. See :data:`rho_audit.api.inference.HiddenPositions`."""
+        return self.model.hidden_states(texts, layer, positions, self.template)
 
     def judge_items(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         """The judge's verdict on each item (LLM judges are cached and budgeted, and report progress)."""

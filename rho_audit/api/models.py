@@ -24,8 +24,9 @@ def resolve_model(spec: str | None) -> ResolvedModel:
 
 
 def load_model(resolved: ResolvedModel) -> LanguageModel:
-    """Load a resolved model: ``score``, ``generate``, ``encode``, ``format_prompt`` and
-    ``resolve_template`` as the audit's own model has them."""
+    """Load a resolved model: ``score``, ``generate``, ``sample``, ``hidden_states``, ``encode``,
+    ``format_prompt`` and ``resolve_template`` as the audit's own model has them (each takes the
+    template explicitly, where :class:`~rho_audit.api.context.AuditContext` passes the run's)."""
     from rho_audit.model.language_model import LanguageModel
 
     return LanguageModel.load(resolved.path, resolved.model_id)

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
+import numpy as np
 
 from rho_audit.api.context import CountProgress, Score, ScoreRequest, Template
 from rho_audit.api.errors import ModelError, RhoAuditError
-from rho_audit.api.inference import GREEDY, Sampling
-from rho_audit.model import decoding, scoring
+from rho_audit.api.inference import GREEDY, HiddenPositions, Layer, Sampling
+from rho_audit.model import activations, decoding, scoring
 from rho_audit.model.cpu_kernels import numpy_kernels
 from rho_audit.model.decoding import common_prefix_length
 from rho_audit.model.layout import body_and_head
@@ -485,6 +486,76 @@ class LanguageModel:
             finally:
                 generator.close()
         return [tokens[uid] for uid in uids]
+
+    # -- hidden states ---------------------------------------------------------------------
+
+    def hidden_states(
+        self,
+        texts: Sequence[str | ScoreRequest],
+        layer: Layer = "middle",
+        positions: HiddenPositions = "last",
+        template: Template = "chat",
+        batch_size: int | None = None,
+    ) -> np.ndarray | list[np.ndarray]:
+        """Float32 activations of each text at ``layer`` (the residual stream after that block;
+        see :data:`rho_audit.api.inference.Layer`), in batches.
+
+        A text is a prompt (``str``), read as :meth:`generate` puts it to the model (template,
+        persona, control prefix), or a :class:`ScoreRequest`, read as :meth:`score` reads it
+        (context, then continuation). ``positions`` (:data:`rho_audit.api.inference.HiddenPositions`):
+        ``"last"``, ``"last_prompt"`` or ``"mean"`` give one (hidden,) vector per text, stacked
+        into a (texts, hidden) array; ``"all"`` gives a list of (positions, hidden) arrays.
+        """
+        index = activations.resolve_layer(self.model, layer, self.model_id)
+        if positions not in ("last", "last_prompt", "mean", "all"):
+            raise RhoAuditError(
+                f'hidden_states(positions={positions!r}): pass "last", "last_prompt", "mean" or "all".'
+            )
+        sequences: list[tuple[int, ...]] = []
+        prompt_ends: list[int] = []  # each text's prompt (context) length; its span starts there
+        for i, text in enumerate(texts):
+            if isinstance(text, str):
+                sequences.append(self._context_ids(text, template))
+                prompt_ends.append(len(sequences[-1]))
+            elif isinstance(text, ScoreRequest):
+                context = self._context_ids(text.prompt, template)
+                continuation = self.encode(text.continuation)
+                if not continuation:
+                    raise RhoAuditError(
+                        f"hidden_states: text {i}'s continuation {text.continuation!r} encodes to no "
+                        "tokens. Pass its prompt alone (a str) for the prompt's states."
+                    )
+                sequences.append((*context, *continuation))
+                prompt_ends.append(len(context))
+            else:
+                raise RhoAuditError(
+                    f"hidden_states: text {i} is a {type(text).__name__}; pass a prompt (str) or a "
+                    "ScoreRequest."
+                )
+
+        def select(i: int, states: np.ndarray) -> np.ndarray:
+            prompt_end = prompt_ends[i]
+            span = states if isinstance(texts[i], str) else states[prompt_end:]
+            if positions == "last":
+                return states[-1]
+            if positions == "last_prompt":
+                return states[prompt_end - 1]
+            return span.mean(axis=0) if positions == "mean" else span
+
+        self._evaluate_parameters()
+        rows = activations.hidden_states(
+            self.model,
+            sequences,
+            index,
+            select,
+            self.batch_tokens,
+            batch_size or self.batch_size or activations.MAX_ROWS,
+        )
+        if positions == "all":
+            return rows
+        if not rows:
+            return np.zeros((0, getattr(self.model.args, "hidden_size", 0)), dtype=np.float32)
+        return np.stack(rows)
 
 
 def _controlled(prompt: str, control: str | None) -> str:
