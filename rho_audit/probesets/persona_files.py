@@ -117,6 +117,8 @@ def _yaml_records(path: Path) -> Iterator[_Record]:
         raise PersonaFileError(f"{yaml_error_message(path, err)}. Fix the syntax there.") from None
     except RecursionError:
         raise PersonaFileError(f"{path}: YAML nested too deeply; write a flat list of personas.") from None
+    except ValueError as err:  # a value YAML reads but Python refuses, e.g. a 5000-digit integer
+        raise PersonaFileError(f"{path}: a value cannot be read: {err}. Quote it as text.") from None
     if isinstance(data, dict) and isinstance(root, yaml.MappingNode) and set(data) == {"personas"}:
         data = data["personas"]
         root = next(v for k, v in root.value if k.value == "personas")
