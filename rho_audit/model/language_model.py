@@ -7,8 +7,9 @@ Templates
     (:attr:`LanguageModel.system_prompt`) is the system turn before the user's (chat), else the
     first paragraph of the prompt; a bare statement does not get it.
 
-Scoring runs in :mod:`rho_audit.model.scoring`; greedy generation in
-:mod:`rho_audit.model.decoding` (Llama and Qwen2 layouts) or mlx-lm's ``BatchGenerator``.
+Scoring runs in :mod:`rho_audit.model.scoring`; generation, greedy or sampled
+(:mod:`rho_audit.model.sampling`), in :mod:`rho_audit.model.decoding` (Llama and Qwen2 layouts)
+or mlx-lm's ``BatchGenerator``; hidden states in :mod:`rho_audit.model.activations`.
 """
 
 from __future__ import annotations
