@@ -231,3 +231,25 @@ def test_the_train_command_takes_init_adapter(tmp_path, tiny_model_path, corpus,
     assert isinstance(result.exception, RhoAuditError)
     assert "its LoRA is not this run's shape: rank 8 (this run: 4)" in str(result.exception)
     assert not (tmp_path / "s.sqlite").exists()  # refused before anything ran
+
+
+def test_a_sweep_takes_init_adapter_and_checks_it_at_its_line(tmp_path, tiny_model_path, memo_host, adapter):
+    from rho_audit.train.sweep import SweepFileError, plan_sweep
+
+    def cells(init: str | None) -> list:
+        extra = f", init_adapter: {init}" if init else ""
+        path = tmp_path / "s.yaml"
+        path.write_text(
+            f"name: s\nmodels: [{tiny_model_path}]\ngrid: {{trainer: [sft], seed: [1]}}\n"
+            f"train: {{dimensions: [memo]{extra}}}\n"
+        )
+        return plan_sweep(path, memo_host, out=tmp_path / "o").train_cells
+
+    [plain], [started] = cells(None), cells(str(adapter))
+    assert started.train["init_adapter"] == str(adapter)
+    assert started.config_sha256 != plain.config_sha256
+    with pytest.raises(SweepFileError) as err:
+        cells(str(tmp_path / "nowhere"))
+    assert f"4: train.init_adapter: init adapter '{tmp_path}/nowhere' has no adapters.safetensors" in str(
+        err.value
+    )
