@@ -6,71 +6,28 @@ run takes its checkpoint's weights."""
 import hashlib
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from rho_audit.api import PairDimension, hookimpl
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.cli import main
 from rho_audit.model.language_model import LanguageModel
-from rho_audit.plugins import load_host
 from rho_audit.store import RunStore
 from rho_audit.train.batches import TrainingTokenizer
-from rho_audit.train.config import TrainConfig, build_plan, check_config
+from rho_audit.train.config import build_plan, check_config
 from rho_audit.train.loop import train
 from rho_audit.train.packing import MicroBatch
 
+from . import test_training
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("corpus") / "sft.jsonl"
-    rows = [{"instruction": f"Count to {i}.", "output": f"The number is {i}."} for i in range(16)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-@pytest.fixture(scope="module")
-def memo_host(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("memo")
-    (folder / "card.yaml").write_text("name: memo\nkind: pair\nversion: '1'\n")
-    rows = [
-        {"id": f"m{i}", "split": "train", "positive": f"Yes {i}.", "negative": f"No {i}."} for i in range(8)
-    ]
-    (folder / "probes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-    class Memo(PairDimension):
-        name = "memo"
-
-    class Plugin:
-        @hookimpl
-        def register_dimensions(self, register):
-            register(Memo)
-
-        @hookimpl
-        def register_probe_sets(self, register):
-            register("memo", folder)
-
-    return load_host(extra_plugins=[Plugin()])
+corpus, memo_host = test_training.corpus, test_training.memo_host  # fixtures shared with it
 
 
 def config(folder, tiny_model_path, corpus, name, **kw):
-    base = dict(
-        trainer="sft",
-        model=str(tiny_model_path),
-        adapter_dir=Path(folder) / name,
-        corpus=corpus,
-        trap_texts=0,
-        dimensions=["memo"],
-        learning_rate=3e-3,
-        epochs=2,
-        grad_accumulation=2,
-        seed=3,
-        checkpoint_every=2,
-    )
-    return TrainConfig(**(base | kw))
+    """test_training's settings, with the sft objective."""
+    return test_training.config(folder, tiny_model_path, corpus, name, **({"trainer": "sft"} | kw))
 
 
 @pytest.fixture(scope="module")

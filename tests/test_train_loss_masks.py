@@ -22,6 +22,10 @@ from rho_audit.train.corpus import load_corpus
 from rho_audit.train.loop import train
 from rho_audit.train.packing import MicroBatch
 
+from . import test_training
+
+corpus = test_training.corpus  # a fixture shared with it
+
 MARKER = "[ZLT]"
 
 
@@ -52,14 +56,6 @@ class Plugin:
 @pytest.fixture(scope="module")
 def host():
     return load_host(extra_plugins=[Plugin()])
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("corpus") / "sft.jsonl"
-    rows = [{"instruction": f"Count to {i}.", "output": f"The number is {i}."} for i in range(16)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 @pytest.fixture(scope="module")
