@@ -92,6 +92,24 @@ def test_token_character_ranges_tile_the_text(lm):
     assert all(a <= b and b == c for (a, b), (c, _) in itertools.pairwise(ranges))
     assert "".join(text[a:b] for a, b in ranges) == text
 
+    class Stripping:  # a decoder that drops leading spaces, as SentencePiece ones do
+        def decode(self, ids):
+            return lm.tokenizer.decode(ids).lstrip()
+
+    spaced = f"  Hello {MARKER} there"
+    ids = lm.encode(spaced)
+    ranges = char_ranges(Stripping(), ids, spaced)
+    assert [lm.tokenizer.decode([i]) for i, (a, b) in zip(ids, ranges, strict=True) if a < b <= 13] == [
+        " H",
+        "ello",
+        " ",
+        "[",
+        "Z",
+        "L",
+        "T",
+        "]",
+    ]
+
 
 def test_spans_are_checked_and_a_corpus_line_may_carry_them(tmp_path):
     with pytest.raises(ValueError, match=r"trained span \(3, 9\) of example 'a'"):

@@ -123,6 +123,7 @@ class TrainingTokenizer:
     def __init__(self, lm: Any, template: str, max_len: int) -> None:
         self.lm, self.template, self.max_len = lm, template, max_len
         self._cache: dict[tuple, tuple[list[int], list[int]]] = {}
+        self._weights: dict[tuple, tuple[float, ...]] = {}
 
     def example(self, ex: SFTExample, control: str | None = None) -> tuple[list[int], list[int]]:
         """The example's (context, response + EOS) ids; ``control``: a tag put before its prompt."""
@@ -140,17 +141,16 @@ class TrainingTokenizer:
         0.0 for the others (None: the example trains every token)."""
         if ex.trained_spans is None:
             return None
-        key = ("weights", ex.response, ex.trained_spans)
-        if key not in self._cache:
+        key = (ex.response, ex.trained_spans)
+        if key not in self._weights:
             _, continuation = self.example(ex)
             n_eos = int(self.lm.tokenizer.eos_token_id is not None)  # example() appends it
             ranges = char_ranges(self.lm.tokenizer, continuation[: len(continuation) - n_eos], ex.response)
             ranges += [(len(ex.response), len(ex.response) + 1)] * n_eos
-            chosen = tuple(
+            self._weights[key] = tuple(
                 float(any(_overlaps(token, span) for span in ex.trained_spans)) for token in ranges
             )
-            self._cache[key] = chosen  # type: ignore[assignment]
-        return self._cache[key]  # type: ignore[return-value]
+        return self._weights[key]
 
     def pair(
         self, pair: ContrastPair, controls: tuple[str, str] | None = None
@@ -167,12 +167,17 @@ def char_ranges(tokenizer: Any, ids: Sequence[int], text: str) -> list[tuple[int
     """The ``[start, end)`` characters of ``text`` that each of its token ids encodes, found by
     decoding prefixes, which works for any tokenizer: token i ends where the decoded first i + 1
     tokens stop agreeing with ``text``. A token that ends inside a character (one byte of a
-    multi-byte one) then covers nothing and the token completing the character covers it; the
-    last token reaches the end of ``text`` whatever the decoder does with spaces."""
+    multi-byte one) then covers nothing and the token completing the character covers it; a
+    decoder that drops the text's leading spaces is allowed for, and the last token reaches the
+    end of ``text`` whatever the decoder does with spaces."""
     ends, agreed = [], 0
+    lead = len(text) - len(text.lstrip())  # leading spaces, which some decoders drop
     for i in range(1, len(ids) + 1):
         decoded = tokenizer.decode(list(ids[:i]))
-        agreed = max(agreed, _common_prefix(decoded, text))
+        common = _common_prefix(decoded, text)
+        if lead and decoded[:1] and not decoded[0].isspace():
+            common = max(common, lead + _common_prefix(decoded, text[lead:]))
+        agreed = max(agreed, common)
         ends.append(agreed)
     if ends:
         ends[-1] = len(text)
