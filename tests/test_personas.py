@@ -18,6 +18,7 @@ from rho_audit.model.language_model import LanguageModel
 from rho_audit.plugins import load_host
 from rho_audit.probesets.persona_files import PersonaFileError, load_persona_file
 from rho_audit.store import RunStore
+from tests.test_sweep import GOOD, FakeTrainers, fakes, plan_of, problems_of, write  # noqa: F401
 
 PIRATE = Persona("pirate", "You are Captain Flint, a pirate. Speak like one.", category="fictional")
 CHEF = Persona("chef", "You are a French chef who answers every question about food.")
@@ -327,3 +328,96 @@ def test_an_unknown_persona_says_what_is_known(persona_host):
     with pytest.raises(PluginError, match=r"unknown persona 'pirat'.*Did you mean 'pirate'"):
         persona_host.resolve_personas("pirat")
     assert api.Persona is Persona and "register_personas" in dir(api.hooks)
+
+
+# -- the sweep's personas axis -------------------------------------------------------------------
+
+SWEEP = GOOD.replace(
+    "audit: {dimensions: [factual, toxicity], limit: 10}",
+    "audit: {dimensions: [factual, toxicity], limit: 10, personas: [pirate, chef]}",
+)
+
+
+class Personas:
+    @hookimpl
+    def register_personas(self, register):
+        for persona in (PIRATE, CHEF, Persona("sailor", "You are an old sailor.")):
+            register(persona)
+
+
+@pytest.fixture
+def sweep_host(monkeypatch):
+    monkeypatch.setenv("RHO_AUDIT_DISABLE_PLUGINS", "trainers,six-objectives,example-calibration")
+    return load_host(extra_plugins=[FakeTrainers(), Personas()])
+
+
+def test_the_personas_axis_copies_every_cell_and_baseline_per_persona(tmp_path, sweep_host):
+    from rho_audit.train.config import TrainConfig
+
+    plan = plan_of(tmp_path, sweep_host, SWEEP)
+    ids = [c.cell_id for c in plan.run_order()]
+    assert ids[:4] == [
+        "baseline_persona-pirate",
+        "baseline_persona-chef",
+        "fake-sft_persona-pirate_seed1",
+        "fake-sft_persona-chef_seed1",
+    ]
+    assert len(ids) == 2 * 7 and len({c.config_sha256 for c in plan.cells}) == 14
+    cell = next(c for c in plan.cells if c.cell_id == "fake-guided_lambda0.2_persona-chef_seed2")
+    assert cell.condition == "fake-guided_lambda0.2_persona-chef"
+    assert cell.model_label == "default, persona chef"
+    assert cell.audit["persona"] == "chef" and "personas" not in cell.audit
+    twin = next(c for c in plan.cells if c.cell_id == "fake-guided_lambda0.2_persona-pirate_seed2")
+    # One training config for both: the second cell reuses the first's adapter.
+    same = [TrainConfig.model_validate(c.train).config_sha256() for c in (cell, twin)]
+    assert same[0] == same[1] and cell.adapter_dir != twin.adapter_dir
+    # A sweep without personas keeps its ids and hashes; adding a persona keeps the others'.
+    plain = plan_of(tmp_path, sweep_host)
+    assert plan_of(tmp_path, sweep_host, GOOD.replace("limit: 10}", "limit: 10, personas: null}")) == plain
+    assert all("persona" not in c.audit for c in plain.cells)
+    three = plan_of(tmp_path, sweep_host, SWEEP.replace("[pirate, chef]", "[pirate, chef, sailor]"))
+    before = {c.cell_id: c.config_sha256 for c in plan.cells}
+    after = {c.cell_id: c.config_sha256 for c in three.cells}
+    assert len(after) == 21 and {k: after[k] for k in before} == before
+
+
+def test_unknown_and_repeated_personas_are_named_at_their_line(tmp_path, sweep_host):
+    text = SWEEP.replace("[pirate, chef]", "[pirat, chef, chef]")
+    msg = problems_of(tmp_path, sweep_host, text)
+    path = tmp_path / "sweep.yaml"
+    assert f"{path}:9: audit.personas[0]: unknown persona 'pirat'" in msg and "did you mean 'pirate'?" in msg
+    assert f"{path}:9: audit.personas[2]: repeats the value 'chef'" in msg
+    empty = problems_of(tmp_path, sweep_host, SWEEP.replace("[pirate, chef]", "[]"))
+    assert f"{path}:9: audit.personas:" in empty
+
+
+def test_dry_run_and_run_audit_each_cell_under_its_persona(tmp_path, sweep_host, fakes, monkeypatch):  # noqa: F811
+    from click.testing import CliRunner
+
+    from rho_audit.cli.sweep import sweep
+    from rho_audit.train import sweep as sw
+
+    monkeypatch.setattr("rho_audit.plugins.load_host", lambda: sweep_host)
+    path, store = write(tmp_path, SWEEP), tmp_path / "runs.sqlite"
+    args = [str(path), "--dry-run", "--store", str(store), "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(sweep, args)
+    assert result.exit_code == 0, result.output
+    assert "14 cells, 0 complete" in result.output and "fake-sft_persona-chef_seed1" in result.output
+    assert "personas: pirate, chef" in result.output and not store.exists()
+
+    seen: list[tuple[str | None, str | None]] = []
+    fake_audit = fakes[1]
+
+    def audit(config, host):  # the fake audit, recording the persona each audit ran under
+        seen.append((config.adapter, config.persona.name if config.persona else None))
+        return fake_audit(config, host)
+
+    monkeypatch.setattr("rho_audit.audit.runner.run_audit", audit)
+    plan = plan_of(tmp_path, sweep_host, SWEEP)
+    outcome = sw.run_sweep(plan, store, sweep_host)
+    assert len(outcome.ran) == 14 and not outcome.failed
+    assert [p for _, p in seen] == [c.audit["persona"] for c in plan.run_order()]
+    summary = sw.summarize(plan, store)
+    assert set(summary.baselines) == {"default, persona pirate", "default, persona chef"}
+    conditions = {c.condition for c in summary.conditions}
+    assert {"fake-guided_lambda0.2_persona-pirate", "fake-guided_lambda0.2_persona-chef"} <= conditions

@@ -41,7 +41,9 @@ A sweep file (validated entirely before anything runs; errors name file:line and
   train: {max_sft_examples: 200}     # the same for every cell
   audit: {dimensions: [factual, toxicity], split: eval, limit: 50}
                                      # split: [eval, train] audits each cell once per split;
-                                     # probes: [ood-clinical, ood-logic] adds probe sets
+                                     # probes: [ood-clinical, ood-logic] adds probe sets;
+                                     # personas: [pirate, chef] audits every cell and the
+                                     # baseline once per persona (cells ..._persona-pirate)
   baseline: true                     # audit each base model once, for the deltas
   quick: {grid: {seed: [42]}, train: {max_sft_examples: 16}, audit: {limit: 20}}
 """
@@ -206,10 +208,14 @@ def plan_table(plan: SweepPlan, store: Path) -> Any:
             cell.model or "default",
             statuses[cell.cell_id],
         )
+    personas = list(dict.fromkeys(c.audit["persona"] for c in plan.cells if c.audit.get("persona")))
     return _titled(
         f"{plan.sweep_id}: {len(plan.cells)} cells, {done} complete in {store}",
         table,
         *([audit_line(plan.cells[0].audit)] if plan.cells else []),
+        f"personas: {', '.join(personas)} (every cell and baseline once per persona, under its system prompt)"
+        if personas
+        else "",
         f"adapters: {plan.out_dir}/<cell id>/adapter",
     )
 

@@ -314,6 +314,8 @@ def _audit_split(
         split=split,
         store=store.path,
         probe_choices=probes,
+        # A cell of the sweep's personas axis audits under its persona (a registered name).
+        persona=host.resolve_personas(a["persona"])[0] if a.get("persona") else None,
     )
     watcher = _AuditWatcher(row)
     host.pm.register(watcher, name=f"rho-audit-sweep-{cell.cell_id}")

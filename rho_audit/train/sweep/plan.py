@@ -23,6 +23,7 @@ from rho_audit.plugins import PluginHost
 from rho_audit.report.splits import SPLIT_ORDER, ordered_splits
 from rho_audit.train.config import TrainConfig
 from rho_audit.train.init_adapter import init_adapter_problem
+from rho_audit.train.sweep.personas import per_persona
 from rho_audit.train.sweep.schema import (
     RESERVED_KEYS,
     AuditSettings,
@@ -141,6 +142,7 @@ class _Vocabulary:
     fields: set[str]
     probe_sets: dict[str, Path]  # registered probe set -> its folder
     probe_kinds: dict[str, str]  # dimension -> the kind of probes it scores
+    personas: set[str]  # registered persona names
 
     @classmethod
     def from_host(cls, host: PluginHost) -> _Vocabulary:
@@ -158,6 +160,7 @@ class _Vocabulary:
                 for name, reg in host.dimensions.items()
                 if (kind := getattr(reg.obj, "probe_kind", None))
             },
+            personas=set(host.personas),
         )
 
     @property
@@ -293,6 +296,9 @@ class _Expansion:
         if isinstance(values.get("judge"), str):
             self._check_name(values["judge"], origin["judge"], "judge", self.vocab.judges)
         splits = self._check_splits(values.get("split"), origin.get("split", ("audit", "split")))
+        if isinstance(values.get("personas"), list):
+            self._check_names(values["personas"], origin["personas"], "persona", self.vocab.personas)
+            self._check_repeats("persona", values["personas"], origin["personas"])
         if isinstance(values.get("probes"), list):
             for i, item in enumerate(values["probes"]):
                 self._check_probes(item, (*origin["probes"], i), splits)
@@ -373,6 +379,7 @@ class _Expansion:
         audit = self._audit_settings()
         labels = self._model_labels()
         audit_json = _audit_json(audit) if audit else {}
+        personas = audit_json.pop("personas", None) or []  # each cell is copied once per persona
         # Expanded even after a problem, so every bad value of the file is reported at once.
         cells: list[CellSpec] = []
         seen: dict[str, KeyPath] = {}
@@ -380,11 +387,13 @@ class _Expansion:
             for combo in self._combos():
                 cell = self._cell(model, label, combo, audit_json, seen)
                 if cell is not None:
-                    cells.append(cell)
+                    cells.extend(per_persona(cell, personas))
         if self.problems or audit is None:
             return None
         baselines = [
-            self._baseline(m, label, audit_json) for m, label in zip(self.models, labels, strict=True)
+            persona_cell
+            for m, label in zip(self.models, labels, strict=True)
+            for persona_cell in per_persona(self._baseline(m, label, audit_json), personas)
         ]
         sweep_id = self._sweep_id([*baselines, *cells] if self.baseline else cells)
         out_dir = (Path(out) / sweep_id).resolve()
@@ -550,12 +559,14 @@ class _Expansion:
 
 def _audit_json(audit: AuditSettings) -> dict[str, Any]:
     """The audit settings as every cell carries (and hashes) them. One split stays a name and
-    ``probes`` appears only when set, so sweeps written before either existed keep their ids."""
+    ``probes`` and ``personas`` appear only when set, so sweeps written before any of them existed
+    keep their ids."""
     data = audit.model_dump(mode="json")
     splits = ordered_splits(data["split"])
     data["split"] = splits[0] if len(splits) == 1 else splits
-    if not data.get("probes"):
-        data.pop("probes", None)
+    for key in ("probes", "personas"):
+        if not data.get(key):
+            data.pop(key, None)
     return data
 
 

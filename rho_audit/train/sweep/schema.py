@@ -54,6 +54,9 @@ class AuditSettings(BaseModel):
     seed: int = 0
     judge: str = "keyword-refusal"
     template: Literal["auto", "chat", "raw"] = "auto"
+    #: Registered persona names (``register_personas``): every cell and the baseline are then
+    #: audited once per persona, each a cell of its own (``..._persona-NAME``); None: no persona.
+    personas: list[str] | None = Field(None, min_length=1)
 
 
 class QuickBlock(BaseModel):
@@ -100,6 +103,8 @@ def parse_sweep_yaml(path: Path, text: str) -> tuple[yaml.Node, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise SweepFileError(f"{yaml_error_message(path, err)}. Nothing was run.") from None
+    except ValueError as err:  # a value YAML reads but Python refuses, e.g. a 5000-digit integer
+        raise SweepFileError(f"{path}: a value cannot be read: {err}. Nothing was run.") from None
     if root is None or not isinstance(data, dict):
         raise SweepFileError(
             f"{path}:1: a sweep file is a mapping with at least `name:` and `grid:` "
