@@ -365,7 +365,7 @@ def test_the_personas_axis_copies_every_cell_and_baseline_per_persona(tmp_path, 
     assert len(ids) == 2 * 7 and len({c.config_sha256 for c in plan.cells}) == 14
     cell = next(c for c in plan.cells if c.cell_id == "fake-guided_lambda0.2_persona-chef_seed2")
     assert cell.condition == "fake-guided_lambda0.2_persona-chef"
-    assert cell.model_label == "default, persona chef"
+    assert cell.model_label == "default (persona chef)"
     assert cell.audit["persona"] == "chef" and "personas" not in cell.audit
     twin = next(c for c in plan.cells if c.cell_id == "fake-guided_lambda0.2_persona-pirate_seed2")
     # One training config for both: the second cell reuses the first's adapter.
@@ -418,6 +418,25 @@ def test_dry_run_and_run_audit_each_cell_under_its_persona(tmp_path, sweep_host,
     assert len(outcome.ran) == 14 and not outcome.failed
     assert [p for _, p in seen] == [c.audit["persona"] for c in plan.run_order()]
     summary = sw.summarize(plan, store)
-    assert set(summary.baselines) == {"default, persona pirate", "default, persona chef"}
+    assert set(summary.baselines) == {"default (persona pirate)", "default (persona chef)"}
     conditions = {c.condition for c in summary.conditions}
     assert {"fake-guided_lambda0.2_persona-pirate", "fake-guided_lambda0.2_persona-chef"} <= conditions
+
+
+def test_the_sweep_card_compares_each_persona_with_its_own_baseline(tmp_path, sweep_host, fakes):  # noqa: F811
+    from rho_audit.report.cards import build_card
+    from rho_audit.report.render import render
+    from rho_audit.train import sweep as sw
+
+    plan = plan_of(tmp_path, sweep_host, SWEEP)
+    store = tmp_path / "runs.sqlite"
+    assert not sw.run_sweep(plan, store, sweep_host).failed
+    reader = RunStore(store)
+    try:
+        text = render(build_card(reader, [plan.sweep_id]), "md").text
+    finally:
+        reader.close()
+    assert "| personas | " not in text and "persona: pirate" not in text
+    assert "personas: pirate, chef" in text  # the audit row names every persona of the sweep
+    assert "| default (persona pirate) | +0.100 | +0.100 |" in text  # a baseline per persona
+    assert "| default (persona pirate): fake-guided λ=0.2 | 2 / 2 | +0.215 ± 0.007 (n=2) |" in text

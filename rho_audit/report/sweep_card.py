@@ -233,7 +233,7 @@ def build_sweep_card(store: RunStore, sweep_id: str) -> SweepCard:
         models=tuple(models),
         trainers=tuple(dict.fromkeys(c.trainer for c in train_cells if c.trainer)),
         seeds=tuple(sorted({c.seed for c in train_cells if isinstance(c.seed, int)})),
-        audit=_settings(spec0.get("audit") or {}),
+        audit=_settings(_sweep_audit(rows)),
         n_cells=len(first.cells),
         n_complete=sum(1 for c in first.cells if c.status == "complete"),
         splits=sections,
@@ -287,6 +287,16 @@ def _split_section(
         not_shown=_not_shown(conditions, dose, ablations, margin, baselines, budget),
         budget=budget,
     )
+
+
+def _sweep_audit(rows: Sequence[StoredCell]) -> dict[str, Any]:
+    """The sweep's audit block: the first cell's, with the personas of all its cells (each cell of
+    a ``personas:`` axis holds its own ``persona``)."""
+    audit = dict(rows[0].spec.get("audit") or {})
+    personas = [a["persona"] for r in rows if (a := r.spec.get("audit") or {}).get("persona")]
+    if audit.pop("persona", None) is not None:
+        audit["personas"] = list(dict.fromkeys(personas))
+    return audit
 
 
 def _settings(audit: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:

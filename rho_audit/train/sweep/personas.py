@@ -4,7 +4,7 @@
 cell of the grid is then copied once per persona: the copy audits under that persona (its audit
 settings hold ``persona: NAME``), has the persona in its id and condition
 (``rho-guided_lambda0.2_persona-pirate_seed42``, ``baseline_persona-pirate``), and its
-``model_label`` is ``LABEL, persona NAME``. Every report keys baselines and groups cells by model
+``model_label`` is ``LABEL (persona NAME)``. Every report keys baselines and groups cells by model
 label, so each persona's cells are compared with that persona's own baseline, as if the persona
 were another model. The copies of a training cell share one training config: the first trains,
 the others reuse its adapter (see ``execution._reuse_finished_adapter``).
@@ -39,7 +39,7 @@ def per_persona(cell: CellSpec, personas: Sequence[str]) -> list[CellSpec]:
                 cell,
                 cell_id=f"{condition}{seed}",
                 condition=condition,
-                model_label=f"{cell.model_label}, persona {name}",
+                model_label=f"{cell.model_label} (persona {name})",
                 audit={**cell.audit, "persona": name},
                 config_sha256=hashlib.sha256(f"{cell.config_sha256}:persona:{name}".encode()).hexdigest(),
             )
