@@ -399,7 +399,7 @@ class BudgetLevel:
     """One objective at one token budget: its audits' scores over complete seeds (not Δ)."""
 
     objective: str  # the trainer and its settings other than the budget, e.g. "rho-guided λ=0.2"
-    budget: int  # trained tokens (``budget_tokens``)
+    budget: int  # ``budget_tokens``: response tokens of the SFT data stream
     condition: ConditionStats
     scores: Mapping[str, Summary]  # dimension -> score over seeds
     #: dimension -> half-width of the 95% t-interval of the mean (None below 2 seeds).
