@@ -22,17 +22,25 @@ def lm(tiny_model_path):
     return LanguageModel.load(tiny_model_path, "tiny")
 
 
-def test_samples_reproduce_whatever_the_batch_its_size_and_order(lm):
+@pytest.mark.parametrize("candidates", [1024, 16])
+def test_samples_reproduce_whatever_the_batch_its_size_and_order(lm, candidates, monkeypatch):
+    """(With 16 candidates and temperature 0.3, a sixth of the steps draw from the whole
+    vocabulary, the rest among their most likely tokens; with 1,024, the tiny model's 1,000
+    tokens are all candidates.)"""
+    from rho_audit.model import sampling
+
+    monkeypatch.setattr(sampling, "NUCLEUS_CANDIDATES", candidates)
     prompts = PROMPTS + [PREAMBLE + p for p in PROMPTS]
-    first = lm.sample(prompts, 10, WARM)
+    warm = Sampling(temperature=0.3, top_p=0.9, n=3, seed=7) if candidates == 16 else WARM
+    first = lm.sample(prompts, 10, warm)
     assert [len(c) for c in first] == [3] * len(prompts)
-    assert lm.sample(prompts, 10, WARM) == first
-    reordered = lm.sample(prompts[::-1], 10, WARM, batch_size=2)[::-1]
+    assert lm.sample(prompts, 10, warm) == first
+    reordered = lm.sample(prompts[::-1], 10, warm, batch_size=2)[::-1]
     assert reordered == first
-    alone = [lm.sample([p], 10, WARM, batch_size=1)[0] for p in prompts[:3]]
+    alone = [lm.sample([p], 10, warm, batch_size=1)[0] for p in prompts[:3]]
     assert alone == first[:3]
     # a prompt listed twice is the same prompt: the same completions
-    assert lm.sample([PROMPTS[1], PROMPTS[1]], 10, WARM) == [first[1], first[1]]
+    assert lm.sample([PROMPTS[1], PROMPTS[1]], 10, warm) == [first[1], first[1]]
 
 
 def test_a_completion_depends_on_its_index_not_on_how_many_are_asked(lm):
@@ -132,6 +140,29 @@ def test_nucleus_keeps_the_most_likely_tokens_up_to_top_p():
     drawn = sample_tokens(mx.broadcast_to(logits, (400, 4)), keys, 1.0, 0.6).tolist()
     assert set(drawn) == {1, 3}  # never outside the nucleus; both inside it are drawn
     assert 0.55 < drawn.count(1) / 400 < 0.8  # 0.5 / 0.75 renormalised
+
+
+def test_a_nucleus_among_the_candidates_or_beyond_them_is_drawn_from_row_by_row(monkeypatch):
+    """Rows whose nucleus lies among their few most likely tokens draw among those; a flat row's
+    nucleus reaches beyond them and it draws from its whole vocabulary. Either way every token
+    comes from the row's nucleus, at its renormalised probability, whatever the other rows."""
+    from rho_audit.model import sampling
+
+    monkeypatch.setattr(sampling, "NUCLEUS_CANDIDATES", 8)
+    peaked = mx.log(mx.array([0.02 / 61] * 61 + [0.5, 0.3, 0.18]))[None]  # nucleus at 0.9: 3 tokens
+    flat = mx.random.normal((1, 64), key=mx.random.key(1)) * 0.1  # nucleus at 0.9: ~58 tokens
+    draws = 600
+    keys = step_keys([i.to_bytes(16, "little") for i in range(draws)], 0)
+    for logits, least in ((peaked, 3), (flat, 40)):
+        allowed = {i for i, v in enumerate(nucleus(logits, 0.9)[0].tolist()) if math.isfinite(v)}
+        drawn = sample_tokens(mx.broadcast_to(logits, (draws, 64)), keys, 1.0, 0.9).tolist()
+        assert set(drawn) <= allowed and len(set(drawn)) >= min(least, len(allowed))
+    drawn = sample_tokens(mx.broadcast_to(peaked, (draws, 64)), keys, 1.0, 0.9).tolist()
+    assert abs(drawn.count(61) / draws - 0.5 / 0.98) < 0.06
+    mixed = mx.concatenate([peaked, flat, peaked, flat])
+    together = sample_tokens(mixed, keys[:4], 1.0, 0.9).tolist()
+    alone = [sample_tokens(mixed[i : i + 1], keys[i : i + 1], 1.0, 0.9).item() for i in range(4)]
+    assert together == alone
 
 
 @pytest.mark.parametrize(
