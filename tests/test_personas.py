@@ -440,3 +440,21 @@ def test_the_sweep_card_compares_each_persona_with_its_own_baseline(tmp_path, sw
     assert "personas: pirate, chef" in text  # the audit row names every persona of the sweep
     assert "| default (persona pirate) | +0.100 | +0.100 |" in text  # a baseline per persona
     assert "| default (persona pirate): fake-guided λ=0.2 | 2 / 2 | +0.215 ± 0.007 (n=2) |" in text
+
+
+def test_the_comparison_card_names_each_runs_persona(persona_runs):
+    from rho_audit.report.cards import build_card
+    from rho_audit.report.render import render
+
+    store_path, outcomes, _ = persona_runs
+    store = RunStore(store_path)
+    try:
+        ids = [outcomes[None].run_id, outcomes["pirate"].run_id]
+        md = render(build_card(store, ids), "md").text
+        html = render(build_card(store, ids), "html").text
+    finally:
+        store.close()
+    model = outcomes[None].model_id
+    assert f"| {ids[1]} | {model} (persona pirate) |" in md and f"| {ids[0]} | {model} |" in md
+    assert f"after: {model} (persona pirate); before: {model}." in md
+    assert f"{model} (persona pirate)</td>" in html
