@@ -90,7 +90,7 @@ def load_persona_file(path: Path) -> tuple[Persona, ...]:
 
 
 #: One record: (line, the parsed mapping or why it could not be read, field -> line).
-_Record = tuple[int, "Mapping[str, Any] | str", dict[str, int]]
+_Record = tuple[int, Mapping[str, Any] | str, dict[str, int]]
 
 
 def _jsonl_records(path: Path) -> Iterator[_Record]:
