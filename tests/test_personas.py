@@ -138,6 +138,8 @@ def test_the_system_turn_comes_before_the_user_turn_in_both_templates(lm):
         context, _ = lm.pair_tokens("Q?", "A.", "chat", (("assistant", "Earlier."),))
         decoded = lm.tokenizer.decode(context)
         assert decoded.index(PIRATE.system_prompt) < decoded.index("Earlier.") < decoded.index("Q?")
+        raw, _ = lm.pair_tokens("Q?", "A.", "raw", (("user", "Earlier."),))
+        assert lm.tokenizer.decode(raw).startswith(f"{PIRATE.system_prompt}\n\nEarlier.\n\nQ?")
         assert lm.pair_tokens(None, "A statement.", "chat") == bare  # a bare statement is unchanged
     finally:
         lm.system_prompt = None
