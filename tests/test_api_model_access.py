@@ -56,10 +56,21 @@ class SampledGeometry(api.Dimension):
         )
 
 
+class SampledOverrefusal(api.GenerationDimension):
+    """The built-in kind, each reply sampled instead of greedy."""
+
+    name = "sampled-overrefusal"
+    probe_set = "overrefusal"
+    max_tokens = 8
+    sampling = api.Sampling(temperature=1.0)
+    runs_by_default = False
+
+
 class Plugin:
     @api.hookimpl
     def register_dimensions(self, register):
         register(SampledGeometry)
+        register(SampledOverrefusal)
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +104,22 @@ def test_a_test_module_plugin_samples_and_reads_states_through_the_api(audits, t
     centroid = states.mean(axis=0)
     cosines = states @ centroid / (np.linalg.norm(states, axis=1) * np.linalg.norm(centroid))
     np.testing.assert_allclose([r.values["cosine"] for r in first.records], cosines, atol=1e-5)
+
+
+def test_a_generation_dimension_can_sample_its_replies(tiny_model_path, tmp_path):
+    config = AuditConfig(
+        model=str(tiny_model_path),
+        dimensions=("sampled-overrefusal",),
+        limit=4,
+        seed=3,
+        store=tmp_path / "runs.sqlite",
+    )
+    [result] = run_audit(config, load_host([Plugin()])).results
+    assert result.error is None, result.error
+    evaluation = result.evaluation
+    assert evaluation.scoring.startswith("sampled (temperature 1, 1 per prompt, seed 3) generation, 8 tokens")
+    lm = LanguageModel.load(tiny_model_path, "tiny")
+    by_id = {p.id: p.prompt for p in api.load_probe_set(load_host([]).probe_sets["overrefusal"].obj)}
+    texts = [by_id[r.probe_id] for r in evaluation.records]
+    assert [r.output for r in evaluation.records] == lm.generate(texts, 8, sampling=api.Sampling(1.0, seed=3))
+    assert [r.output for r in evaluation.records] != lm.generate(texts, 8)

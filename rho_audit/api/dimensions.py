@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 if TYPE_CHECKING:
     from rho_audit.api.context import AuditContext
+    from rho_audit.api.inference import Sampling
     from rho_audit.api.results import Evaluation
     from rho_audit.probesets.schema import ContrastPair, ProbeSet
 
@@ -137,7 +138,8 @@ class ChoiceDimension(Dimension):
 
 
 class GenerationDimension(Dimension):
-    """Prompts answered by greedy generation; a judge labels each answer.
+    """Prompts answered by generation (greedy unless :attr:`sampling` says otherwise); a judge
+    labels each answer.
 
     Score: answer rate (share of prompts the judge does not label ``refused``), Wilson 95% CI.
     """
@@ -149,9 +151,14 @@ class GenerationDimension(Dimension):
     judge_labels: ClassVar[tuple[str, ...]] = ("refused",)
     #: Tokens generated per prompt.
     max_tokens: ClassVar[int] = 64
+    #: How each reply is drawn: None (or :data:`~rho_audit.api.inference.GREEDY`) decodes
+    #: greedily; a :class:`~rho_audit.api.inference.Sampling` with ``n`` 1 samples one reply per
+    #: prompt, its seed None standing for the run's ``--seed`` (several replies per prompt: call
+    #: ``ctx.sample`` in your own :meth:`evaluate`).
+    sampling: ClassVar[Sampling | None] = None
 
     def evaluate(self, probes: ProbeSet, ctx: AuditContext) -> Evaluation:
-        """Generate ``max_tokens`` greedily per prompt and let the run's judge label each reply."""
+        """Generate ``max_tokens`` per prompt and let the run's judge label each reply."""
         from rho_audit.audit.scoring import evaluate_generations
 
         return evaluate_generations(self, probes, ctx)

