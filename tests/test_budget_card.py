@@ -191,3 +191,38 @@ def test_each_objective_is_contrasted_with_sft_at_its_own_budget(tmp_path):
         assert not condition.startswith("sft")  # sft's own budgets are the references
         assert reference.startswith("sft") and conditions[condition] == conditions[reference]
     assert "the sft condition with the same settings" in ablation.figure.caption
+
+
+def test_trend_figures_an_evaluation_names_get_their_own_column_and_figure(tmp_path):
+    """A dimension whose evaluation lists ``trend`` (dark-triad: p_match) gets that secondary
+    figure plotted against the budget next to its headline."""
+    import json
+    import sqlite3
+
+    path = tmp_path / "runs.sqlite"
+    budget_store(path).close()
+    db = sqlite3.connect(path)
+    rows = db.execute(
+        "SELECT run_id, result_json FROM dimension_results WHERE dimension = 'toxicity'"
+    ).fetchall()
+    p_match = {}
+    for i, (run_id, text) in enumerate(rows):
+        result = json.loads(text)
+        p_match[run_id] = 0.4 + 0.01 * i
+        result["evaluation"]["secondary"] = {"p_match": p_match[run_id]}
+        result["evaluation"]["trend"] = ["p_match"]
+        db.execute(
+            "UPDATE dimension_results SET result_json = ? WHERE run_id = ? AND dimension = 'toxicity'",
+            (json.dumps(result), run_id),
+        )
+    db.commit()
+    db.close()
+    card = build_sweep_card(RunStore(path), SWEEP)
+    [study] = card.splits[0].budget
+    assert study.columns == ("factual", "toxicity", "toxicity p_match")
+    assert study.baseline["toxicity p_match"] == pytest.approx(p_match["audit-baseline"])
+    sft_25k = next(lv for lv in study.levels if lv.objective == "sft" and lv.budget == 25_000)
+    seeds = [p_match[f"audit-sft_budget25000_seed{s}"] for s in SEEDS]
+    assert sft_25k.scores["toxicity p_match"].mean == pytest.approx(sum(seeds) / 2)
+    assert [f.title.split(":")[0] for f in study.figures] == list(study.columns)
+    assert "| toxicity p\\_match |" in render(card, "md").text  # Markdown escapes the underscore

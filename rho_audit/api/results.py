@@ -51,6 +51,10 @@ class Evaluation:
     #: ``NAME[group]`` whose members all carry both bounds.
     secondary: dict[str, float | None] = field(default_factory=dict)
     rho_eval_compat: CompatStat | None = None
+    #: Secondary figures that sweep cards also plot against the swept setting (the token budget),
+    #: next to the headline: the quantity a study reports when it is not the headline (e.g.
+    #: dark-triad's ``p_match``).
+    trend: tuple[str, ...] = ()
 
     @property
     def n_errors(self) -> int:

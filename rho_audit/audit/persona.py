@@ -197,4 +197,5 @@ def evaluate_persona(dimension: Dimension, probes: ProbeSet, ctx: AuditContext) 
         paired_accuracy=metrics.paired_accuracy(gaps),
         mean_gap=float(gaps.mean()) if len(gaps) else None,
         secondary=secondary,
+        trend=("p_match",),  # the six-objectives study's drift measure
     )

@@ -11,6 +11,7 @@ seeds with the 95% t-interval (:func:`rho_audit.report.stats.t_half_width`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from rho_audit.report import charts
 from rho_audit.report import stats as report_stats
@@ -43,9 +44,36 @@ def budget_studies(analyses: SplitAnalyses, baselines: Mapping[str, SweepCell]) 
 
     def build(conditions: list[ConditionStats], model: str | None) -> BudgetStudy | None:
         base = baselines.get(conditions[0].model_label)
-        return _study(analyses, conditions, model, base.scores if base else {})
+        return _study(analyses, conditions, model, base)
 
     return analyses.per_model(build)
+
+
+@dataclass(frozen=True)
+class _Column:
+    """A quantity the study plots: a dimension's headline (``figure`` None) or one of the
+    secondary figures its evaluation names in ``trend``."""
+
+    dimension: str
+    figure: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.dimension} {self.figure}" if self.figure else self.dimension
+
+    def value(self, cell: SweepCell) -> float | None:
+        if self.figure is None:
+            return cell.scores.get(self.dimension)
+        return (cell.secondary.get(self.dimension) or {}).get(self.figure)
+
+
+def _columns(analyses: SplitAnalyses) -> tuple[_Column, ...]:
+    trends: dict[str, dict[str, None]] = {}
+    for cell in analyses.cells:
+        for d, names in cell.trends.items():
+            trends.setdefault(d, {}).update(dict.fromkeys(names))
+    headline = [_Column(d) for d in analyses.dims]
+    return tuple(headline + [_Column(d, f) for d in analyses.dims for f in trends.get(d, {})])
 
 
 def _budget(condition: ConditionStats) -> int | None:
@@ -57,21 +85,26 @@ def _study(
     analyses: SplitAnalyses,
     conditions: Sequence[ConditionStats],
     model: str | None,
-    baseline: Mapping[str, float | None],
+    base: SweepCell | None,
 ) -> BudgetStudy | None:
     members = [c for c in conditions if _budget(c) is not None]
     budgets = tuple(sorted({b for c in members if (b := _budget(c)) is not None}))
     if len(budgets) < 2:
         return None
-    unsorted = [_level(analyses, c) for c in members]
+    columns = _columns(analyses)
+    baseline = {col.label: col.value(base) for col in columns} if base else {}
+    unsorted = [_level(analyses, c, columns) for c in members]
     objectives = tuple(dict.fromkeys(lv.objective for lv in unsorted))
     levels = tuple(sorted(unsorted, key=lambda lv: (objectives.index(lv.objective), lv.budget)))
-    figures = tuple(_figure(analyses, levels, objectives, d, model, baseline.get(d)) for d in analyses.dims)
-    return BudgetStudy(model or "", objectives, budgets, levels, dict(baseline), figures)
+    figures = tuple(
+        _figure(analyses, levels, objectives, col, model, baseline.get(col.label)) for col in columns
+    )
+    labels = tuple(col.label for col in columns)
+    return BudgetStudy(model or "", objectives, budgets, levels, baseline, figures, labels)
 
 
-def _level(analyses: SplitAnalyses, condition: ConditionStats) -> BudgetLevel:
-    """The condition's raw scores over its complete seeds (its ``values`` are Δ when there is a
+def _level(analyses: SplitAnalyses, condition: ConditionStats, columns: Sequence[_Column]) -> BudgetLevel:
+    """The condition's raw values over its complete seeds (its ``values`` are Δ when there is a
     baseline; here the baseline is a line of its own)."""
     cells = [
         c
@@ -79,8 +112,8 @@ def _level(analyses: SplitAnalyses, condition: ConditionStats) -> BudgetLevel:
         if (c.model_label, c.condition) == (condition.model_label, condition.key) and c.status == "complete"
     ]
     scores = {
-        d: report_stats.summarize([v for c in cells if (v := c.scores.get(d)) is not None])
-        for d in analyses.dims
+        col.label: report_stats.summarize([v for c in cells if (v := col.value(c)) is not None])
+        for col in columns
     }
     rest = tuple((k, v) for k, v in condition.params if k != BUDGET_KEY)
     objective = " ".join(x for x in (str(condition.trainer), param_label(rest)) if x)
@@ -91,7 +124,7 @@ def _level(analyses: SplitAnalyses, condition: ConditionStats) -> BudgetLevel:
         budget,
         condition,
         scores,
-        {d: report_stats.t_half_width(s) for d, s in scores.items()},
+        {label: report_stats.t_half_width(s) for label, s in scores.items()},
     )
 
 
@@ -99,25 +132,27 @@ def _figure(
     analyses: SplitAnalyses,
     levels: Sequence[BudgetLevel],
     objectives: Sequence[str],
-    dimension: str,
+    column: _Column,
     model: str | None,
     baseline: float | None,
 ) -> Figure:
+    label = column.label
     series = [
         charts.LineSeries(
             objective,
             tuple(
-                charts.LinePoint(lv.budget, lv.scores[dimension].mean, lv.half_ci[dimension])
+                charts.LinePoint(lv.budget, lv.scores[label].mean, lv.half_ci[label])
                 for lv in levels
                 if lv.objective == objective
             ),
         )
         for objective in objectives
     ]
-    metric = next((m for c in analyses.cells if (m := c.metrics.get(dimension))), "")
+    dimension = column.dimension
+    metric = column.figure or next((m for c in analyses.cells if (m := c.metrics.get(dimension))), "")
     y_label = f"{dimension} ({METRIC_LABEL.get(metric, metric)})" if metric else f"{dimension} score"
     of = f", {model} model" if model else ""
-    title = f"{dimension}: score vs training budget{of}"
+    title = f"{label}: score vs training budget{of}"
     chart = charts.line_chart(
         series,
         "training budget (SFT response tokens, budget_tokens; log scale)",
@@ -135,4 +170,4 @@ def _figure(
         + ". x: the budget, response tokens of the SFT data stream every objective walks (log scale, "
         "a tick at each budget of the grid)."
     )
-    return Figure(analyses.fig_name("budget", dimension, model), title, caption, chart)
+    return Figure(analyses.fig_name("budget", dimension, column.figure, model), title, caption, chart)

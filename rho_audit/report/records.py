@@ -276,6 +276,8 @@ class SweepCell:
     metrics: Mapping[str, str] = field(default_factory=dict)
     #: dimension -> its secondary figures in this audit (a plugin's own, shown as stored).
     secondary: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
+    #: dimension -> the secondary figures its evaluation asks sweep cards to plot (``Evaluation.trend``).
+    trends: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -415,9 +417,12 @@ class BudgetStudy:
     objectives: tuple[str, ...]  # line order: the sweep's condition order (sft first)
     budgets: tuple[int, ...]  # ascending
     levels: tuple[BudgetLevel, ...]  # objective by objective, budgets ascending
-    #: The untrained base model's score per dimension; {} without a complete baseline cell.
+    #: The untrained base model's score per column; {} without a complete baseline cell.
     baseline: Mapping[str, float | None]
-    figures: tuple[Figure, ...]  # one per dimension, in the split's dimension order
+    figures: tuple[Figure, ...]  # one per column
+    #: The table's columns: each dimension's headline (named by the dimension), then each trend
+    #: figure (``DIMENSION FIGURE``, e.g. ``dark-triad p_match``).
+    columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class _Audit:
     metrics: dict[str, str] = field(default_factory=dict)
     pooled: tuple[PooledAccuracy, ...] = ()
     secondary: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    trends: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _audit_of(store: RunStore, run_id: str | None, kept: Mapping[str, Any]) -> _Audit:
@@ -73,6 +74,7 @@ def _audit_of(store: RunStore, run_id: str | None, kept: Mapping[str, Any]) -> _
                 for d, ev in evs.items()
                 if ev.get("secondary")
             },
+            {d: tuple(str(t) for t in ev.get("trend") or ()) for d, ev in evs.items() if ev.get("trend")},
         )
     entries = {d: v for d, v in kept.items() if isinstance(v, dict)}
     return _Audit(
@@ -115,6 +117,7 @@ def _sweep_cell(store: RunStore, row: StoredCell, many_models: bool, split: str)
         pooled=audit.pooled,
         metrics=audit.metrics,
         secondary=audit.secondary,
+        trends=audit.trends,
     )
 
 
