@@ -11,18 +11,66 @@ the blocks after it never run. Sequences are right-padded, which is exact under 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import mlx.core as mx
 import numpy as np
 
-from rho_audit.api.errors import ModelError
-from rho_audit.api.inference import Layer
+from rho_audit.api.errors import ModelError, RhoAuditError
+from rho_audit.api.inference import HiddenPositions, Layer
 from rho_audit.model.layout import body_and_head
 from rho_audit.model.memory import bounded_buffer_cache
 
 #: Rows of one forward pass at most (the padded token budget usually binds first).
 MAX_ROWS = 64
+
+
+@dataclass(frozen=True)
+class TokenText:
+    """A text as the model reads it: ``ids``, of which the first ``prompt_end`` are its prompt
+    (context); its span (``mean``, ``all``) starts at ``span_start``."""
+
+    ids: tuple[int, ...]
+    prompt_end: int
+    span_start: int
+
+
+def check_positions(positions: str) -> None:
+    """Raise if ``positions`` is not one of :data:`rho_audit.api.inference.HiddenPositions`."""
+    if positions not in ("last", "last_prompt", "mean", "all"):
+        raise RhoAuditError(
+            f'hidden_states(positions={positions!r}): pass "last", "last_prompt", "mean" or "all".'
+        )
+
+
+def read(
+    model: Any,
+    texts: Sequence[TokenText],
+    layer: int,
+    positions: HiddenPositions,
+    batch_tokens: int,
+    max_rows: int = MAX_ROWS,
+) -> np.ndarray | list[np.ndarray]:
+    """Block ``layer``'s states of ``texts`` at ``positions``: a (texts, hidden) array, or for
+    ``"all"`` a list of (span positions, hidden) arrays."""
+    check_positions(positions)
+
+    def select(i: int, states: np.ndarray) -> np.ndarray:
+        text = texts[i]
+        if positions == "last":
+            return states[-1]
+        if positions == "last_prompt":
+            return states[text.prompt_end - 1]
+        span = states[text.span_start :]
+        return span.mean(axis=0) if positions == "mean" else span
+
+    rows = hidden_states(model, [t.ids for t in texts], layer, select, batch_tokens, max_rows)
+    if positions == "all":
+        return rows
+    if not rows:
+        return np.zeros((0, getattr(getattr(model, "args", None), "hidden_size", 0)), dtype=np.float32)
+    return np.stack(rows)
 
 
 class _Capture:

@@ -508,16 +508,12 @@ class LanguageModel:
         into a (texts, hidden) array; ``"all"`` gives a list of (positions, hidden) arrays.
         """
         index = activations.resolve_layer(self.model, layer, self.model_id)
-        if positions not in ("last", "last_prompt", "mean", "all"):
-            raise RhoAuditError(
-                f'hidden_states(positions={positions!r}): pass "last", "last_prompt", "mean" or "all".'
-            )
-        sequences: list[tuple[int, ...]] = []
-        prompt_ends: list[int] = []  # each text's prompt (context) length; its span starts there
+        activations.check_positions(positions)
+        rows: list[activations.TokenText] = []
         for i, text in enumerate(texts):
             if isinstance(text, str):
-                sequences.append(self._context_ids(text, template))
-                prompt_ends.append(len(sequences[-1]))
+                ids = self._context_ids(text, template)
+                rows.append(activations.TokenText(ids, len(ids), 0))
             elif isinstance(text, ScoreRequest):
                 context = self._context_ids(text.prompt, template)
                 continuation = self.encode(text.continuation)
@@ -526,37 +522,15 @@ class LanguageModel:
                         f"hidden_states: text {i}'s continuation {text.continuation!r} encodes to no "
                         "tokens. Pass its prompt alone (a str) for the prompt's states."
                     )
-                sequences.append((*context, *continuation))
-                prompt_ends.append(len(context))
+                rows.append(activations.TokenText((*context, *continuation), len(context), len(context)))
             else:
                 raise RhoAuditError(
                     f"hidden_states: text {i} is a {type(text).__name__}; pass a prompt (str) or a "
                     "ScoreRequest."
                 )
-
-        def select(i: int, states: np.ndarray) -> np.ndarray:
-            prompt_end = prompt_ends[i]
-            span = states if isinstance(texts[i], str) else states[prompt_end:]
-            if positions == "last":
-                return states[-1]
-            if positions == "last_prompt":
-                return states[prompt_end - 1]
-            return span.mean(axis=0) if positions == "mean" else span
-
         self._evaluate_parameters()
-        rows = activations.hidden_states(
-            self.model,
-            sequences,
-            index,
-            select,
-            self.batch_tokens,
-            batch_size or self.batch_size or activations.MAX_ROWS,
-        )
-        if positions == "all":
-            return rows
-        if not rows:
-            return np.zeros((0, getattr(self.model.args, "hidden_size", 0)), dtype=np.float32)
-        return np.stack(rows)
+        rows_per_batch = batch_size or self.batch_size or activations.MAX_ROWS
+        return activations.read(self.model, rows, index, positions, self.batch_tokens, rows_per_batch)
 
 
 def _controlled(prompt: str, control: str | None) -> str:
