@@ -1,6 +1,8 @@
 """A plugin that is not a built-in (it is defined here, registered in-process) samples completions
 and reads hidden states through the public API only, inside a real audit."""
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -66,11 +68,54 @@ class SampledOverrefusal(api.GenerationDimension):
     runs_by_default = False
 
 
+PERSONAS = (api.Persona("pirate", "You are a pirate captain."), api.Persona("nurse", "You are a nurse."))
+
+
+class PersonaCentroids(api.Dimension):
+    """Each persona's centroid (mean last-prompt-token state at the middle layer) and first
+    sampled reply, all in one run; the no-persona anchor too."""
+
+    name = "persona-centroids"
+    probe_set = "overrefusal"
+    probe_kind = "generation"
+    metric = "answer_rate"
+    runs_by_default = False
+    seen: ClassVar[dict] = {}
+
+    def evaluate(self, probes: api.ProbeSet, ctx: api.AuditContext) -> api.Evaluation:
+        prompts = [p.prompt for p in probes]
+        records = []
+        for persona in (None, *PERSONAS):
+            with ctx.using_persona(persona):
+                assert ctx.persona is persona
+                centroid = ctx.hidden_states(prompts, "middle", "last").mean(axis=0)
+                reply = ctx.sample(prompts[:1], 6, api.Sampling(temperature=1.0, n=1))[0][0]
+            name = persona.name if persona else "none"
+            type(self).seen[name] = centroid
+            records.append(
+                api.ProbeRecord(name, "all", values={"norm": float(np.linalg.norm(centroid))}, output=reply)
+            )
+        type(self).seen["after"] = (ctx.persona, ctx.model.system_prompt)
+        type(self).seen["prompts"] = prompts
+        centroids = [self.seen[r.probe_id] for r in records]
+        distinct = [not np.allclose(a, b) for i, a in enumerate(centroids) for b in centroids[i + 1 :]]
+        return api.Evaluation(
+            "answer_rate",
+            "share of persona pairs with distinct centroids",
+            float(np.mean(distinct)),
+            None,
+            None,
+            len(records),
+            tuple(records),
+        )
+
+
 class Plugin:
     @api.hookimpl
     def register_dimensions(self, register):
         register(SampledGeometry)
         register(SampledOverrefusal)
+        register(PersonaCentroids)
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +168,21 @@ def test_a_generation_dimension_can_sample_its_replies(tiny_model_path, tmp_path
     texts = [by_id[r.probe_id] for r in evaluation.records]
     assert [r.output for r in evaluation.records] == lm.generate(texts, 8, sampling=api.Sampling(1.0, seed=3))
     assert [r.output for r in evaluation.records] != lm.generate(texts, 8)
+
+
+def test_a_dimension_compares_personas_within_one_run(tiny_model_path, tmp_path):
+    config = AuditConfig(
+        model=str(tiny_model_path), dimensions=("persona-centroids",), limit=3, store=tmp_path / "r.sqlite"
+    )
+    [result] = run_audit(config, load_host([Plugin()])).results
+    assert result.error is None, result.error
+    assert result.evaluation.score == 1.0  # every persona's centroid differs from the others'
+    seen = PersonaCentroids.seen
+    assert seen["after"] == (None, None)  # the run's (no) persona again after each block
+    assert not np.allclose(seen["pirate"], seen["none"]) and not np.allclose(seen["pirate"], seen["nurse"])
+    lm = LanguageModel.load(tiny_model_path, "tiny")
+    prompts = seen["prompts"]
+    lm.system_prompt = PERSONAS[0].system_prompt
+    np.testing.assert_allclose(
+        seen["pirate"], lm.hidden_states(prompts, "middle", "last").mean(axis=0), atol=1e-5
+    )

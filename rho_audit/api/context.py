@@ -9,7 +9,8 @@ too, so a plugin reads them without importing the model layer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -107,6 +108,19 @@ class AuditContext:
             self._report("completions"),
             batch_size=self.generation_batch_size,
         )
+
+    @contextmanager
+    def using_persona(self, persona: Persona | None) -> Iterator[None]:
+        """Inside the block, every prompt :meth:`score`, :meth:`generate`, :meth:`sample` and
+        :meth:`hidden_states` put to the model is under ``persona`` (None: under none), as
+        ``rho-audit run --persona`` puts a run's; then the run's persona again. For a dimension
+        that compares personas within one run (accuracy, replies or states per persona)."""
+        model, run_persona, run_prompt = self.model, self.persona, self.model.system_prompt
+        self.persona, model.system_prompt = persona, persona.system_prompt if persona else None
+        try:
+            yield
+        finally:
+            self.persona, model.system_prompt = run_persona, run_prompt
 
     def _seeded(self, sampling: Sampling) -> Sampling:
         return sampling if sampling.seed is not None else replace(sampling, seed=self.seed)
