@@ -24,6 +24,7 @@ from tests.test_reports import (
     add_cell,
     assert_valid_markdown,
     chromium_binary,
+    dose_store,
     parse_html,
 )
 
@@ -193,30 +194,35 @@ def test_each_objective_is_contrasted_with_sft_at_its_own_budget(tmp_path):
     assert "the sft condition with the same settings" in ablation.figure.caption
 
 
-def test_trend_figures_an_evaluation_names_get_their_own_column_and_figure(tmp_path):
-    """A dimension whose evaluation lists ``trend`` (dark-triad: p_match) gets that secondary
-    figure plotted against the budget next to its headline."""
+def _with_trend(path, dimension: str) -> dict[str, float]:
+    """Give every stored audit of ``dimension`` a secondary p_match (distinct per run) and name it
+    in ``trend``, as dark-triad's evaluation does; returns run id -> p_match."""
     import json
     import sqlite3
 
-    path = tmp_path / "runs.sqlite"
-    budget_store(path).close()
     db = sqlite3.connect(path)
-    rows = db.execute(
-        "SELECT run_id, result_json FROM dimension_results WHERE dimension = 'toxicity'"
-    ).fetchall()
+    query = "SELECT run_id, result_json FROM dimension_results WHERE dimension = ?"
     p_match = {}
-    for i, (run_id, text) in enumerate(rows):
+    for i, (run_id, text) in enumerate(db.execute(query, (dimension,)).fetchall()):
         result = json.loads(text)
         p_match[run_id] = 0.4 + 0.01 * i
         result["evaluation"]["secondary"] = {"p_match": p_match[run_id]}
         result["evaluation"]["trend"] = ["p_match"]
         db.execute(
-            "UPDATE dimension_results SET result_json = ? WHERE run_id = ? AND dimension = 'toxicity'",
-            (json.dumps(result), run_id),
+            "UPDATE dimension_results SET result_json = ? WHERE run_id = ? AND dimension = ?",
+            (json.dumps(result), run_id, dimension),
         )
     db.commit()
     db.close()
+    return p_match
+
+
+def test_trend_figures_an_evaluation_names_get_their_own_column_and_figure(tmp_path):
+    """A dimension whose evaluation lists ``trend`` (dark-triad: p_match) gets that secondary
+    figure plotted against the budget next to its headline."""
+    path = tmp_path / "runs.sqlite"
+    budget_store(path).close()
+    p_match = _with_trend(path, "toxicity")
     card = build_sweep_card(RunStore(path), SWEEP)
     [study] = card.splits[0].budget
     assert study.columns == ("factual", "toxicity", "toxicity p_match")
@@ -226,3 +232,19 @@ def test_trend_figures_an_evaluation_names_get_their_own_column_and_figure(tmp_p
     assert sft_25k.scores["toxicity p_match"].mean == pytest.approx(sum(seeds) / 2)
     assert [f.title.split(":")[0] for f in study.figures] == list(study.columns)
     assert "| toxicity p\\_match |" in render(card, "md").text  # Markdown escapes the underscore
+
+
+def test_trend_figures_join_the_dose_response_as_deltas(tmp_path):
+    path = tmp_path / "dose.sqlite"
+    dose_store(path).close()
+    dimension = "toxicity"
+    p_match = _with_trend(path, dimension)
+    card = build_sweep_card(RunStore(path), "paper-dose-response-00000000")
+    [dose] = [d for d in card.splits[0].dose if d.key == "lambda"]
+    label = f"{dimension} p_match"
+    level = dose.levels[0]
+    runs = [f"audit-{level.condition.key}_seed{s}" for s in (42, 123, 456)]
+    want = sum(p_match[r] - p_match["audit-baseline"] for r in runs) / 3
+    assert level.condition.summary[label].mean == pytest.approx(want)
+    svg = ET.fromstring(dose.figure.standalone)
+    assert any(label in "".join(t.itertext()) for t in svg.iter(f"{NS}text"))

@@ -96,6 +96,9 @@ class SplitAnalyses:
     tag: str
     items: ItemLoader
     seed: int = 0
+    #: ``DIMENSION FIGURE`` of the figures evaluations name in ``trend``: plotted in the
+    #: dose-response next to the headlines (the conditions' values and summaries hold them).
+    trends: Sequence[str] = ()
 
     def fig_name(self, kind: str, *parts: str | None) -> str:
         return "-".join([kind, *(slug(p) for p in parts if p), *([self.tag] if self.tag else [])])
@@ -153,7 +156,7 @@ class SplitAnalyses:
                     for lv in levels
                 ),
             )
-            for d in self.dims
+            for d in [*self.dims, *self.trends]
         ]
         title = f"Dose-response: {self.value_label} vs {symbol} ({name}, {model} model)"
         chart = charts.line_chart(

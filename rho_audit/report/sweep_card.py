@@ -121,14 +121,26 @@ def _sweep_cell(store: RunStore, row: StoredCell, many_models: bool, split: str)
     )
 
 
-def _with_values(cell: SweepCell, baseline: Mapping[str, float | None] | None) -> SweepCell:
-    if baseline is None:
-        return replace(cell, values=dict(cell.scores))
-    values = {
-        d: (s - baseline[d]) if s is not None and baseline.get(d) is not None else None
-        for d, s in cell.scores.items()
-    }
+def _with_values(cell: SweepCell, base: SweepCell | None, trends: Sequence[tuple[str, str]]) -> SweepCell:
+    """The cell with its values: each headline score, and each trend figure (``Evaluation.trend``)
+    under ``DIMENSION FIGURE``, as Δ vs the model's baseline when there is one."""
+
+    def delta(value: float | None, reference: float | None) -> float | None:
+        if base is None:
+            return value
+        return value - reference if value is not None and reference is not None else None
+
+    values = {d: delta(s, base.scores.get(d) if base else None) for d, s in cell.scores.items()}
+    for d, fig in trends:
+        mine = (cell.secondary.get(d) or {}).get(fig)
+        theirs = (base.secondary.get(d) or {}).get(fig) if base else None
+        values[f"{d} {fig}"] = delta(mine, theirs)
     return replace(cell, values=values)
+
+
+def trend_figures(cells: Sequence[SweepCell]) -> list[tuple[str, str]]:
+    """(dimension, figure) of every trend figure the cells' evaluations name, in first-seen order."""
+    return list(dict.fromkeys((d, fig) for c in cells for d, figs in c.trends.items() for fig in figs))
 
 
 def _cell_order(cell: SweepCell) -> tuple[Any, ...]:
@@ -262,11 +274,15 @@ def _split_section(
     base_cells = {c.model_label: c for c in cells if c.trainer is None and c.status == "complete"}
     baselines = {m: c.scores for m, c in base_cells.items()}
     value_label = "Δ score vs baseline" if baselines else "score"
-    cells = [_with_values(c, baselines.get(c.model_label)) if c.trainer is not None else c for c in cells]
+    trends = trend_figures(cells)
+    cells = [
+        _with_values(c, base_cells.get(c.model_label), trends) if c.trainer is not None else c for c in cells
+    ]
     train_cells = [c for c in cells if c.trainer is not None]
-    conditions = _conditions(train_cells, dims)
+    trend_labels = [f"{d} {fig}" for d, fig in trends]
+    conditions = _conditions(train_cells, [*dims, *trend_labels])
     analyses = SplitAnalyses(
-        train_cells, conditions, dims, value_label, split if many_splits else "", items, seed
+        train_cells, conditions, dims, value_label, split if many_splits else "", items, seed, trend_labels
     )
     dose = analyses.dose_responses()
     ablations = analyses.ablations()
