@@ -2,7 +2,7 @@
 # Install rho-audit from this checkout into the current Python environment (use a venv if you like).
 #
 #   scripts/install.sh          the tool, the bundled default model, a fast BLAS on Linux
-#   scripts/install.sh --dev    also test tools and the example third-party plugin
+#   scripts/install.sh --dev    also test tools, the example third-party plugin and rho-audit-personas
 #
 # Idempotent: re-running installs nothing new.
 set -euo pipefail
@@ -31,6 +31,7 @@ extras=""
 
 if [ "${1:-}" = "--dev" ]; then
   "$PYTHON" -m pip install -q -e examples/rho-audit-example-dimension
+  "$PYTHON" -m pip install -q -e packages/rho-audit-personas
   # The report tests render HTML cards in a real headless Chromium (and the TUI test drives tmux).
   missing=""
   command -v chromium >/dev/null || missing="chromium"
