@@ -480,7 +480,7 @@ class SweepMonitor(App[None]):
         self.push_screen(CellScreen(self.cell_details(cell), cell.cell_id, self.open_report))
 
     def cell_details(self, c: CellView) -> Text:
-        steps = self.reader.steps(c.train_run_id) if c.train_run_id else []
+        steps = self.reader.steps(c.train_run_id, self.clock()) if c.train_run_id else []
         return cell_details(c, self.state, self.clock(), steps)
 
     def action_report(self) -> None:

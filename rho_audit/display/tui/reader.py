@@ -40,6 +40,7 @@ class StoreReader:
         self._docs: dict[str, tuple[float, dict[str, Any]]] = {}
         self._run_created: dict[str, float] = {}
         self._steps: dict[str, list[dict[str, Any]]] = {}
+        self._step_seen: dict[str, float] = {}  # run id -> when its last step was first read
         self._order: dict[str, int] | None = None
         self._order_for = 0  # how many cells the order was looked up for (retried as rows appear)
         self._lock: tuple[float, bool | None, int | None] = (0.0, None, None)
@@ -122,9 +123,11 @@ class StoreReader:
         # Only the running cell's curve stays in memory (a details view re-reads a finished one).
         live = {c.train_run_id for c in cells if c.status in RUNNING or c.status == "stopped"}
         self._steps = {run_id: steps for run_id, steps in self._steps.items() if run_id in live}
+        self._step_seen = {run_id: t for run_id, t in self._step_seen.items() if run_id in live}
         cells.sort(key=self._sort_key(cells))
         state.cells = cells
         state.steps = self._steps
+        state.step_seen_at = self._step_seen
 
     def _doc(self, row: StoredCell) -> CellDoc:
         """The cell's document, parsed again only when its row changed."""
@@ -144,18 +147,22 @@ class StoreReader:
         starts = [self._run_created[r] for r in ids if r in self._run_created]
         cell.started_at = min(starts) if starts else cell.updated_at
         if cell.train_run_id and cell.status == "training":
-            self.steps(cell.train_run_id)
+            self.steps(cell.train_run_id, state.read_at)
         if cell.audit_run_id and cell.status == "auditing":
             cell.partial = {s.dimension: s.to_json() for s in store.dimension_scores(cell.audit_run_id)}
 
-    def steps(self, run_id: str) -> list[dict[str, Any]]:
-        """The run's step metrics, reading only the steps not seen yet."""
+    def steps(self, run_id: str, now: float | None = None) -> list[dict[str, Any]]:
+        """The run's step metrics, reading only the steps not seen yet; ``now`` is noted as the time
+        new steps were seen (the ETA counts down from it)."""
         store = self._connect()
         known = self._steps.setdefault(run_id, [])
         if store is None:
             return known
         last = known[-1]["step"] if known else 0
-        known.extend(step.flat() for step in store.train_steps(run_id, after=last))
+        new = [step.flat() for step in store.train_steps(run_id, after=last)]
+        if new:
+            known.extend(new)
+            self._step_seen[run_id] = time.time() if now is None else now
         return known
 
     def _check_lock(self, cells: list[CellView], state: SweepState) -> None:

@@ -72,6 +72,8 @@ class SweepState:
     cells: list[CellView] = field(default_factory=list)
     #: train run id -> its steps' metrics, in step order (only the running cell's run is kept fresh).
     steps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: train run id -> when the reader first saw its last step (steps carry no time of their own).
+    step_seen_at: dict[str, float] = field(default_factory=dict)
     #: True / False when the sweep's lock file names a live / dead process; None when unknown.
     alive: bool | None = None
     pid: int | None = None
@@ -177,8 +179,9 @@ def mean_duration(state: SweepState, kind: str) -> float | None:
 
 
 def cell_eta(state: SweepState, cell: CellView, now: float, totals: dict[str, int]) -> float | None:
-    """Seconds left for the running cell: steps left × recent seconds per step, plus an audit as
-    long as the baseline's; or the mean of finished cells of its kind minus its elapsed time."""
+    """Seconds left for the running cell: steps left × recent seconds per step, less the time since
+    the last step landed (up to one step), plus an audit as long as the baseline's; or the mean of
+    finished cells of its kind minus its elapsed time."""
     elapsed = cell.elapsed(now) or 0.0
     typical = mean_duration(state, cell.kind)
     if cell.status == "training":
@@ -187,7 +190,12 @@ def cell_eta(state: SweepState, cell: CellView, now: float, totals: dict[str, in
         secs = [s["seconds"] for s in steps[-10:] if isinstance(s.get("seconds"), int | float)]
         if prog.total and prog.step is not None and secs:
             audit = mean_duration(state, "baseline") or 0.0
-            return max(0, prog.total - prog.step) * statistics.fmean(secs) + audit
+            per_step = statistics.fmean(secs)
+            # Between optimizer steps the current one is under way: count down at the step rate,
+            # at most one step's worth, so the ETA ticks with the elapsed time instead of freezing.
+            seen = state.step_seen_at.get(cell.train_run_id or "")
+            into = min(per_step, max(0.0, now - seen)) if seen is not None else 0.0
+            return max(0.0, max(0, prog.total - prog.step) * per_step - into) + audit
     if typical is not None:
         return max(0.0, typical - elapsed)
     return None
