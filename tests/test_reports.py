@@ -682,6 +682,50 @@ def test_dose_response_whiskers_take_their_line_colour_and_stand_apart():
     assert all(w.get("stroke") in charts.PALETTE for w in whiskers)
 
 
+def test_box_plot_below_five_seeds_shows_points_and_mean_sd_not_quartiles(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    ns = "{http://www.w3.org/2000/svg}"
+    three, five = (0.1, 0.2, 0.4), (0.1, 0.2, 0.15, 0.4, 0.12)
+    svg = charts.box_plot_chart(
+        ["f"], [charts.BoxSeries("sft", (three,)), charts.BoxSeries("rho", (five,))], "Δ", "var"
+    )
+    root = ET.fromstring(svg.render(standalone=True))
+    boxes = [r for r in root.iter(f"{ns}rect") if r.get("fill-opacity") == "0.35"]
+    assert [b.get("fill") for b in boxes] == [charts.PALETTE[1]]  # only the 5-seed series has a box
+    points = [c for c in root.iter(f"{ns}circle")]
+    assert len(points) == 3 and {c.get("fill") for c in points} == {charts.PALETTE[0]}  # sft's seeds
+    # The 3-seed series: a whisker in its colour spanning mean ± SD, and a bar at the mean.
+    sd = float(np.std(three, ddof=1))
+    mean = float(np.mean(three))
+    mine = [el for el in root.iter(f"{ns}line") if el.get("stroke") == charts.PALETTE[0]]
+    vertical = [el for el in mine if el.get("x1") == el.get("x2") and el.get("y1") != el.get("y2")]
+    legend_y = max(float(el.get("y1")) for el in root.iter(f"{ns}line"))
+    (whisker,) = [el for el in vertical if float(el.get("y1")) < legend_y]
+    horizontal = [el for el in mine if el.get("y1") == el.get("y2")]
+    ys = sorted(float(whisker.get(k)) for k in ("y1", "y2"))
+    # Pixel y of mean ± SD, from the axis ticks (labels at y + 4).
+    ticks = {
+        float(t.text): float(t.get("y")) - 4 for t in root.iter(f"{ns}text") if t.get("text-anchor") == "end"
+    }
+    (lo_v, lo_y), (hi_v, hi_y) = min(ticks.items()), max(ticks.items())
+
+    def py(v):
+        return lo_y + (v - lo_v) / (hi_v - lo_v) * (hi_y - lo_y)
+
+    assert ys == pytest.approx(sorted((py(mean - sd), py(mean + sd))), abs=0.06)
+    assert any(float(h.get("y1")) == pytest.approx(py(mean), abs=0.06) for h in horizontal)
+    assert "fewer: a bar at the mean, whiskers ± 1 SD" in svg.desc
+    # The sweep card's caption says which drawing a 2-seed sweep got; the 5-seed one keeps its boxes.
+    few = build_sweep_card(ablation_store(tmp_path / "few.sqlite", seeds=[42, 123]), "paper-ablation")
+    assert "whiskers: ± 1 SD (no box" in few.variances[0].figure.caption
+    full = build_sweep_card(ablation_store(tmp_path / "all.sqlite"), "paper-ablation")
+    assert (
+        "boxes: quartiles" in full.variances[0].figure.caption
+        and "± 1 SD" not in full.variances[0].figure.caption
+    )
+
+
 def test_chart_kinds_render_valid_svg():
     import xml.etree.ElementTree as ET
 

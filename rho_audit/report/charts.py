@@ -440,18 +440,29 @@ def _box_stats(values: Sequence[float]) -> tuple[float, float, float, float, flo
     return lo, q1, med, q3, hi
 
 
+#: Fewest seeds a box is drawn for: quartiles of 2-4 points are the points themselves (or a line
+#: between two of them), so below this a group shows its points with the mean ± 1 SD.
+BOX_MIN_SEEDS = 5
+
+
 def box_plot_chart(groups: Sequence[str], series: Sequence[BoxSeries], y_label: str, title: str) -> Svg:
-    """Per group, one box per series (median, quartiles, Tukey whiskers) with seed points on top."""
+    """Per group, one box per series (median, quartiles, Tukey whiskers) with seed points on top;
+    a series with fewer than :data:`BOX_MIN_SEEDS` seeds gets its mean (a bar) ± 1 SD instead."""
     n_series = max(len(series), 1)
     left, right, top, bottom = 70.0, 20.0, 40.0, 96.0
     group_w = max(80.0, 34.0 * n_series + 24)
     width = max(720.0, left + right + group_w * len(groups))
     height = 400.0
     ys = [v for s in series for vals in s.values for v in vals]
+    ys += [v for s in series for vals in s.values if 2 <= len(vals) < BOX_MIN_SEEDS for v in _mean_sd(vals)]
     y_ticks = nice_ticks(*_domain(ys, pad=0.08))
     sy = Scale(y_ticks[0], y_ticks[-1], height - bottom, top)
     svg = Svg(
-        width, height, title, f"{title}. Boxes: quartiles and median; whiskers: 1.5 IQR; points: seeds."
+        width,
+        height,
+        title,
+        f"{title}. Points: seeds; {BOX_MIN_SEEDS} or more seeds: box of quartiles and median, whiskers "
+        f"1.5 IQR; fewer: a bar at the mean, whiskers ± 1 SD.",
     )
     svg.text(left, 20, title, "start", font_weight="600")
     _y_axis(svg, sy, y_ticks, left, width - right, y_label)
@@ -469,7 +480,7 @@ def box_plot_chart(groups: Sequence[str], series: Sequence[BoxSeries], y_label: 
                 continue
             color = PALETTE[i % len(PALETTE)]
             cx = gx + box_w * i + box_w / 2
-            if len(vals) >= 2:
+            if len(vals) >= BOX_MIN_SEEDS:
                 lo, q1, med, q3, hi = _box_stats(vals)
                 svg.line(cx, sy(lo), cx, sy(hi), stroke="currentColor")
                 svg.rect(
@@ -489,9 +500,23 @@ def box_plot_chart(groups: Sequence[str], series: Sequence[BoxSeries], y_label: 
                     stroke="currentColor",
                     stroke_width="2",
                 )
+            elif len(vals) >= 2:
+                sd_low, sd_high = _mean_sd(vals)
+                mean = (sd_low + sd_high) / 2
+                svg.error_bar(cx, sy(sd_low), sy(sd_high), min(6.0, box_w / 3), color=color)
+                svg.line(
+                    cx - box_w / 2 + 2, sy(mean), cx + box_w / 2 - 2, sy(mean), stroke=color, stroke_width="2"
+                )
             for k, v in enumerate(vals):
                 # Deterministic spread so equal values stay visible side by side.
                 jitter = ((k % 5) - 2) * min(3.0, box_w / 10)
                 svg.marker(MARKERS[i % len(MARKERS)], cx + jitter, sy(v), color, 3.0)
     _legend(svg, [s.name for s in series], left, base + 50, boxes=True)
     return svg
+
+
+def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean − SD and mean + SD (sample SD, ddof 1) of two or more values."""
+    arr = np.asarray(values, dtype=float)
+    mean, sd = float(arr.mean()), float(arr.std(ddof=1))
+    return mean - sd, mean + sd

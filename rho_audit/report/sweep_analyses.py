@@ -308,9 +308,18 @@ class SplitAnalyses:
         series = [charts.BoxSeries(c.label, tuple(c.values[d] for d in self.dims)) for c in conditions]
         title = f"Variance across seeds: {self.value_label} per condition{_of(model)}"
         chart = charts.box_plot_chart(list(self.dims), series, self.value_label, title)
+        n_seeds = [len(c.seeds) for c in conditions]
+        mean_sd = f"bar: mean; whiskers: ± 1 SD (no box: quartiles of fewer than {charts.BOX_MIN_SEEDS} seeds"
+        boxes = "boxes: quartiles with the median; whiskers: furthest seed within 1.5 IQR"
+        if max(n_seeds) < charts.BOX_MIN_SEEDS:
+            shape = f"{mean_sd} would only restate the points)"
+        elif min(n_seeds) < charts.BOX_MIN_SEEDS:
+            shape = f"{boxes}; a condition with fewer seeds: {mean_sd})"
+        else:
+            shape = boxes
         caption = (
-            "Points: one seed each; boxes: quartiles with the median; whiskers: furthest seed within "
-            f"1.5 IQR. σ: sample SD over seeds; reduction and ratio relative to {ref.label}."
+            f"Points: one seed each; {shape}. σ: sample SD over seeds; reduction and ratio relative "
+            f"to {ref.label}."
         )
         return VarianceCollapse(
             model or "", ref, rows, Figure(self.fig_name("variance", model), title, caption, chart)
