@@ -15,7 +15,7 @@ from textual.widgets import Static
 
 from rho_audit.display.tui import SweepMonitor
 
-from .test_tui import BASE, FakeSweep
+from .test_tui import BASE, SFT, FakeSweep
 
 
 @pytest.fixture
@@ -86,5 +86,42 @@ def test_the_eta_counts_down_between_optimizer_steps(sweep):
             app.poll()
             await pilot.pause()
             assert eta_of(app) == "2m10s"
+
+    asyncio.run(run())
+
+
+def test_every_dimension_is_logged_at_its_own_time_and_in_order(sweep):
+    """Dimensions are stamped when they landed, not at the audit's start; those that land with the
+    cell's finish between two reads (the last one, at a 1 s interval) are logged before "done"."""
+    sweep.finish("baseline", BASE, elapsed=120.0)
+    sweep.train("sft_seed42", 10)
+    sweep.audit("sft_seed42", {"factual": 0.25, "toxicity": 0.22})
+    clock = Clock(sweep.now + 5.0)
+
+    async def run() -> None:
+        app = monitor(sweep, clock)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            sweep.now += 30.0  # the store's writer and the monitor share one clock
+            sweep.dimension("sft_seed42", "sycophancy", -0.12)
+            clock.now = sweep.now + 1.0
+            app.poll()
+            await pilot.pause()
+            sweep.dimension("sft_seed42", "bias", 0.05)
+            sweep.dimension("sft_seed42", "refusal", 0.31)
+            sweep.finish("sft_seed42", SFT)  # bias, refusal and the finish within one interval
+            clock.now = sweep.now + 1.0
+            app.poll()
+            await pilot.pause()
+        lines = [line for line in app.log_lines if "sft_seed42" in line]
+        dims = {d: next(line for line in lines if f"sft_seed42: {d} " in line) for d in SFT}
+        done = next(line for line in lines if "✓ sft_seed42 done" in line)
+        assert "[PASS]" in dims["refusal"] and "+0.310" in dims["refusal"]
+        started = next(line for line in lines if "audit started" in line)
+        order = [started, *dims.values(), done]
+        assert [lines.index(line) for line in order] == sorted(lines.index(line) for line in order)
+        stamps = [line.split()[0] for line in app.log_lines]
+        assert stamps == sorted(stamps), app.log_lines  # the log is in time order
+        assert dims["sycophancy"].split()[0] != dims["factual"].split()[0]  # not the audit's start
 
     asyncio.run(run())

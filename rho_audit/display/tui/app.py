@@ -216,6 +216,10 @@ class SweepMonitor(App[None]):
             self._seen[c.cell_id] = (c.status, dims)
             old_status, old_dims = before or ("pending", frozenset())
             at = c.updated_at
+            if c.status in FINAL and before is not None and old_status in RUNNING:
+                # Dimensions that landed since the last read, the cell finishing in between: the
+                # finish time is the nearest the store has to theirs.
+                self._log_dimensions(c, c.scores, old_dims, at)
             if c.status == "complete":
                 scores = " ".join(f"{d} {score_text(s)}" for d, s in c.scores.items())
                 self.log_line(f"✓ {c.cell_id} done in {duration(c.elapsed(now))}: {scores}", "green", at)
@@ -237,9 +241,8 @@ class SweepMonitor(App[None]):
                         self.log_line(f"▶ {c.cell_id}: {what} started ({c.describe()})", "cyan", at)
                     else:
                         self.log_line(f"  {c.cell_id}: training done, audit started", "cyan", at)
-                for dim in sorted(dims - old_dims, key=list(c.partial).index):
-                    s = c.partial[dim]
-                    self.log_line(f"  {c.cell_id}: {dim} {score_text(s, 3)} [{s.get('status')}]", "", at)
+                # A dimension's row carries no time: it is stamped when this read first saw it.
+                self._log_dimensions(c, c.partial, old_dims, now)
         if state.finished and not self._logged_finish:
             self._logged_finish = True
             failed = state.count("failed")
@@ -247,6 +250,14 @@ class SweepMonitor(App[None]):
                 f"sweep {state.sweep_id} finished: {state.count('complete')} done, {failed} failed",
                 "bold red" if failed else "bold green",
             )
+
+    def _log_dimensions(
+        self, c: CellView, scores: dict[str, dict[str, Any]], logged: frozenset[str], at: float
+    ) -> None:
+        """One line per dimension of ``scores`` not in ``logged``, in the order they finished."""
+        for dim in [d for d in scores if d not in logged]:
+            s = scores[dim]
+            self.log_line(f"  {c.cell_id}: {dim} {score_text(s, 3)} [{s.get('status')}]", "", at)
 
     # -- header ----------------------------------------------------------------------------
 
