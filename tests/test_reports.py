@@ -850,6 +850,32 @@ def test_comparison_card_decides_by_the_paired_ci(tmp_path):
     assert card.seed == 0
 
 
+def test_comparison_panels_share_one_x_scale(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    ns = "{http://www.w3.org/2000/svg}"
+    store = comparison_store(tmp_path / "runs.sqlite")
+    # A third run that moved a little and the other way: alone, its chart would zoom in on it.
+    small = [pair_result("factual", [g - 0.05 for g in FACTUAL_GAPS]), choice_result()]
+    add_run(store, "20260103-000000-after1", small, adapter="adapters/sft", created=T0 + 2 * 86400)
+    ids = ["20260101-000000-before", "20260102-000000-after0", "20260103-000000-after1"]
+    card = build_comparison_card(store, ids)
+    axes = []
+    for c in card.comparisons:
+        root = ET.fromstring(c.figure.chart.render())
+        bottom = max(float(t.get("y")) for t in root.iter(f"{ns}text") if t.get("text-anchor") == "middle")
+        # The tick labels: the middle-anchored texts on the row just above the axis label.
+        rows = sorted({float(t.get("y")) for t in root.iter(f"{ns}text") if t.get("text-anchor") == "middle"})
+        tick_row = rows[-2]
+        assert tick_row < bottom
+        axes.append([(t.text, t.get("x")) for t in root.iter(f"{ns}text") if float(t.get("y")) == tick_row])
+        assert "same x-scale" in c.figure.caption
+    assert axes[0] == axes[1] and len(axes[0]) >= 3  # same ticks at the same pixels
+    # A card with one comparison does not talk about panels.
+    one = build_comparison_card(store, ids[:2])
+    assert "same x-scale" not in one.comparisons[0].figure.caption
+
+
 def test_comparison_needs_two_runs_and_audits_only(tmp_path):
     store = comparison_store(tmp_path / "runs.sqlite")
     add_run(store, "train-1", [], kind="train")

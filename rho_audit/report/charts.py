@@ -84,7 +84,9 @@ class Scale:
         return self.start + (value - self.low) / span * (self.end - self.start)
 
 
-def _domain(values: Sequence[float], include_zero: bool = True, pad: float = 0.05) -> tuple[float, float]:
+def data_domain(values: Sequence[float], include_zero: bool = True, pad: float = 0.05) -> tuple[float, float]:
+    """The range an axis of these values spans (with 0 unless told, padded); a card gives it to
+    several charts so they share one scale."""
     vals = [v for v in values if v is not None and math.isfinite(v)]
     if include_zero:
         vals.append(0.0)
@@ -227,16 +229,22 @@ class CIBar:
 
 
 def ci_bar_chart(
-    rows: Sequence[CIBar], axis_label: str, title: str, domain: tuple[float, float] | None = None
+    rows: Sequence[CIBar],
+    axis_label: str,
+    title: str,
+    domain: tuple[float, float] | None = None,
+    label_chars: int = 0,
 ) -> Svg:
-    """One row per item: a bar from 0 to the value (blue ≥ 0, vermillion < 0) with its CI."""
+    """One row per item: a bar from 0 to the value (blue ≥ 0, vermillion < 0) with its CI.
+    Charts given the same ``domain`` and ``label_chars`` (at least the longest label) have the
+    same x-scale at the same pixels, as the panels of one card should."""
     # The label column fits the longest label (text is right-aligned at label_w - 8, so a wider
     # label would start left of x = 0 and be clipped); the chart widens so the plot keeps 430px.
-    label_w = 16 + CHAR_W * max((len(r.label) for r in rows), default=4)
+    label_w = 16 + CHAR_W * max(label_chars, *(len(r.label) for r in rows), 4)
     width, row_h, top = max(720.0, label_w + 500.0), 26.0, 30.0
     height = top + row_h * max(len(rows), 1) + 50
     values = [v for r in rows for v in (r.value, r.low, r.high) if v is not None]
-    low, high = domain or _domain(values)
+    low, high = domain or data_domain(values)
     ticks = nice_ticks(low, high)
     x = Scale(ticks[0], ticks[-1], label_w, width - 70)
     svg = Svg(width, height, title, f"{title}. Bars: value; whiskers: 95% CI; dashed line: 0.")
@@ -312,7 +320,7 @@ def line_chart(
     ]
     if reference is not None:
         ys.append(reference.y)
-    y_ticks = nice_ticks(*_domain(ys, include_zero=reference is None))
+    y_ticks = nice_ticks(*data_domain(ys, include_zero=reference is None))
     x_ticks = xs if len(xs) <= 8 or log_x else nice_ticks(min(xs), max(xs))
     at = math.log10 if log_x else float
     x_lo, x_hi = (at(min(xs)), at(max(xs))) if xs else (0.0, 1.0)
@@ -389,7 +397,7 @@ def grouped_bar_chart(groups: Sequence[str], series: Sequence[BarSeries], y_labe
         if b.mean is not None
         for v in (b.mean - (b.err or 0), b.mean + (b.err or 0))
     ]
-    y_ticks = nice_ticks(*_domain(ys, pad=0.12))
+    y_ticks = nice_ticks(*data_domain(ys, pad=0.12))
     sy = Scale(y_ticks[0], y_ticks[-1], height - bottom, top)
     svg = Svg(
         width, height, title, f"{title}. Bars: mean; whiskers: ± 1 SD; marks: Welch t-test vs reference."
@@ -455,7 +463,7 @@ def box_plot_chart(groups: Sequence[str], series: Sequence[BoxSeries], y_label: 
     height = 400.0
     ys = [v for s in series for vals in s.values for v in vals]
     ys += [v for s in series for vals in s.values if 2 <= len(vals) < BOX_MIN_SEEDS for v in _mean_sd(vals)]
-    y_ticks = nice_ticks(*_domain(ys, pad=0.08))
+    y_ticks = nice_ticks(*data_domain(ys, pad=0.08))
     sy = Scale(y_ticks[0], y_ticks[-1], height - bottom, top)
     svg = Svg(
         width,

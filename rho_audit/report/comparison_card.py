@@ -106,24 +106,50 @@ def _compare(store: RunStore, ref: RunRow, other: RunRow, seed: int) -> Comparis
                 f"{row.probe_set_version}); paired on shared ids",
             )
         rows.append(DeltaRow(row.dimension, row.metric, diff, acc_a, acc_b))
-    return Comparison(run_header(ref), run_header(other), tuple(rows), _delta_figure(ref, other, rows))
+    return Comparison(run_header(ref), run_header(other), tuple(rows), None)
 
 
 def _annotate(diff: PairedDifference, note: str) -> PairedDifference:
     return replace(diff, note="; ".join(x for x in (diff.note, note) if x))
 
 
-def _delta_figure(ref: RunRow, other: RunRow, rows: Sequence[DeltaRow]) -> Figure | None:
-    tested = [r for r in rows if r.diff.ci_low is not None]  # the chart shows what was tested
-    bars = [charts.CIBar(r.dimension, r.diff.delta, r.diff.ci_low, r.diff.ci_high) for r in tested]
+def _tested(rows: Sequence[DeltaRow]) -> list[DeltaRow]:
+    return [r for r in rows if r.diff.ci_low is not None]  # the chart shows what was tested
+
+
+def shared_domain(comparisons: Sequence[Comparison]) -> tuple[float, float] | None:
+    """One x-range for every panel of a card (each Δ and its CI, and 0), so bars of different
+    panels can be compared by length; None when nothing was tested."""
+    values = [
+        v
+        for c in comparisons
+        for r in _tested(c.rows)
+        for v in (r.diff.delta, r.diff.ci_low, r.diff.ci_high)
+        if v is not None
+    ]
+    return charts.data_domain(values) if values else None
+
+
+def _delta_figure(
+    comparison: Comparison, domain: tuple[float, float] | None, label_chars: int, panels: int
+) -> Figure | None:
+    ref, other = comparison.reference, comparison.other
+    bars = [
+        charts.CIBar(r.dimension, r.diff.delta, r.diff.ci_low, r.diff.ci_high)
+        for r in _tested(comparison.rows)
+    ]
     if not bars:
         return None
     title = f"Change after − before ({other.run_id} vs {ref.run_id})"
-    chart = charts.ci_bar_chart(bars, "difference in score (rho or rate; 0 = no change)", title)
+    chart = charts.ci_bar_chart(
+        bars, "difference in score (rho or rate; 0 = no change)", title, domain, label_chars
+    )
     caption = (
         "Bars: difference on the probes both runs scored; whiskers: 95% paired bootstrap CI. "
         "A whisker clear of the dashed 0 line is a significant change."
     )
+    if panels > 1:
+        caption += " Every panel of this card has the same x-scale, so bars compare across panels."
     return Figure(f"delta-{slug(other.run_id)}", title, caption, chart)
 
 
@@ -143,6 +169,11 @@ def build_comparison_card(store: RunStore, run_ids: Sequence[str], seed: int | N
     runs = [audit_run(store, r) for r in run_ids]
     seed = runs[0].seed if seed is None else seed
     comparisons = tuple(_compare(store, runs[0], other, seed) for other in runs[1:])
+    domain = shared_domain(comparisons)
+    label_chars = max((len(r.dimension) for c in comparisons for r in _tested(c.rows)), default=0)
+    comparisons = tuple(
+        replace(c, figure=_delta_figure(c, domain, label_chars, len(comparisons))) for c in comparisons
+    )
     return ComparisonCard(
         title=f"Comparison card: {len(runs)} runs of {runs[0].model_id}",
         runs=tuple(run_header(r) for r in runs),
