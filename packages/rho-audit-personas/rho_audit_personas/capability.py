@@ -1,0 +1,253 @@
+"""Capability per persona: multiple-choice accuracy scored by the log-prob of the option letter.
+
+Each question is put as one user prompt that lists its options (``A. ...`` to ``D. ...``); the
+model's answer is the letter it finds most likely as the reply. The same question is asked with
+the model under each persona of a panel (``AuditContext.using_persona``), so one run compares the
+personas' accuracy, and the personas' centroids (:mod:`rho_audit_personas.geometry`) give each
+persona's cosine to a source persona, for leakage-vs-cosine analyses.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+from rho_audit.api import (
+    AuditContext,
+    Dimension,
+    Evaluation,
+    Layer,
+    Persona,
+    ProbeRecord,
+    RhoAuditError,
+    ScoreRequest,
+    Thresholds,
+    figure_with_ci,
+)
+from rho_audit_personas import geometry
+from rho_audit_personas.data import (
+    LETTERS,
+    SCIENCE_MC,
+    MCQuestion,
+    format_mc_prompt,
+    load_neutral_questions,
+    load_science_mc,
+)
+from rho_audit_personas.leakage_stats import wilson
+from rho_audit_personas.library import PERSONAS
+
+if TYPE_CHECKING:
+    from rho_audit.api import ProbeSet
+
+__all__ = [
+    "ENV_PERSONAS",
+    "ENV_SOURCE",
+    "LETTERS",
+    "MCQuestion",
+    "PersonaCapability",
+    "PersonaCapabilityPanel",
+    "format_mc_prompt",
+    "letter_choices",
+    "load_neutral_questions",
+    "load_science_mc",
+]
+
+#: Comma-separated persona names (or ``all``) that replace a capability dimension's panel.
+ENV_PERSONAS = "RHO_AUDIT_PERSONAS"
+#: The persona whose centroid the others' cosines are taken to.
+ENV_SOURCE = "RHO_AUDIT_PERSONAS_SOURCE"
+
+
+def letter_choices(ctx: AuditContext, questions: Sequence[MCQuestion]) -> list[list[float] | str]:
+    """Per question, the log-prob of each option letter as the whole reply, under whatever
+    persona ``ctx`` is in; or the scoring error (a string) when a letter could not be scored."""
+    requests, spans = [], []
+    for q in questions:
+        spans.append((len(requests), len(q.choices)))
+        requests += [ScoreRequest(q.prompt, LETTERS[i]) for i in range(len(q.choices))]
+    scores = ctx.score(requests)
+    out: list[list[float] | str] = []
+    for start, count in spans:
+        own = scores[start : start + count]
+        error = next((s.error or "not scored" for s in own if s.error or s.sum_logprob is None), None)
+        out.append(error if error else [float(s.sum_logprob) for s in own])  # type: ignore[arg-type]
+    return out
+
+
+def _spread(items: Sequence[str], n: int | None) -> list[str]:
+    """``n`` items spread evenly over ``items`` (all when ``n`` is None or not smaller)."""
+    if n is None or n >= len(items):
+        return list(items)
+    return [items[round(i * len(items) / n)] for i in range(n)]
+
+
+def _resolve(names: Sequence[str], where: str) -> list[Persona]:
+    known = {p.name: p for p in PERSONAS}
+    out = []
+    for name in names:
+        if name not in known:
+            near = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean {near[0]!r}?" if near else ""
+            raise RhoAuditError(
+                f"{where}: unknown persona {name!r}.{hint} `rho-audit plugins` lists the personas of "
+                "rho-audit-personas (names lowercase-hyphenated)."
+            )
+        out.append(known[name])
+    return out
+
+
+class PersonaCapability(Dimension):
+    """Multiple-choice science accuracy with the model under no persona and each persona of a
+    panel, and each persona's centroid cosine to a source persona.
+
+    Headline: accuracy under the run's own persona (none unless ``rho-audit run --persona``), so
+    the number is comparable with any other run of the model and with the cells of a sweep's
+    ``personas:`` axis; a mean over the panel would change whenever the panel does. Secondary:
+    ``accuracy[PERSONA]`` (Wilson 95% CI) for ``none`` and every panel persona, their mean, and
+    ``cosine[PERSONA]``: cosine of the persona's centroid to the source's (1 for the source).
+    The panel comes from the class (``personas``, ``source``) or the environment
+    (``RHO_AUDIT_PERSONAS=villain,spy`` or ``all``; ``RHO_AUDIT_PERSONAS_SOURCE=villain``).
+    """
+
+    name = "persona-capability"
+    description = (
+        "Science multiple-choice accuracy under no persona and a few personas (option-letter log-prob)"
+    )
+    probe_set = SCIENCE_MC
+    probe_kind = "choice"
+    metric = "accuracy"
+    # Four options: chance is 0.25.
+    thresholds = Thresholds(pass_at=0.5, warn_at=0.3)
+    #: The panel (besides no persona), kept small so a default run stays fast.
+    personas: ClassVar[tuple[str, ...]] = ("assistant", "villain", "kindergarten-teacher")
+    #: The persona the cosines are taken to (the source a leakage study trains).
+    source: ClassVar[str] = "villain"
+    #: How many neutral questions (spread over the set) each centroid averages; None: all 120.
+    centroid_questions: ClassVar[int | None] = 60
+    layer: ClassVar[Layer] = "middle"
+
+    def panel(self) -> tuple[list[Persona], Persona]:
+        """The panel personas and the source, from the environment or the class."""
+        env = os.environ.get(ENV_PERSONAS, "").strip()
+        if env.lower() == "all":
+            names = [p.name for p in PERSONAS]
+        elif env:
+            names = [n.strip() for n in env.split(",") if n.strip()]
+        else:
+            names = list(self.personas)
+        panel = _resolve(
+            list(dict.fromkeys(names)), f"{ENV_PERSONAS}={env}" if env else f"{self.name}.personas"
+        )
+        source_name = os.environ.get(ENV_SOURCE, "").strip() or self.source
+        (source,) = _resolve(
+            [source_name], ENV_SOURCE if os.environ.get(ENV_SOURCE) else f"{self.name}.source"
+        )
+        return panel, source
+
+    def evaluate(self, probes: ProbeSet, ctx: AuditContext) -> Evaluation:
+        panel, source = self.panel()
+        questions = [
+            MCQuestion(p.id, p.split, p.category, p.prompt, tuple(p.choices), p.answer) for p in probes
+        ]
+        headline = ctx.persona
+        conditions: list[Persona | None] = list(
+            {geometry.label(c): c for c in [headline, None, *panel]}.values()
+        )
+        choices: dict[str, list[list[float] | str]] = {}
+        for condition in conditions:
+            with ctx.using_persona(condition):
+                choices[geometry.label(condition)] = letter_choices(ctx, questions)
+
+        secondary: dict[str, float | None] = {}
+        accuracy: dict[str, float] = {}
+        for name, per_question in choices.items():
+            outcomes = [
+                _chosen(c) == q.answer
+                for q, c in zip(questions, per_question, strict=True)
+                if not isinstance(c, str)
+            ]
+            rate = wilson(sum(outcomes), len(outcomes))
+            secondary |= figure_with_ci(f"accuracy[{name}]", rate.value, rate.low, rate.high)
+            if rate.value is not None:
+                accuracy[name] = rate.value
+        panel_rates = [accuracy[p.name] for p in panel if p.name in accuracy]
+        secondary["accuracy_mean_personas"] = sum(panel_rates) / len(panel_rates) if panel_rates else None
+
+        prompts = _spread(load_neutral_questions(), self.centroid_questions)
+        centroid_personas = list({geometry.label(c): c for c in [*conditions, source]}.values())
+        vectors = geometry.centroids(ctx, centroid_personas, prompts, self.layer)
+        for name, cos in geometry.cosines_to(vectors, source.name).items():
+            secondary[f"cosine[{name}]"] = cos
+
+        head = geometry.label(headline)
+        records = []
+        for i, q in enumerate(questions):
+            own = choices[head][i]
+            if isinstance(own, str):
+                records.append(ProbeRecord(q.id, q.split, q.category, error=own))
+                continue
+            values = {f"logprob_{LETTERS[j]}": lp for j, lp in enumerate(own)}
+            values["chosen"] = float(_chosen(own))
+            for name, per_question in choices.items():
+                if not isinstance(per_question[i], str):
+                    values[f"correct[{name}]"] = float(_chosen(per_question[i]) == q.answer)
+            records.append(
+                ProbeRecord(
+                    q.id,
+                    q.split,
+                    q.category,
+                    values=values,
+                    correct=_chosen(own) == q.answer,
+                    output=LETTERS[_chosen(own)],
+                )
+            )
+        rate = wilson(
+            sum(bool(r.correct) for r in records if not r.error), sum(1 for r in records if not r.error)
+        )
+        return Evaluation(
+            "accuracy",
+            "share of questions whose correct option letter is the most likely reply, under the run's "
+            "persona (none unless --persona); 95% Wilson interval",
+            rate.value,
+            rate.low,
+            rate.high,
+            rate.n,
+            tuple(records),
+            f"summed log-prob of each option letter as the reply to the question with its lettered options "
+            f"({ctx.template} template), under no persona and each of {', '.join(p.name for p in panel)}; "
+            f"cosine[PERSONA]: centroid cosine to source {source.name} (last prompt token, "
+            f"layer {self.layer}, {len(prompts)} neutral questions)",
+            secondary=secondary,
+            trend=(f"accuracy[{source.name}]",) if f"accuracy[{source.name}]" in secondary else (),
+        )
+
+
+def _chosen(logprobs: list[float] | str) -> int:
+    assert not isinstance(logprobs, str)
+    return max(range(len(logprobs)), key=logprobs.__getitem__)
+
+
+class PersonaCapabilityPanel(PersonaCapability):
+    """:class:`PersonaCapability` over a wider panel for leakage studies of the ``villain``
+    source: close relatives (hacker villain, evil scientist, crime boss, nice villain,
+    misanthrope, spy) and distant personas. Not run by default (it is several times slower)."""
+
+    name = "persona-capability-panel"
+    description = "persona-capability over a wide panel around the villain source (leakage vs cosine)"
+    runs_by_default = False
+    personas = (
+        "villain",
+        "hacker-villain",
+        "evil-scientist",
+        "crime-boss",
+        "nice-villain",
+        "misanthrope",
+        "spy",
+        "comedian",
+        "software-engineer",
+        "kindergarten-teacher",
+        "french-person",
+        "assistant",
+    )
