@@ -5,17 +5,22 @@ sweep of ``test_tui`` (fixed timestamps, a clock the test moves)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 
 pytest.importorskip("textual")
 
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
 
 from rho_audit.display.tui import SweepMonitor
+from rho_audit.display.tui.formatting import duration
 
-from .test_tui import BASE, SFT, FakeSweep
+from .test_tui import BASE, CELLS, SFT, SWEEP, FakeSweep, grid_rows
 
 
 @pytest.fixture
@@ -123,5 +128,63 @@ def test_every_dimension_is_logged_at_its_own_time_and_in_order(sweep):
         stamps = [line.split()[0] for line in app.log_lines]
         assert stamps == sorted(stamps), app.log_lines  # the log is in time order
         assert dims["sycophancy"].split()[0] != dims["factual"].split()[0]  # not the audit's start
+
+    asyncio.run(run())
+
+
+def dead_pid() -> int:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    return gone.pid
+
+
+@pytest.fixture
+def locked(tmp_path, utc):
+    """A fake sweep whose adapters (and lock file) are in a real folder, as a sweep's are."""
+    out = tmp_path / "out" / SWEEP
+    cells = [json.loads(json.dumps(c).replace(f"/nonexistent/sweeps/{SWEEP}", str(out))) for c in CELLS]
+    fake = FakeSweep(tmp_path / "runs.sqlite", cells)
+    out.mkdir(parents=True)
+    yield fake, out
+    fake.close()
+
+
+def test_a_resumed_cell_is_logged_as_resumed_and_timed_over_every_process(locked):
+    sweep, out = locked
+    sweep.finish("baseline", BASE, elapsed=120.0)
+    sweep.train("sft_seed42", 3)
+    first_start = sweep.now - 10.0  # the train run's creation (the row was written one tick later)
+    (out / ".lock").write_text(str(dead_pid()))  # the first process was killed
+    clock = Clock(sweep.now + 5.0)
+
+    async def run() -> None:
+        app = monitor(sweep, clock)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            assert grid_rows(app)["sft_seed42"] == "■ stopped"
+            adapter = out / "sft_seed42" / "adapter"
+            adapter.mkdir(parents=True)
+            (adapter / "latest.json").write_text(json.dumps({"step": 2, "folder": "checkpoint-2"}))
+            (out / ".lock").write_text(str(os.getpid()))  # a new process took the sweep on
+            sweep._set("sft_seed42", "training")
+            for step in range(3, 11):
+                sweep.step("sft_seed42", step)
+            clock.now = sweep.now + 3.0
+            app.poll()
+            await pilot.pause()
+            sweep.finish("sft_seed42", SFT, elapsed=4.0)  # the second process's share only
+            clock.now = sweep.now + 1.0
+            app.poll()
+            await pilot.pause()
+            whole = sweep.now - first_start
+            assert grid_rows(app)["sft_seed42"] == "✓ done"
+            assert app.query_one("#grid", DataTable).get_row("sft_seed42")[2].plain.strip() == duration(whole)
+        lines = [line for line in app.log_lines if "sft_seed42" in line]
+        resumed = [line for line in lines if "resumed" in line]
+        assert len(resumed) == 1 and "sft_seed42: training resumed at step 2 (sft" in resumed[0]
+        stopped = next(i for i, line in enumerate(lines) if "sft_seed42 stopped" in line)
+        assert not any("training started" in line for line in lines[stopped:])  # not a fresh start
+        assert any(f"✓ sft_seed42 done in {duration(whole)}" in line for line in lines)
+        assert duration(whole) != duration(4.0)  # more than the last process's share
 
     asyncio.run(run())

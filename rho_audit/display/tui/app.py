@@ -235,7 +235,9 @@ class SweepMonitor(App[None]):
                         at,
                     )
             elif c.status in RUNNING:
-                if old_status != c.status:
+                if old_status == "stopped":
+                    self._log_resume(c, at)
+                elif old_status != c.status:
                     what = "training" if c.status == "training" else "audit"
                     if c.kind == "baseline" or c.status == "training" or old_status == "pending":
                         self.log_line(f"▶ {c.cell_id}: {what} started ({c.describe()})", "cyan", at)
@@ -250,6 +252,18 @@ class SweepMonitor(App[None]):
                 f"sweep {state.sweep_id} finished: {state.count('complete')} done, {failed} failed",
                 "bold red" if failed else "bold green",
             )
+
+    def _log_resume(self, c: CellView, at: float) -> None:
+        if c.status == "auditing":
+            self.log_line(f"▶ {c.cell_id}: audit resumed (a new sweep process)", "cyan", at)
+            return
+        step = self.reader.resume_step(c)
+        if step is None:
+            steps = self.state.steps.get(c.train_run_id or "", [])
+            where = f"after step {steps[-1]['step']} (the last one recorded)" if steps else "from its start"
+        else:
+            where = f"at step {step}"
+        self.log_line(f"▶ {c.cell_id}: training resumed {where} ({c.describe()})", "cyan", at)
 
     def _log_dimensions(
         self, c: CellView, scores: dict[str, dict[str, Any]], logged: frozenset[str], at: float

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rho_audit.display.tui.state import RUNNING, CellView, SweepState
+from rho_audit.display.tui.state import FINAL, RUNNING, CellView, SweepState
 from rho_audit.store import AmbiguousId, CellDoc, RunStore, StoredCell, StoreError, StoreNotReady
 
 
@@ -120,6 +120,8 @@ class StoreReader:
                 self._running(store, cell, state)
                 if state.alive is False:
                     cell.status = "stopped"
+            elif cell.status in FINAL:
+                cell.started_at = self._started(store, cell)
         # Only the running cell's curve stays in memory (a details view re-reads a finished one).
         live = {c.train_run_id for c in cells if c.status in RUNNING or c.status == "stopped"}
         self._steps = {run_id: steps for run_id, steps in self._steps.items() if run_id in live}
@@ -137,7 +139,8 @@ class StoreReader:
             self._docs[row.cell_id] = cached
         return cached[1]
 
-    def _running(self, store: RunStore, cell: CellView, state: SweepState) -> None:
+    def _started(self, store: RunStore, cell: CellView) -> float | None:
+        """When the cell's first run was created (a resumed run keeps its id and creation time)."""
         ids = [r for r in (cell.train_run_id, cell.audit_run_id) if r]
         for run_id in ids:
             if run_id not in self._run_created:
@@ -145,7 +148,10 @@ class StoreReader:
                 if run:
                     self._run_created[run_id] = run.created_at
         starts = [self._run_created[r] for r in ids if r in self._run_created]
-        cell.started_at = min(starts) if starts else cell.updated_at
+        return min(starts) if starts else None
+
+    def _running(self, store: RunStore, cell: CellView, state: SweepState) -> None:
+        cell.started_at = self._started(store, cell) or cell.updated_at
         if cell.train_run_id and cell.status == "training":
             self.steps(cell.train_run_id, state.read_at)
         if cell.audit_run_id and cell.status == "auditing":
@@ -164,6 +170,19 @@ class StoreReader:
             known.extend(new)
             self._step_seen[run_id] = time.time() if now is None else now
         return known
+
+    def resume_step(self, cell: CellView) -> int | None:
+        """The step the cell's training resumes from: its newest checkpoint's, when the adapter
+        folder is on this machine."""
+        adapter = cell.train.get("adapter_dir")
+        if not adapter:
+            return None
+        try:  # train.checkpoints' pointer, read directly: importing that module loads the model stack
+            pointer = json.loads((Path(adapter) / "latest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        step = pointer.get("step") if isinstance(pointer, dict) else None
+        return step if isinstance(step, int) else None
 
     def _check_lock(self, cells: list[CellView], state: SweepState) -> None:
         """Is the process that holds the sweep's lock alive? Read at most every LOCK_CHECK_S."""

@@ -46,7 +46,12 @@ class CellView:
 
     def elapsed(self, now: float) -> float | None:
         if self.result and self.status in FINAL and self.result.get("elapsed_s"):
-            return float(self.result["elapsed_s"])
+            # The result times only the process that finished the cell; after a resume its run
+            # (same id) dates from the first process: from then to the finish counts every process.
+            spans = [float(self.result["elapsed_s"])]
+            if self.started_at:
+                spans.append(self.updated_at - self.started_at)
+            return max(spans)
         if self.status in RUNNING and self.started_at:
             return now - self.started_at
         return None
