@@ -11,6 +11,7 @@ tests/test_reports.py`` and review the diff.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -1345,3 +1346,104 @@ def test_bias_probe_texts_show_the_pair_the_score_compares():
     text = _probe_text(named)
     assert text.positive == named.choices[named.answer] == named.choices[named.biased_answer]
     assert text.negative not in (named.choices[named.unknown_answer], text.positive)
+
+
+def provenance_store(tmp_path):
+    """A base-model audit, a training run into ``adapters/rho-s42`` (its folder as the trainer
+    writes it), and an audit of that adapter."""
+    folder = tmp_path / "adapters" / "rho-s42"
+    folder.mkdir(parents=True)
+    train_config = {
+        "trainer": "rho-guided",
+        "options": {"lambda": 0.2},
+        "seed": 42,
+        "dimensions": ["factual", "toxicity"],
+        "corpus": None,
+        "budget_tokens": 5000,
+    }
+    block = {
+        "trainer": "rho-guided",
+        "options": {"lambda": 0.2, "margin": 0.1},  # resolved: the trainer's default margin too
+        "config": train_config,
+        "config_sha256": "cd" * 32,
+    }
+    (folder / "adapter_config.json").write_text(json.dumps({"fine_tune_type": "lora", "rho_audit": block}))
+    (folder / "training_complete.json").write_text(
+        json.dumps({"run_id": "20251231-000000-train", "steps": 120})
+    )
+    store = RunStore(tmp_path / "runs.sqlite")
+    store.start_run(
+        "20251231-000000-train", "tiny-model", "/models/x", str(folder), 42, train_config, "cd" * 32,
+        VERSIONS, None, kind="train",
+    )  # fmt: skip
+    for step in (1, 2, 3):
+        store.add_train_step("20251231-000000-train", step, {"loss": 1.0 / step})
+    store.finish_run("20251231-000000-train", "complete")
+    before = [pair_result("factual", FACTUAL_GAPS)]
+    after = [pair_result("factual", [g + 0.9 for g in FACTUAL_GAPS])]
+    add_run(store, "20260101-000000-base00", before)
+    add_run(store, "20260102-000000-tuned0", after, adapter=str(folder), created=T0 + 86400)
+    return store, folder
+
+
+def test_cards_say_what_produced_the_adapter(tmp_path):
+    store, folder = provenance_store(tmp_path)
+    card = build_audit_card(store, "20260102-000000-tuned0")
+    p = card.header.provenance
+    assert (p.trainer, p.options, p.seed, p.train_run_id, p.steps) == (
+        "rho-guided",
+        (("lambda", 0.2), ("margin", 0.1)),
+        42,
+        "20251231-000000-train",
+        120,
+    )
+    assert p.data == "built-in SFT corpus; contrast pairs of factual, toxicity; budget 5000 response tokens"
+    html = render(card, "html").text
+    assert "script" not in [t for t, _ in parse_html(html).tags]
+    text = re.sub(r"<[^>]+>", "", html.split('id="provenance">')[1].split("</dd>")[0])
+    assert text.startswith("rho-guided, λ=0.2 γ=0.1; seed 42; training run 20251231-000000-train; 120 steps")
+    md = render(card, "md").text
+    assert_valid_markdown(md)
+    assert (
+        "| trained by | rho-guided, λ=0.2 γ=0.1; seed 42; training run 20251231-000000-train; 120 steps" in md
+    )
+
+    # The adapter folder gone (another machine): the store's training run still says it; its
+    # steps are the last logged one, its options the ones the run was given.
+    shutil.rmtree(folder)
+    p = build_audit_card(store, "20260102-000000-tuned0").header.provenance
+    assert (p.trainer, p.options, p.seed, p.train_run_id, p.steps) == (
+        "rho-guided",
+        (("lambda", 0.2),),
+        42,
+        "20251231-000000-train",
+        3,
+    )
+    assert p.source == "run store"
+
+
+def test_comparison_titles_name_runs_by_model_adapter_and_date(tmp_path):
+    store, _ = provenance_store(tmp_path)
+    card = build_comparison_card(store, ["20260101-000000-base00", "20260102-000000-tuned0"])
+    html = render(card, "html").text
+    assert "script" not in [t for t, _ in parse_html(html).tags]
+    (title,) = re.findall(r'<h2 id="cmp-[^"]*">(.*?)</h2>', html)
+    assert title == (
+        "tiny-model + rho-guided λ=0.2 γ=0.1 seed 42, 2026-01-02 vs tiny-model + base model, 2026-01-01"
+    )
+    # The adapter path wraps at its slashes, not mid-word; its provenance is in the runs table.
+    table = html.split('<table id="runs-table">')[1].split("</table>")[0]
+    assert "adapters/<wbr>rho-s42" in table and "rho-guided λ=0.2 γ=0.1 seed 42, training run" in table
+    md = render(card, "md").text
+    assert_valid_markdown(md)
+    assert (
+        "## tiny-model + rho-guided λ=0.2 γ=0.1 seed 42, 2026-01-02 vs tiny-model + base model, 2026-01-01"
+        in md
+    )
+    # An adapter with no training record anywhere: named by its folder, and the card says why.
+    add_run(
+        store, "20260103-000000-other0", [pair_result("factual", FACTUAL_GAPS)], adapter="elsewhere/lora-x"
+    )
+    other = build_audit_card(store, "20260103-000000-other0")
+    assert other.header.label == "tiny-model + adapter lora-x, 2026-01-01"
+    assert "unknown: no rho-audit training record" in render(other, "md").text

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
 #: How tables and charts write the trainer options that have a symbol in the paper.
 OPTION_SYMBOLS: dict[str, str] = {"lambda": "λ", "margin": "γ"}
+
+
+def param_label(params: Sequence[tuple[str, Any]]) -> str:
+    """``λ=0.2 γ=0.1``: settings as the cards write them, with the paper's symbols."""
+    parts = []
+    for key, value in params:
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        parts.append(f"{OPTION_SYMBOLS.get(key, key)}={shown}")
+    return " ".join(parts)
 
 
 def slug(text: str, keep: str = "._-", *, lower: bool = True, strip: str = "-.", fallback: str = "x") -> str:

@@ -10,8 +10,9 @@ from typing import Any
 
 from rho_audit.report import charts
 from rho_audit.report.families import family_figures
-from rho_audit.report.gather import audit_run, clip, confidences, dimension_row, finite_number, run_header
+from rho_audit.report.gather import audit_run, clip, confidences, dimension_row, finite_number
 from rho_audit.report.ood import POOLED_ACCURACY, pooled_of_results
+from rho_audit.report.provenance import header_with_provenance
 from rho_audit.report.records import (
     AuditCard,
     DimensionRow,
@@ -169,7 +170,7 @@ def build_audit_card(store: RunStore, run_id: str, texts: ProbeTexts | None = No
     """The audit card of one run, from the store."""
     run = audit_run(store, run_id)
     texts = texts or _no_texts
-    header = run_header(run)
+    header = header_with_provenance(store, run)
     rows, sections = [], []
     results = store.results(run.run_id)
     for result in results:

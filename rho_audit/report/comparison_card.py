@@ -12,10 +12,11 @@ from rho_audit._util.naming import slug
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.report import charts
 from rho_audit.report import stats as report_stats
-from rho_audit.report.gather import ProbeOutcome, audit_run, dimension_row, probe_outcomes, run_header
-from rho_audit.report.records import Comparison, ComparisonCard, DeltaRow, Figure, Statistic
+from rho_audit.report.gather import ProbeOutcome, audit_run, dimension_row, probe_outcomes
+from rho_audit.report.provenance import header_with_provenance
+from rho_audit.report.records import Comparison, ComparisonCard, DeltaRow, Figure, RunHeader, Statistic
 from rho_audit.report.stats import PairedDifference
-from rho_audit.store import RunRow, RunStore
+from rho_audit.store import RunStore
 
 RATE_METRICS = ("accuracy", "answer_rate")
 PAIRED_METRICS = ("rank_biserial", *RATE_METRICS)
@@ -73,7 +74,7 @@ def _rho(pair: tuple[np.ndarray, np.ndarray]) -> float:
     return float(rank_biserial(pair[0], pair[1]))
 
 
-def _compare(store: RunStore, ref: RunRow, other: RunRow, seed: int) -> Comparison:
+def _compare(store: RunStore, ref: RunHeader, other: RunHeader, seed: int) -> Comparison:
     ref_results = {r["dimension"]: dimension_row(r) for r in store.results(ref.run_id)}
     rows = []
     for result in store.results(other.run_id):
@@ -106,7 +107,7 @@ def _compare(store: RunStore, ref: RunRow, other: RunRow, seed: int) -> Comparis
                 f"{row.probe_set_version}); paired on shared ids",
             )
         rows.append(DeltaRow(row.dimension, row.metric, diff, acc_a, acc_b))
-    return Comparison(run_header(ref), run_header(other), tuple(rows), None)
+    return Comparison(ref, other, tuple(rows), None)
 
 
 def _annotate(diff: PairedDifference, note: str) -> PairedDifference:
@@ -166,7 +167,7 @@ def build_comparison_card(store: RunStore, run_ids: Sequence[str], seed: int | N
     """Every run after the first compared with the first (the reference: "before")."""
     if len(run_ids) < 2:
         raise RhoAuditError("a comparison needs at least two runs (the first is the reference).")
-    runs = [audit_run(store, r) for r in run_ids]
+    runs = [header_with_provenance(store, audit_run(store, r)) for r in run_ids]
     seed = runs[0].seed if seed is None else seed
     comparisons = tuple(_compare(store, runs[0], other, seed) for other in runs[1:])
     domain = shared_domain(comparisons)
@@ -175,8 +176,8 @@ def build_comparison_card(store: RunStore, run_ids: Sequence[str], seed: int | N
         replace(c, figure=_delta_figure(c, domain, label_chars, len(comparisons))) for c in comparisons
     )
     return ComparisonCard(
-        title=f"Comparison card: {len(runs)} runs of {runs[0].model_id}",
-        runs=tuple(run_header(r) for r in runs),
+        title=f"Comparison card: {len(runs)} runs of {runs[0].model}",
+        runs=tuple(runs),
         comparisons=comparisons,
         statistics=COMPARISON_STATISTICS,
         seed=seed,

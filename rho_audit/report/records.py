@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
+from rho_audit._util.naming import param_label
 from rho_audit.report import charts
 from rho_audit.report import stats as report_stats
 from rho_audit.report.ood import Accuracy, PooledAccuracy
@@ -63,6 +65,31 @@ class PersonaRef:
 
 
 @dataclass(frozen=True)
+class AdapterProvenance:
+    """What produced an audited adapter (:mod:`rho_audit.report.provenance`); unknowns are None."""
+
+    trainer: str | None
+    options: tuple[tuple[str, Any], ...]
+    seed: int | None
+    train_run_id: str | None
+    train_status: str | None
+    steps: int | None
+    data: str | None
+    #: Where this was read (the adapter folder, the run store), or why nothing was found.
+    source: str
+
+    @property
+    def known(self) -> bool:
+        return self.trainer is not None
+
+    @property
+    def summary(self) -> str:
+        """``rho-guided λ=0.2 seed 42``: the trainer, its options and seed, for titles."""
+        seed = f"seed {self.seed}" if self.seed is not None else ""
+        return " ".join(x for x in (self.trainer or "", param_label(self.options), seed) if x)
+
+
+@dataclass(frozen=True)
 class RunHeader:
     run_id: str
     model: str
@@ -82,6 +109,20 @@ class RunHeader:
     error: str | None
     #: Set only for a run audited under a persona (``rho-audit run --persona``).
     persona: PersonaRef | None = None
+    #: What produced the adapter (set by the cards that show it; None without an adapter).
+    provenance: AdapterProvenance | None = None
+
+    @property
+    def label(self) -> str:
+        """The run as a reader names it: model + adapter (what trained it) + date."""
+        persona = f" (persona {self.persona.name})" if self.persona else ""
+        if not self.adapter:
+            adapter = "base model"
+        elif self.provenance is not None and self.provenance.known:
+            adapter = self.provenance.summary
+        else:
+            adapter = f"adapter {PurePath(self.adapter).name or self.adapter}"
+        return f"{self.model}{persona} + {adapter}, {self.date[:10]}"
 
 
 class _MetricNaming:

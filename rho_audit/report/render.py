@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rho_audit._util.files import atomic_write_text
-from rho_audit._util.naming import slug
+from rho_audit._util.naming import param_label, slug
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.audit.calibration import CALIBRATION_DEFINITION
 from rho_audit.report.records import AuditCard, Card, ComparisonCard, DimensionSection, Figure
@@ -154,11 +154,20 @@ def make_environment(fmt: str, sections: SectionTemplates | None = None) -> jinj
         slug=slug,
         cell=md_escape,
         raw_md=MdSafe,
+        path=_path_breaks if fmt == "html" else str,
+        options=param_label,
     )
     env.globals.update(
         render_section=_section_renderer(env, fmt, sections), calibration_definition=CALIBRATION_DEFINITION
     )
     return env
+
+
+def _path_breaks(path: object) -> str:
+    """A file path that wraps after a ``/`` rather than mid-word (HTML: a ``<wbr>`` after each)."""
+    import markupsafe
+
+    return markupsafe.Markup("/<wbr>").join(markupsafe.escape(str(path)).split("/"))
 
 
 def _section_renderer(env: jinja2.Environment, fmt: str, sections: SectionTemplates) -> Callable[..., str]:

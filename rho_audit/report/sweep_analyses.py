@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rho_audit._util.naming import OPTION_SYMBOLS, slug
+from rho_audit._util.naming import OPTION_SYMBOLS, param_label, slug
 from rho_audit.report import charts
 from rho_audit.report import stats as report_stats
 from rho_audit.report.gather import ProbeOutcome
@@ -48,14 +48,6 @@ BUDGET_KEY = "budget_tokens"
 
 #: (audit run id, dimension) -> probe id -> outcome; {} when the run or its records are gone.
 ItemLoader = Callable[[str, str], Mapping[str, ProbeOutcome]]
-
-
-def param_label(params: Sequence[tuple[str, Any]]) -> str:
-    parts = []
-    for key, value in params:
-        shown = f"{value:g}" if isinstance(value, float) else str(value)
-        parts.append(f"{OPTION_SYMBOLS.get(key, key)}={shown}")
-    return " ".join(parts)
 
 
 def reference(conditions: Sequence[ConditionStats]) -> ConditionStats | None:
