@@ -1447,3 +1447,30 @@ def test_comparison_titles_name_runs_by_model_adapter_and_date(tmp_path):
     other = build_audit_card(store, "20260103-000000-other0")
     assert other.header.label == "tiny-model + adapter lora-x, 2026-01-01"
     assert "unknown: no rho-audit training record" in render(other, "md").text
+
+
+def test_comparison_card_shows_each_runs_judge_usage(tmp_path):
+    store = comparison_store(tmp_path / "runs.sqlite")
+    store.record_judge_usage("20260102-000000-after0", "audit", usage_record())
+    ids = ["20260101-000000-before", "20260102-000000-after0"]
+    card = build_comparison_card(store, ids)
+    assert [(u.run_id, u.calls, u.input_tokens) for u in card.judge_usage] == [(ids[1], 7, 5000)]
+    html = render(card, "html").text
+    table = html.split('<table id="judge-usage-table">')[1].split("</table>")[0]
+    head, row = (re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r, re.DOTALL) for r in table.split("<tr>")[1:3])
+    assert head[:2] == ["run", "judge"] and head[5:10] == [
+        "calls",
+        "retries",
+        "input tokens",
+        "output tokens",
+        "est. cost",
+    ]
+    assert row[0] == f"<code>{ids[1]}</code>" and row[5:10] == ["7", "2", "5000", "500", "$0.0075"]
+    md = render(card, "md").text
+    assert_valid_markdown(md)
+    (block,) = [b for b in markdown_tables(md) if b[0].startswith("| run | judge | model |")]
+    cells = [c.strip() for c in cells_of(block[2])]
+    assert cells[0] == ids[1] and cells[5:10] == ["7", "2", "5000", "500", "$0.0075"]
+    # No judge with a cost: no section.
+    plain = build_comparison_card(comparison_store(tmp_path / "free.sqlite"), ids)
+    assert plain.judge_usage == () and "judge-usage" not in render(plain, "html").text

@@ -60,6 +60,7 @@ def judge_usage_rows(store: RunStore, run_id: str) -> tuple[JudgeUsage, ...]:
                 errors=count(row, "errors"),
                 max_usd=finite_number(row.get("max_usd")),
                 max_calls=int(max_calls) if isinstance(max_calls, int) else None,
+                run_id=run_id,
             )
         )
     return tuple(rows)

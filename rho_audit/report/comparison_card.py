@@ -12,6 +12,7 @@ from rho_audit._util.naming import slug
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.report import charts
 from rho_audit.report import stats as report_stats
+from rho_audit.report.audit_card import judge_usage_rows
 from rho_audit.report.gather import ProbeOutcome, audit_run, dimension_row, probe_outcomes
 from rho_audit.report.provenance import header_with_provenance
 from rho_audit.report.records import Comparison, ComparisonCard, DeltaRow, Figure, RunHeader, Statistic
@@ -181,4 +182,5 @@ def build_comparison_card(store: RunStore, run_ids: Sequence[str], seed: int | N
         comparisons=comparisons,
         statistics=COMPARISON_STATISTICS,
         seed=seed,
+        judge_usage=tuple(u for r in runs for u in judge_usage_rows(store, r.run_id)),
     )

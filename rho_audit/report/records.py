@@ -233,6 +233,8 @@ class JudgeUsage:
     errors: int
     max_usd: float | None
     max_calls: int | None
+    #: The run judged (shown on the comparison card, where several runs share the table).
+    run_id: str = ""
 
     @property
     def cost(self) -> str:
@@ -292,6 +294,8 @@ class ComparisonCard:
     statistics: tuple[Statistic, ...]
     seed: int
     kind: str = "comparison"
+    #: Every compared run's LLM-judge usage, run by run (empty when no run used one).
+    judge_usage: tuple[JudgeUsage, ...] = ()
 
 
 @dataclass(frozen=True)
