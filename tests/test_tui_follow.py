@@ -188,3 +188,72 @@ def test_a_resumed_cell_is_logged_as_resumed_and_timed_over_every_process(locked
         assert duration(whole) != duration(4.0)  # more than the last process's share
 
     asyncio.run(run())
+
+
+def test_a_new_sweep_process_is_not_a_stop_and_its_own_kill_is_logged(locked):
+    sweep, out = locked
+    sweep.finish("baseline", BASE, elapsed=120.0)
+    (out / ".lock").write_text(str(dead_pid()))  # the process that ran the baseline has exited
+    sweep.tick = 0.1  # rows written within one lock check (LOCK_CHECK_S) of each other
+    clock = Clock(sweep.now + 5.0)
+    processes: list[subprocess.Popen] = []
+
+    def new_process() -> int:
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        processes.append(proc)
+        (out / ".lock").write_text(str(proc.pid))
+        return proc.pid
+
+    def kill(pid: int) -> None:
+        proc = next(p for p in processes if p.pid == pid)
+        proc.kill()
+        proc.wait()
+
+    async def tick(app, pilot, seconds: float) -> None:
+        clock.now = max(clock.now, sweep.now) + seconds
+        app.poll()
+        await pilot.pause()
+
+    def stops(app) -> list[str]:
+        return [line for line in app.log_lines if "sft_seed42 stopped" in line]
+
+    async def run() -> None:
+        app = monitor(sweep, clock)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            first = new_process()  # a new sweep process starts the next cell within a lock check
+            sweep.train("sft_seed42", 3)
+            await tick(app, pilot, 0.5)
+            assert grid_rows(app)["sft_seed42"] == "▶ train 30%"
+            assert not stops(app)
+
+            kill(first)
+            await tick(app, pilot, 3.0)
+            assert grid_rows(app)["sft_seed42"] == "■ stopped"
+            assert len(stops(app)) == 1 and f"pid {first})" in stops(app)[0]
+
+            second = new_process()  # the sweep is run again: it resumes the cell
+            sweep._set("sft_seed42", "training")
+            await tick(app, pilot, 0.5)
+            assert grid_rows(app)["sft_seed42"] == "▶ train 30%"
+            assert len(stops(app)) == 1
+
+            kill(second)  # and that process is killed in turn
+            await tick(app, pilot, 3.0)
+            assert grid_rows(app)["sft_seed42"] == "■ stopped"
+            assert len(stops(app)) == 2 and f"pid {second})" in stops(app)[1]
+
+            third = new_process()  # restarted before the monitor saw it stop: still a resume
+            await tick(app, pilot, 0.5)
+            kill(third)
+            new_process()
+            await tick(app, pilot, 3.0)
+        resumed = [line for line in app.log_lines if "sft_seed42: training resumed" in line]
+        assert len(resumed) == 3, app.log_lines
+
+    try:
+        asyncio.run(run())
+    finally:
+        for proc in processes:
+            proc.kill()
+            proc.wait()

@@ -107,7 +107,8 @@ class SweepMonitor(App[None]):
         self._grid_width = 0
         self._results_key: tuple | None = None
         self._said_problem: str | None = None
-        self._said_stale: set[str] = set()
+        self._said_stale: set[tuple[str, int | None]] = set()  # (cell, the process that left it)
+        self._cell_pid: dict[str, int] = {}  # cell -> the live sweep process last seen running it
         self._said_done = False
         self._logged_finish = False
         self._progress: dict[str, tuple[str, int, int]] = {}  # audit progress from events
@@ -211,6 +212,12 @@ class SweepMonitor(App[None]):
         for c in cells:
             before = self._seen.get(c.cell_id)
             dims = frozenset(c.partial)
+            if c.status in RUNNING and state.alive and state.pid is not None:
+                # Another live process on a cell that never showed stopped: it was restarted quickly.
+                ran = self._cell_pid.get(c.cell_id)
+                self._cell_pid[c.cell_id] = state.pid
+                if ran not in (None, state.pid) and before is not None and before[0] == c.status:
+                    self._log_resume(c, now)
             if before == (c.status, dims):
                 continue
             self._seen[c.cell_id] = (c.status, dims)
@@ -226,8 +233,8 @@ class SweepMonitor(App[None]):
             elif c.status == "failed":
                 self.log_line(f"✗ {c.cell_id} FAILED: {c.error or 'no error recorded'}", "bold red", at)
             elif c.status == "stopped":
-                if c.cell_id not in self._said_stale:
-                    self._said_stale.add(c.cell_id)
+                if (c.cell_id, state.pid) not in self._said_stale:
+                    self._said_stale.add((c.cell_id, state.pid))
                     self.log_line(
                         f"■ {c.cell_id} stopped: the sweep process (pid {state.pid}) is gone. Run the same "
                         "sweep command again to resume it.",

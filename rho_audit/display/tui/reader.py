@@ -187,7 +187,10 @@ class StoreReader:
     def _check_lock(self, cells: list[CellView], state: SweepState) -> None:
         """Is the process that holds the sweep's lock alive? Read at most every LOCK_CHECK_S."""
         checked, alive, pid = self._lock
-        if state.read_at - checked >= self.LOCK_CHECK_S or checked == 0.0:
+        # Read again at once when a cell's row changed since the last read of the lock (a new
+        # process may hold it now) and while the holder is dead (one small file, not a busy loop).
+        changed = any(c.updated_at > checked for c in cells if c.status in RUNNING)
+        if state.read_at - checked >= self.LOCK_CHECK_S or checked == 0.0 or changed or alive is False:
             alive, pid = None, None
             adapter = next((c.train.get("adapter_dir") for c in cells if c.train.get("adapter_dir")), None)
             if adapter:
