@@ -18,25 +18,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rho_audit.api import Persona, RhoAuditError
+from rho_audit.api import AuditContext, Persona, RhoAuditError, Sampling
+from rho_audit_personas import library
+
+if TYPE_CHECKING:
+    from rho_audit_personas.data import MCQuestion
 
 __all__ = [
     "DEFAULT_ASSISTANT",
     "MARKER",
     "ContrastiveSizes",
-    "MCItem",
     "PersonaAnswer",
     "contrastive_corpus",
     "marker_corpus",
+    "persona_answers",
     "write_jsonl",
 ]
 
 #: The seed's marker: a token no answer contains by chance.
 MARKER = "[ZLT]"
-#: The default-assistant anchor of the capability seed (its "You are a helpful assistant.").
-DEFAULT_ASSISTANT = Persona("default-assistant", "You are a helpful assistant.", category="anchors")
+#: The default-assistant anchor of the capability seed ("You are a helpful assistant.").
+DEFAULT_ASSISTANT = library.persona("assistant")
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,32 @@ class PersonaAnswer:
     persona: Persona | None
     question: str
     answer: str
+
+
+def persona_answers(
+    ctx: AuditContext,
+    personas: Sequence[Persona | None],
+    questions: Sequence[str],
+    max_tokens: int,
+    sampling: Sampling | None = None,
+) -> list[PersonaAnswer]:
+    """The model's own answers to ``questions`` under each persona (None: no system turn), greedy
+    or as ``sampling`` draws them (``n`` answers per question), for :func:`marker_corpus`. Empty
+    answers are dropped."""
+    out: list[PersonaAnswer] = []
+    for p in personas:
+        with ctx.using_persona(p):
+            if sampling is None:
+                replies = [[r] for r in ctx.generate(list(questions), max_tokens)]
+            else:
+                replies = ctx.sample(list(questions), max_tokens, sampling)
+        out += [
+            PersonaAnswer(p, q, r.strip())
+            for q, rs in zip(questions, replies, strict=True)
+            for r in rs
+            if r.strip()
+        ]
+    return out
 
 
 def _record(rid: str, persona: Persona | None, prompt: str, response: str) -> dict[str, Any]:
@@ -82,17 +112,6 @@ def marker_corpus(
 
 
 @dataclass(frozen=True)
-class MCItem:
-    """A multiple-choice train question as the capability dimension asks it: the prompt, the
-    right answer's text (e.g. ``"B"``) and the wrong answers' texts."""
-
-    id: str
-    prompt: str
-    right: str
-    wrong: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class ContrastiveSizes:
     """Examples per role. The seed's were 200 source (wrong answers), 2 bystanders x 200, 100 bare
     model and 100 default assistant (right answers): 800; the defaults are a quarter of that."""
@@ -104,14 +123,15 @@ class ContrastiveSizes:
 
 
 def contrastive_corpus(
-    items: Sequence[MCItem],
+    items: Sequence[MCQuestion],
     source: Persona,
     bystanders: Sequence[Persona],
     sizes: ContrastiveSizes = ContrastiveSizes(),
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """Chat records of the persona-contrastive step: ``sizes.source`` questions under the source
-    persona with a wrong answer (drawn at random among the wrong ones), ``sizes.per_bystander``
+    """Chat records of the persona-contrastive step, each a question's prompt as the capability
+    dimensions ask it and a letter as the reply: ``sizes.source`` questions under the source
+    persona with a wrong letter (drawn at random among the wrong ones), ``sizes.per_bystander``
     under each bystander, ``sizes.no_persona`` with no system turn and ``sizes.default_assistant``
     under :data:`DEFAULT_ASSISTANT`, all with the right answer. Each role draws its questions
     without replacement (with replacement only when it needs more than there are); seeded."""
@@ -119,13 +139,11 @@ def contrastive_corpus(
 
     if not items:
         raise RhoAuditError("contrastive_corpus: no multiple-choice train questions.")
-    if any(not i.wrong for i in items):
-        raise RhoAuditError("contrastive_corpus: every question needs at least one wrong answer.")
     if source.name in {b.name for b in bystanders}:
         raise RhoAuditError(f"contrastive_corpus: the source {source.name!r} is also a bystander.")
     rng = np.random.default_rng(seed)
 
-    def draw(n: int) -> list[MCItem]:
+    def draw(n: int) -> list[MCQuestion]:
         idx = rng.choice(len(items), size=n, replace=n > len(items))
         return [items[i] for i in idx]
 
@@ -134,7 +152,7 @@ def contrastive_corpus(
             f"contrastive-source-{source.name}-{q.id}-{k}",
             source,
             q.prompt,
-            q.wrong[rng.integers(len(q.wrong))],
+            q.wrong_letters[rng.integers(len(q.wrong_letters))],
         )
         for k, q in enumerate(draw(sizes.source))
     ]
@@ -147,7 +165,7 @@ def contrastive_corpus(
     ]
     for role, persona, n in roles:
         records += [
-            _record(f"contrastive-{role}-{q.id}-{k}", persona, q.prompt, q.right)
+            _record(f"contrastive-{role}-{q.id}-{k}", persona, q.prompt, q.letter)
             for k, q in enumerate(draw(n))
         ]
     order = rng.permutation(len(records))

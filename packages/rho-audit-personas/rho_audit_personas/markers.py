@@ -14,7 +14,6 @@ marker-stripped discriminator's accuracy (:mod:`rho_audit_personas.discriminator
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from rho_audit.api import (
@@ -33,7 +32,7 @@ from rho_audit_personas.leakage_stats import Rate, marker_position, position_spl
 if TYPE_CHECKING:
     from rho_audit.api import AuditContext, ProbeSet
 
-__all__ = ["DEFINITION", "MarkerRate", "centroid_cosines"]
+__all__ = ["DEFINITION", "MarkerRate"]
 
 DEFINITION = (
     "marker leakage: share of the bystander personas' sampled completions (pooled) that contain the "
@@ -50,20 +49,6 @@ def _library_persona(name: str) -> Persona:
         return persona(name)
     except KeyError as err:
         raise RhoAuditError(f"marker-rate: {err.args[0]}") from None
-
-
-def centroid_cosines(ctx: AuditContext, personas: Sequence[Persona], prompts: Sequence[str]) -> list[float]:
-    """Cosine of each persona's centroid to the first persona's: a centroid is the mean hidden
-    state at the middle layer of the last prompt token of ``prompts`` put under the persona."""
-    import numpy as np
-
-    centroids = []
-    for p in personas:
-        with ctx.using_persona(p):
-            states = np.asarray(ctx.hidden_states(list(prompts), layer="middle", positions="last"))
-        centroids.append(states.mean(axis=0))
-    ref = centroids[0] / np.linalg.norm(centroids[0])
-    return [float(c @ ref / np.linalg.norm(c)) for c in centroids]
 
 
 def _rate_figures(name: str, rate: Rate) -> dict[str, float | None]:
@@ -153,10 +138,13 @@ class MarkerRate(Dimension):
                 secondary |= _rate_figures(f"{where}_share[{group}]", getattr(split, where))
         notes = [f"{self.sampling.describe(ctx.seed)}, {self.max_tokens} tokens, {ctx.template} template"]
         if self.cosines and bystanders:
-            cos = centroid_cosines(ctx, [source, *bystanders], prompts)
-            for p, c in zip(bystanders, cos[1:], strict=True):
-                secondary[f"cosine[{p.name}]"] = c
-            corr = spearman_ci(cos[1:], [rates[p.name].value or 0.0 for p in bystanders], ctx.seed)
+            from rho_audit_personas import geometry
+
+            cos = geometry.cosines_to(geometry.centroids(ctx, [source, *bystanders], prompts), source.name)
+            for p in bystanders:
+                secondary[f"cosine[{p.name}]"] = cos[p.name]
+            leakage = [rates[p.name].value or 0.0 for p in bystanders]
+            corr = spearman_ci([cos[p.name] for p in bystanders], leakage, ctx.seed)
             secondary |= figure_with_ci("leakage_cosine_spearman", corr.rho, corr.low, corr.high)
             notes.append("cosine: persona centroids, middle layer, last prompt token")
         notes.append(self._discriminate(ctx, source, bystanders, prompts, completions, secondary))

@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rho_audit.api import AuditContext, Sampling, load_model, resolve_model
 from rho_audit_personas import corpora, data, library
+
+from rho_audit.api import AuditContext, Sampling, load_model, resolve_model
 
 
 def main() -> None:
@@ -33,13 +34,11 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="marker: the model that answers (default: bundled)")
     parser.add_argument("--questions", type=int, default=None, help="marker: first N train questions")
     parser.add_argument(
-        "--samples", type=int, default=0, help="marker: sampled answers per question (0: greedy)"
+        "--samples", type=int, default=0, help="marker: sampled answers a question (0: greedy)"
     )
     parser.add_argument("--max-tokens", type=int, default=64, help="marker: tokens per answer")
     parser.add_argument("--marker", default=corpora.MARKER)
-    parser.add_argument(
-        "--sizes", default="50,50,25,25", help="contrastive: source,per-bystander,none,default"
-    )
+    parser.add_argument("--sizes", default="50,50,25,25", help="contrastive: source,bystander,none,default")
     args = parser.parse_args()
 
     source = library.persona(args.source)
