@@ -1474,3 +1474,31 @@ def test_comparison_card_shows_each_runs_judge_usage(tmp_path):
     # No judge with a cost: no section.
     plain = build_comparison_card(comparison_store(tmp_path / "free.sqlite"), ids)
     assert plain.judge_usage == () and "judge-usage" not in render(plain, "html").text
+
+
+def test_sweep_card_sums_judge_usage_over_its_audits(tmp_path):
+    store = ablation_store(tmp_path / "runs.sqlite", seeds=[42, 123])
+    store.record_judge_usage("audit-sft_seed42", "audit", usage_record())
+    store.record_judge_usage("audit-sft_seed123", "audit", usage_record(calls=3, cost_usd=0.0025))
+    card = build_sweep_card(store, "paper-ablation")
+    (u,) = card.judge_usage
+    n_audits = len(card.cells)  # one audit per cell, the baseline's included
+    assert (u.run_id, u.calls, u.input_tokens, u.cost, u.budget) == (
+        f"2 of {n_audits} audits",
+        10,
+        10000,
+        "$0.0100",
+        "at most $0.5",
+    )
+    md = render(card, "md").text
+    assert_valid_markdown(md)
+    (block,) = [b for b in markdown_tables(md) if b[0].startswith("| audits | judge | model |")]
+    cells = [c.strip() for c in cells_of(block[2])]
+    assert cells[0] == f"2 of {n_audits} audits" and cells[5:10] == ["10", "4", "10000", "1000", "$0.0100"]
+    html = render(card, "html").text
+    assert '<table id="judge-usage-table">' in html and "Summed over the audits" in html
+    # A sweep whose audits used no LLM judge has no such section.
+    assert (
+        "judge-usage"
+        not in render(build_sweep_card(ablation_store(tmp_path / "f.sqlite"), "paper"), "html").text
+    )

@@ -66,6 +66,41 @@ def judge_usage_rows(store: RunStore, run_id: str) -> tuple[JudgeUsage, ...]:
     return tuple(rows)
 
 
+def pooled_judge_usage(rows: Sequence[JudgeUsage], runs: int) -> tuple[JudgeUsage, ...]:
+    """Usage summed per judge, model, rubric and use over ``runs`` audits (a sweep's cells): its
+    cost unknown when any call's was, its budget shown only when every run had the same one."""
+    groups: dict[tuple[str, str, str, str], list[JudgeUsage]] = {}
+    for u in rows:
+        groups.setdefault((u.judge, u.model, u.rubric, u.context), []).append(u)
+    out = []
+    for (judge, model, rubric, context), us in groups.items():
+        costs = [u.cost_usd for u in us]
+        max_usd = {u.max_usd for u in us}
+        max_calls = {u.max_calls for u in us}
+        out.append(
+            JudgeUsage(
+                judge,
+                model,
+                rubric,
+                context,
+                *(
+                    sum(getattr(u, f) for u in us)
+                    for f in ("calls", "retries", "input_tokens", "output_tokens")
+                ),
+                cost_usd=None if None in costs else sum(c for c in costs if c is not None),
+                cache_hits=sum(u.cache_hits for u in us),
+                judged=sum(u.judged for u in us),
+                skipped_budget=sum(u.skipped_budget for u in us),
+                unparseable=sum(u.unparseable for u in us),
+                errors=sum(u.errors for u in us),
+                max_usd=max_usd.pop() if len(max_usd) == 1 else None,
+                max_calls=max_calls.pop() if len(max_calls) == 1 else None,
+                run_id=f"{len({u.run_id for u in us})} of {runs} audits",
+            )
+        )
+    return tuple(out)
+
+
 def _no_texts(name: str, version: str) -> Mapping[str, ProbeText]:
     return {}
 

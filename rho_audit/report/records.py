@@ -522,6 +522,8 @@ class SweepCard:
     kind: str = "sweep"
     #: Per condition, how training moved the SFT and contrastive losses (see ``training_losses``).
     training: tuple[LossChange, ...] = ()
+    #: LLM-judge usage summed over the cells' audits (``run_id`` says over how many).
+    judge_usage: tuple[JudgeUsage, ...] = ()
 
     # The held-out (first) split's tables, by name: what a one-split card is made of.
     @property

@@ -15,6 +15,7 @@ from typing import Any
 
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.report import stats as report_stats
+from rho_audit.report.audit_card import judge_usage_rows, pooled_judge_usage
 from rho_audit.report.budget import budget_studies
 from rho_audit.report.gather import ProbeOutcome, finite_number, probe_outcomes
 from rho_audit.report.ood import POOLED_ACCURACY, PooledAccuracy, pooled_of_results, pooled_of_scores
@@ -23,6 +24,7 @@ from rho_audit.report.records import (
     BudgetStudy,
     ConditionStats,
     DoseResponse,
+    JudgeUsage,
     MarginLevel,
     Statistic,
     SweepCard,
@@ -257,7 +259,13 @@ def build_sweep_card(store: RunStore, sweep_id: str) -> SweepCard:
         + ((BUDGET_STATISTIC,) if has_budget else ())
         + ((Statistic("loss change", LOSS_CHANGE),) if training else ()),
         training=training,
+        judge_usage=_judge_usage(store, sections),
     )
+
+
+def _judge_usage(store: RunStore, sections: Sequence[SweepSplit]) -> tuple[JudgeUsage, ...]:
+    audits = list(dict.fromkeys(c.audit_run_id for s in sections for c in s.cells if c.audit_run_id))
+    return pooled_judge_usage([u for r in audits for u in judge_usage_rows(store, r)], len(audits))
 
 
 def _split_section(
