@@ -231,8 +231,9 @@ def _chosen(logprobs: list[float] | str) -> int:
 
 class PersonaCapabilityPanel(PersonaCapability):
     """:class:`PersonaCapability` over a wider panel for leakage studies of the ``villain``
-    source: close relatives (hacker villain, evil scientist, crime boss, nice villain,
-    misanthrope, spy) and distant personas. Not run by default (it is several times slower)."""
+    source: close relatives (hacker villain, evil scientist, nice villain, spy) and distant
+    personas (comedian, software engineer, kindergarten teacher, assistant). Not run by default
+    (it is about three times slower)."""
 
     name = "persona-capability-panel"
     description = "persona-capability over a wide panel around the villain source (leakage vs cosine)"
@@ -241,13 +242,12 @@ class PersonaCapabilityPanel(PersonaCapability):
         "villain",
         "hacker-villain",
         "evil-scientist",
-        "crime-boss",
         "nice-villain",
-        "misanthrope",
         "spy",
         "comedian",
         "software-engineer",
         "kindergarten-teacher",
-        "french-person",
         "assistant",
     )
+    # The panel has three times as many personas: fewer questions per centroid keep it affordable.
+    centroid_questions = 30
