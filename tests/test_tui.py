@@ -365,7 +365,7 @@ def test_keys_help_filter_details_report_quit(store):
             assert len(opened) == 1 and opened[0].startswith("file://") and opened[0].endswith(".html")
             card = Path(opened[0].removeprefix("file://")).read_text(encoding="utf-8")
             assert "factual" in card
-            assert any("report card:" in line for line in app.log_lines)
+            assert any("report card of rho-guided_lambda0.1_seed42:" in line for line in app.log_lines)
 
             await pilot.press("ctrl+home", "down")  # the cell still training has no report card yet
             assert app.highlighted() == "contrastive-only_seed42"

@@ -9,7 +9,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -257,3 +259,37 @@ def test_a_new_sweep_process_is_not_a_stop_and_its_own_kill_is_logged(locked):
         for proc in processes:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("writable", [True, False], ids=["next-to-the-store", "read-only-folder"])
+def test_r_writes_the_card_next_to_the_store_and_says_where(sweep, writable):
+    sweep.finish("baseline", BASE, elapsed=120.0)
+    reports = sweep.store.path.parent / "reports"
+    if not writable:
+        reports.write_text("a file where the reports folder would go")  # mkdir fails, even as root
+    opened: list[str] = []
+
+    def open_url(url: str) -> bool:
+        opened.append(url)
+        return False
+
+    async def run() -> None:
+        app = monitor(sweep, Clock(sweep.now + 5.0), open_url=open_url)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await pilot.press("r")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        [said] = [line for line in app.log_lines if "report card of baseline" in line]
+        [url] = opened
+        card = Path(url.removeprefix("file://"))
+        assert str(card) in said and "open it yourself" in said
+        if writable:
+            assert card == (reports / "audit-audit-baseline.html").resolve()
+            assert "next to the store, as `rho-audit report` writes it" in said
+        else:
+            assert card.parent == Path(tempfile.gettempdir()).resolve() / "rho-audit-monitor"
+            assert f"cannot write {reports}" in said
+        assert "factual" in card.read_text(encoding="utf-8")
+
+    asyncio.run(run())

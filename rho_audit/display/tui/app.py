@@ -536,7 +536,7 @@ class SweepMonitor(App[None]):
     @work(thread=True, exclusive=True, group="report", exit_on_error=False)
     def _render_report(self, cell: CellView) -> None:
         try:
-            path = render_cell_report(self.reader.path, cell)
+            card = render_cell_report(self.reader.path, cell)
         except ImportError:
             self.call_from_thread(
                 self.notify,
@@ -548,12 +548,12 @@ class SweepMonitor(App[None]):
             self.call_from_thread(self.notify, f"report card failed: {err}", severity="error", timeout=15)
             return
         try:
-            opened = self.open_url(path.resolve().as_uri())
+            opened = self.open_url(card.path.resolve().as_uri())
         except Exception:
             opened = False
-        message = f"report card: {path}" + (
-            "" if opened else " (no graphical browser here: open it yourself)"
-        )
+        message = card.message(cell.cell_id)
+        if not opened:
+            message += "; no graphical browser here: open it yourself"
         self.call_from_thread(self.notify, message, timeout=20)
         self.call_from_thread(self.log_line, message, "")
 

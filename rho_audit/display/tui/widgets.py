@@ -50,7 +50,7 @@ class HelpScreen(ModalScreen[None]):
   [b]f[/b]        filter the cells: text in the cell id, or a status
            (queued, train, audit, running, done, failed, stopped); empty = all
   [b]enter[/b]    details of the highlighted cell
-  [b]r[/b]        open the highlighted cell's report card (HTML)
+  [b]r[/b]        write the highlighted cell's report card next to the store and open it
   [b]tab[/b]      move between the grid and the results
   [b]q[/b]        quit. The monitor never stops the sweep; in `sweep --tui`
            q asks whether to stop after the current cell.
