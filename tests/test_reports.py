@@ -1502,3 +1502,30 @@ def test_sweep_card_sums_judge_usage_over_its_audits(tmp_path):
         "judge-usage"
         not in render(build_sweep_card(ablation_store(tmp_path / "f.sqlite"), "paper"), "html").text
     )
+
+
+def test_an_ambiguous_prefix_is_refused_with_its_candidates(tmp_path):
+    """The one id rule (the store's lookup) in report and `judges agree`: a prefix of several runs
+    or sweeps is an error (exit 2) that lists them; it never picks one."""
+    from rho_audit.cli import main
+    from rho_audit.store import AmbiguousId
+
+    path = tmp_path / "runs.sqlite"
+    store = comparison_store(path)
+    add_cell(store, "abl-1111", "baseline", "baseline", None, None, {}, PAPER_BASELINE, 0)
+    add_cell(store, "abl-2222", "baseline", "baseline", None, None, {}, PAPER_BASELINE, 1)
+    store.close()
+    runs = "20260101-000000-before, 20260102-000000-after0"
+    for args, listed in (
+        (["report", "2026", "--store", str(path), "--out", str(tmp_path / "c.html")], runs),
+        (["report", "abl", "--store", str(path), "--out", str(tmp_path / "s.html")], "abl-1111, abl-2222"),
+        (
+            ["judges", "agree", "--judges", "keyword-refusal,local", "--run", "2026", "--store", str(path)],
+            runs,
+        ),
+    ):
+        res = CliRunner().invoke(main, args)  # `cli` turns the error into its message and exit 2
+        err = res.exception
+        assert isinstance(err, AmbiguousId) and err.exit_code == 2, res.output
+        assert "matches 2" in str(err) and listed in str(err) and "Give more of the id" in str(err)
+        assert not (tmp_path / "c.html").exists() and not (tmp_path / "s.html").exists()
