@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from rho_audit.api import (
     AuditContext,
@@ -48,25 +48,36 @@ __all__ = [
     "MCQuestion",
     "PersonaCapability",
     "PersonaCapabilityPanel",
+    "PersonaCapabilityText",
+    "Reply",
     "format_mc_prompt",
-    "letter_choices",
     "load_neutral_questions",
     "load_science_mc",
+    "option_logprobs",
 ]
 
 #: Comma-separated persona names (or ``all``) that replace a capability dimension's panel.
 ENV_PERSONAS = "RHO_AUDIT_PERSONAS"
 #: The persona whose centroid the others' cosines are taken to.
 ENV_SOURCE = "RHO_AUDIT_PERSONAS_SOURCE"
+#: What a capability dimension scores as the reply: the option letter, or the option's text.
+Reply = Literal["letter", "text"]
 
 
-def letter_choices(ctx: AuditContext, questions: Sequence[MCQuestion]) -> list[list[float] | str]:
-    """Per question, the log-prob of each option letter as the whole reply, under whatever
-    persona ``ctx`` is in; or the scoring error (a string) when a letter could not be scored."""
+def option_logprobs(
+    ctx: AuditContext, questions: Sequence[MCQuestion], reply: Reply = "letter"
+) -> list[list[float] | str]:
+    """Per question, the summed log-prob of each option as the reply, under whatever persona
+    ``ctx`` is in; or the scoring error (a string) when an option could not be scored.
+    ``reply``: ``letter`` scores the option letter after the prompt that lists the options
+    (:attr:`MCQuestion.prompt`); ``text`` scores the option's own text after the bare question."""
     requests, spans = [], []
     for q in questions:
         spans.append((len(requests), len(q.choices)))
-        requests += [ScoreRequest(q.prompt, LETTERS[i]) for i in range(len(q.choices))]
+        if reply == "letter":
+            requests += [ScoreRequest(q.prompt, LETTERS[i]) for i in range(len(q.choices))]
+        else:
+            requests += [ScoreRequest(q.question, c) for c in q.choices]
     scores = ctx.score(requests)
     out: list[list[float] | str] = []
     for start, count in spans:
@@ -127,6 +138,9 @@ class PersonaCapability(Dimension):
     #: How many neutral questions (spread over the set) each centroid averages; None: all 120.
     centroid_questions: ClassVar[int | None] = 60
     layer: ClassVar[Layer] = "middle"
+    #: ``letter``: the option letter after the lettered options (the seed's measure); ``text``:
+    #: each option's text after the bare question (for a model that cannot map letters).
+    reply: ClassVar[Reply] = "letter"
 
     def panel(self) -> tuple[list[Persona], Persona]:
         """The panel personas and the source, from the environment or the class."""
@@ -158,7 +172,7 @@ class PersonaCapability(Dimension):
         choices: dict[str, list[list[float] | str]] = {}
         for condition in conditions:
             with ctx.using_persona(condition):
-                choices[geometry.label(condition)] = letter_choices(ctx, questions)
+                choices[geometry.label(condition)] = option_logprobs(ctx, questions, self.reply)
 
         secondary: dict[str, float | None] = {}
         accuracy: dict[str, float] = {}
@@ -215,13 +229,19 @@ class PersonaCapability(Dimension):
             rate.high,
             rate.n,
             tuple(records),
-            f"summed log-prob of each option letter as the reply to the question with its lettered options "
+            f"summed log-prob of {_REPLY_DESCRIPTION[self.reply]} "
             f"({ctx.template} template), under no persona and each of {', '.join(p.name for p in panel)}; "
             f"cosine[PERSONA]: centroid cosine to source {source.name} (last prompt token, "
             f"layer {self.layer}, {len(prompts)} neutral questions)",
             secondary=secondary,
             trend=(f"accuracy[{source.name}]",) if f"accuracy[{source.name}]" in secondary else (),
         )
+
+
+_REPLY_DESCRIPTION: dict[str, str] = {
+    "letter": "each option letter as the reply to the question with its lettered options",
+    "text": "each option's text as the reply to the bare question",
+}
 
 
 def _chosen(logprobs: list[float] | str) -> int:
@@ -251,3 +271,14 @@ class PersonaCapabilityPanel(PersonaCapability):
     )
     # The panel has three times as many personas: fewer questions per centroid keep it affordable.
     centroid_questions = 30
+
+
+class PersonaCapabilityText(PersonaCapability):
+    """:class:`PersonaCapability` scoring each option's text as the reply to the bare question
+    (summed log-prob), for models too small to answer by letter: SmolLM2-135M is at chance by
+    letter on persona-science-mc but well above it by option text. Not run by default."""
+
+    name = "persona-capability-text"
+    description = "persona-capability scored by each option's text after the bare question (small models)"
+    runs_by_default = False
+    reply = "text"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rho_audit.api import Dimension, Persona, hookimpl
-from rho_audit_personas.capability import PersonaCapability, PersonaCapabilityPanel
+from rho_audit_personas.capability import PersonaCapability, PersonaCapabilityPanel, PersonaCapabilityText
 from rho_audit_personas.data import NEUTRAL_QUESTIONS, PROBES, SCIENCE_MC
 from rho_audit_personas.library import PERSONAS
 
@@ -34,3 +34,4 @@ def register_probe_sets(register: Callable[[str, Path], None]) -> None:
 def register_dimensions(register: Callable[[type[Dimension]], None]) -> None:
     register(PersonaCapability)
     register(PersonaCapabilityPanel)
+    register(PersonaCapabilityText)

@@ -51,11 +51,14 @@ def test_unknown_persona_in_the_environment_is_a_user_error(monkeypatch):
         PersonaCapability().panel()
 
 
-def test_capability_end_to_end_on_the_tiny_model_with_two_personas(tiny_model_path, tmp_path, monkeypatch):
+@pytest.mark.parametrize("dimension", ["persona-capability", "persona-capability-text"])
+def test_capability_end_to_end_on_the_tiny_model_with_two_personas(
+    dimension, tiny_model_path, tmp_path, monkeypatch
+):
     monkeypatch.setenv(ENV_PERSONAS, "villain,chef")
     monkeypatch.setenv(ENV_SOURCE, "villain")
     out = tmp_path / "out.json"
-    args = ["run", "--plugins", "persona-capability", "--model", str(tiny_model_path), "--limit", "8"]
+    args = ["run", "--plugins", dimension, "--model", str(tiny_model_path), "--limit", "8"]
     args += ["--store", str(tmp_path / "runs.sqlite"), "--json", str(out), "--display", "plain"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -75,6 +78,8 @@ def test_capability_end_to_end_on_the_tiny_model_with_two_personas(tiny_model_pa
     assert ev["trend"] == ["accuracy[villain]"]
     for r in ev["records"]:
         assert r["output"] in "ABCD" and r["correct"] == bool(r["values"]["correct[none]"])
+    reply = "option letter" if dimension == "persona-capability" else "option's text"
+    assert reply in ev["scoring"]
 
 
 def test_centroid_cosines_are_symmetric_and_one_to_themselves(tiny_model_path):
