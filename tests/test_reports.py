@@ -17,6 +17,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from html.parser import HTMLParser
 from pathlib import Path
@@ -1529,3 +1530,37 @@ def test_an_ambiguous_prefix_is_refused_with_its_candidates(tmp_path):
         assert isinstance(err, AmbiguousId) and err.exit_code == 2, res.output
         assert "matches 2" in str(err) and listed in str(err) and "Give more of the id" in str(err)
         assert not (tmp_path / "c.html").exists() and not (tmp_path / "s.html").exists()
+
+
+def test_report_figures_writes_each_figure_as_pdf_and_300_dpi_png(tmp_path, monkeypatch):
+    store = dose_store(tmp_path / "runs.sqlite")
+    widths = {f.name: f.chart.width for s in build_sweep_card(store, "paper-dose").splits for f in s.figures}
+    names = list(widths)
+    store.close()
+    out = tmp_path / "cards" / "dose.html"
+    base = ["paper-dose", "--store", str(tmp_path / "runs.sqlite"), "--out", str(out)]
+    with pytest.raises(RhoAuditError, match="unknown format eps; give one or more of pdf, png"):
+        CliRunner().invoke(report, [*base, "--figures", "pdf,eps"], catch_exceptions=False)
+    assert not out.exists()  # refused before anything is written
+    monkeypatch.setitem(sys.modules, "cairosvg", None)  # not installed: says how to get it
+    with pytest.raises(RhoAuditError, match=r"pip install 'rho-audit\[figures\]'"):
+        CliRunner().invoke(report, [*base, "--figures", "png"], catch_exceptions=False)
+    monkeypatch.delitem(sys.modules, "cairosvg")
+    pytest.importorskip("cairosvg", reason="rho-audit[figures] not installed")
+    res = CliRunner().invoke(report, [*base, "--figures", "pdf,png"])
+    assert res.exit_code == 0, res.output
+    assert names[0].startswith("dose-lambda")  # the dose-response figure first
+    for name in names:
+        pdf = out.parent / f"dose-{name}.pdf"
+        png = out.parent / f"dose-{name}.png"
+        assert pdf.read_bytes()[:5] == b"%PDF-" and f"figure: {png}" in res.output
+        data = png.read_bytes()
+        (width,) = struct.unpack(">I", data[16:20])
+        assert width == round(widths[name] * 300 / 96)  # 300 dpi of the SVG's CSS pixels
+        at = data.index(b"pHYs")
+        assert struct.unpack(">IIB", data[at + 4 : at + 13]) == (11811, 11811, 1)  # 300 dpi, in metres
+    # The exported dose-response is the card's drawing: its lines in the palette's colours, on white.
+    pixels = png_pixels(out.parent / f"dose-{names[0]}.png")[..., :3].reshape(-1, 3)
+    assert tuple(pixels[0]) == (255, 255, 255)
+    found = {tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in charts.PALETTE[:2]}
+    assert found <= {tuple(p) for p in pixels}

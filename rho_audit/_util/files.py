@@ -22,6 +22,18 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return path
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """:func:`atomic_write_text` for bytes (a PDF, a PNG). Returns ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
+
+
 def replace_dir(new: Path, target: Path) -> None:
     """Move the complete directory ``new`` to ``target``, replacing any directory there.
 

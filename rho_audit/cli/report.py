@@ -17,11 +17,13 @@ Examples:
   rho-audit report 20260301-101500-ab12cd                    audit card of one run (HTML)
   rho-audit report BEFORE_RUN AFTER_RUN --format md          comparison card (first run = before)
   rho-audit report paper-ablation-quick --out ablation.html --open     sweep card (id or prefix)
+  rho-audit report paper-dose-response --figures pdf,png      sweep card + PDF/PNG figures
 \b
 Run ids and sweep ids may be abbreviated: an exact id wins; else the one id the prefix starts;
 a prefix of several runs or sweeps is an error that lists them (sweeps are matched first).
 A Markdown card writes its figures as .svg files next to the .md; an HTML card is one
-self-contained file (no scripts, no network).
+self-contained file (no scripts, no network). --figures pdf,png also writes each figure as
+<card>-<figure>.pdf and a 300-dpi .png next to the card, for a paper.
 """
 
 
@@ -40,9 +42,23 @@ self-contained file (no scripts, no network).
     type=click.Path(path_type=Path, dir_okay=False),
     help="Output file [rho-audit-runs/reports/<kind>-<id>.<format>, next to --store].",
 )
+@click.option(
+    "--figures",
+    "figure_formats",
+    metavar="FORMATS",
+    help="Also write every figure of the card as FORMATS (pdf,png: PDF and 300-dpi PNG) next to it. "
+    "Needs pip install 'rho-audit[figures]'.",
+)
 @store_option("SQLite run store to read.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the HTML card in a browser when one exists.")
-def report(targets: tuple[str, ...], fmt: str, out: Path | None, store: Path, open_browser: bool) -> None:
+def report(
+    targets: tuple[str, ...],
+    fmt: str,
+    out: Path | None,
+    figure_formats: str | None,
+    store: Path,
+    open_browser: bool,
+) -> None:
     """Render a report card from the run store.
 
     One run id gives the audit card (scores with CIs, a rho chart, the most inverted probes,
@@ -54,10 +70,12 @@ def report(targets: tuple[str, ...], fmt: str, out: Path | None, store: Path, op
     from rho_audit.api.errors import RhoAuditError
     from rho_audit.plugins import load_host
     from rho_audit.report.cards import build_card, default_output
+    from rho_audit.report.figures import export_figures, parse_figure_formats
     from rho_audit.report.gather import probe_texts_from_host
-    from rho_audit.report.render import SectionTemplates, write_report
+    from rho_audit.report.render import SectionTemplates, card_figures, write_report
     from rho_audit.store import RunStore
 
+    formats = parse_figure_formats(figure_formats) if figure_formats is not None else ()
     run_store = RunStore.read_only(store)  # a store this user cannot write is still readable
     host = load_host()
     try:
@@ -67,6 +85,7 @@ def report(targets: tuple[str, ...], fmt: str, out: Path | None, store: Path, op
     out = out or default_output(store, card, fmt)
     try:
         written = write_report(card, fmt, out, SectionTemplates.from_host(host))
+        written += export_figures(card_figures(card), out.parent, out.stem, formats)
     except OSError as err:
         raise RhoAuditError(
             f"cannot write the report to {out} ({err.strerror or err}). Pass --out with a path you can write."
