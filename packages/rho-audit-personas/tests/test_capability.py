@@ -7,6 +7,7 @@ figures and CIs present and consistent with the records, cosines well formed), n
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 
 import numpy as np
@@ -97,3 +98,16 @@ def test_centroid_cosines_are_symmetric_and_one_to_themselves(tiny_model_path):
     assert to_villain == pytest.approx(dict(zip(names, matrix[names.index("villain")], strict=True)))
     # the persona changes the states: distinct personas do not share a centroid
     assert len({v.tobytes() for v in vectors.values()}) == 4
+
+
+def test_the_shipped_set_is_what_the_builder_writes(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "build_science_mc.py"
+    spec = importlib.util.spec_from_file_location("build_science_mc", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    shipped = (PROBES / SCIENCE_MC / "probes.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in shipped] == module.build()
