@@ -22,6 +22,9 @@ from textual.widgets import DataTable, Static
 from rho_audit.display.tui import SweepMonitor
 from rho_audit.display.tui.formatting import duration
 
+from .test_sweep import GOOD as SWEEP_FILE
+from .test_sweep import fakes, host  # noqa: F401  (fixtures)
+from .test_sweep import write as write_sweep
 from .test_tui import BASE, CELLS, SFT, SWEEP, FakeSweep, grid_rows
 
 
@@ -293,3 +296,66 @@ def test_r_writes_the_card_next_to_the_store_and_says_where(sweep, writable):
         assert "factual" in card.read_text(encoding="utf-8")
 
     asyncio.run(run())
+
+
+# --------------------------------------------------------------------------------------------
+# sweep --tui: the command's exit when the user asked to stop after the current cell
+# --------------------------------------------------------------------------------------------
+
+
+def tui_sweep(tmp_path, plugins, monkeypatch, app_run) -> tuple:
+    """``rho-audit sweep --tui`` on the fake trainers of test_sweep, with ``app_run`` in place of
+    the app (the user's keys) and a terminal assumed."""
+    from click.testing import CliRunner
+
+    from rho_audit.cli.sweep import sweep as sweep_command
+
+    if plugins.pm.get_plugin("rho-audit-sweep-display") is not None:  # one host for every invocation
+        plugins.pm.unregister(name="rho-audit-sweep-display")
+    monkeypatch.setattr("rho_audit.plugins.load_host", lambda: plugins)
+    monkeypatch.setattr("rho_audit.display.tui.feed.interactive", lambda: True)
+    monkeypatch.setattr(SweepMonitor, "run", app_run)
+    path, store = write_sweep(tmp_path, SWEEP_FILE), tmp_path / "runs.sqlite"
+    args = [str(path), "--tui", "--store", str(store), "--out", str(tmp_path / "o")]
+    return CliRunner().invoke(sweep_command, args), store
+
+
+def test_sweep_tui_a_requested_stop_exits_0_and_says_how_to_go_on(tmp_path, host, fakes, monkeypatch):  # noqa: F811
+    finished: list[str] = []
+
+    def app_run(app: SweepMonitor) -> None:
+        """The user presses q, y once the first cell is done; the app closes when the sweep stops."""
+        feed = app.feed
+        while not feed.finished.wait(0.01):
+            finished.extend(e.cell for e in feed.drain() if e.kind == "cell_finished")
+            if finished and not feed.stop_requested.is_set():
+                feed.stop_requested.set()
+
+    result, _ = tui_sweep(tmp_path, host, monkeypatch, app_run)
+    assert result.exit_code == 0, result.output
+    assert "interrupted" not in result.output
+    assert "scores after training" in result.output  # the summary tables
+    done = 1 + len(finished)  # the baseline ran first, then each cell that finished before the stop
+    stopped = (
+        f"stopped after the current cell, as asked: {done} of 7 cells complete, {7 - done} to run (next: "
+    )
+    assert stopped in result.output
+    assert "Run the same command again to continue the sweep" in result.output
+
+    result, _ = tui_sweep(tmp_path, host, monkeypatch, lambda app: app.feed.finished.wait(60))
+    assert result.exit_code == 0, result.output  # the re-run goes on and finishes the sweep
+    assert f"skipped {done} already complete, 0 failed" in result.output
+
+
+def test_sweep_tui_an_interruption_still_exits_130(tmp_path, host, fakes, monkeypatch):  # noqa: F811
+    feeds = []
+
+    def app_run(app: SweepMonitor) -> None:
+        feeds.append(app.feed)
+        raise KeyboardInterrupt  # Ctrl-C reaching the process, not the app's q, y
+
+    result, _ = tui_sweep(tmp_path, host, monkeypatch, app_run)
+    feeds[0].finished.wait(60)  # the sweep thread (a daemon) is left to end before the next test
+    assert result.exit_code == 130, result.output
+    assert "interrupted: finished cells are saved" in result.output
+    assert "stopped after the current cell" not in result.output

@@ -140,22 +140,27 @@ def sweep(
     def work() -> SweepRun:
         return run_sweep(plan, store, host, EXECUTORS[executor](), wait=wait, on_wait=waiting)
 
+    outcome: SweepRun | None = None
     try:
         follow = getattr(shown, "follow", None)  # the TUI: the sweep runs in a thread under the app
         outcome = follow(work, store, plan.sweep_id) if follow else work()
     except KeyboardInterrupt:
         _stop(shown)  # before the message, so the live display does not overwrite it
-        click.echo(
-            "\ninterrupted: finished cells are saved. Run the same command again to resume from the "
-            "last checkpoint.",
-            err=True,
-        )
-        raise SystemExit(130) from None
+        if not getattr(shown, "stopped_on_request", False):  # Ctrl-C, a kill: an interruption
+            click.echo(
+                "\ninterrupted: finished cells are saved. Run the same command again to resume from the "
+                "last checkpoint.",
+                err=True,
+            )
+            raise SystemExit(130) from None
     finally:
         _stop(shown)
     for summary in summaries(plan, store):
         for table in summary_tables(summary):
             print_table(table, console)
+    if outcome is None:  # stopped between two cells because the user asked (sweep --tui)
+        console.print(_stopped_footer(plan, store, getattr(shown, "stopped_before", None)))
+        return
     console.print(_footer(plan, outcome, store))
     if outcome.failed:
         names = ", ".join(r.cell_id for r in outcome.failed)
@@ -176,6 +181,23 @@ def _footer(plan: SweepPlan, outcome: SweepRun, store: Path) -> str:
     return (
         f"sweep {plan.sweep_id}: ran {ran} cell{'s' if ran != 1 else ''}, skipped {len(outcome.skipped)} "
         f"already complete, {len(outcome.failed)} failed. Store: {store}; adapters: {plan.out_dir}"
+    )
+
+
+def _stopped_footer(plan: SweepPlan, store: Path, before: str | None) -> str:
+    """A stop the user asked for: where the sweep stands and how to go on (nothing to resume)."""
+    from collections import Counter
+
+    from rho_audit.train.sweep import cell_statuses
+
+    counts = Counter(cell_statuses(plan, store).values())
+    done, left = counts.get("complete", 0), len(plan.cells) - counts.get("complete", 0)
+    failed = f", {counts['failed']} failed (a re-run retries them)" if counts.get("failed") else ""
+    nxt = f" (next: {before})" if before else ""
+    return (
+        f"sweep {plan.sweep_id}: stopped after the current cell, as asked: {done} of {len(plan.cells)} "
+        f"cells complete, {left} to run{nxt}{failed}. Run the same command again to continue the sweep: "
+        f"complete cells are skipped. Store: {store}; adapters: {plan.out_dir}"
     )
 
 

@@ -32,10 +32,18 @@ class TuiDisplay:
         self.finished = threading.Event()
         self.failure: BaseException | None = None
         self.totals: dict[str, int] = {}  # train run id -> exact optimizer steps
+        #: The cell the sweep stopped before, once it stopped because the user asked it to.
+        self.stopped_before: str | None = None
+
+    @property
+    def stopped_on_request(self) -> bool:
+        """The sweep stopped at a cell boundary as asked: not an interruption (the command exits 0)."""
+        return self.stopped_before is not None
 
     @hookimpl
     def run_event(self, event: RunEvent) -> None:
         if event.kind == "cell_started" and self.stop_requested.is_set():
+            self.stopped_before = event.cell or "the next cell"
             raise StopAfterCell
         if event.kind == "train_started" and event.total:
             self.totals[event.run_id] = event.total
@@ -56,7 +64,7 @@ class TuiDisplay:
         from rho_audit.api.errors import RhoAuditError
         from rho_audit.display.tui.app import SweepMonitor  # the app imports this module
 
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        if not interactive():
             raise RhoAuditError(
                 "--tui needs an interactive terminal; use --display rich or plain here, or follow the "
                 "sweep from a terminal with `rho-audit monitor`."
@@ -89,10 +97,13 @@ class TuiDisplay:
             while thread.is_alive():
                 thread.join(0.5)
         if "error" in result:
-            if isinstance(result["error"], StopAfterCell):
-                print("stopped after the current cell, as asked.", file=sys.stderr, flush=True)
-            raise result["error"]
+            raise result["error"]  # StopAfterCell too: the command prints the tables and exits 0
         return result["value"]
+
+
+def interactive() -> bool:
+    """Both ends of the terminal are a terminal (the app needs one)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 class _LogRecordsToFeed(logging.Handler):

@@ -77,7 +77,8 @@ class ConfirmStop(ModalScreen[str]):
         current = f" ({self.cell})" if self.cell else ""
         yield Static(
             f"Stop the sweep after the current cell{current}?\n\n"
-            "  [b]y[/b]  yes: finish this cell, then stop and quit (re-run the command to resume)\n"
+            "  [b]y[/b]  yes: finish this cell, then stop and print the tables (exit 0; the same\n"
+            "     command again continues the sweep)\n"
             "  [b]n[/b]  no: keep running and keep watching",
             id="confirm-text",
         )
