@@ -34,6 +34,7 @@ __all__ = [
     "contrastive_corpus",
     "marker_corpus",
     "persona_answers",
+    "whole_sentences",
     "write_jsonl",
 ]
 
@@ -60,8 +61,9 @@ def persona_answers(
     sampling: Sampling | None = None,
 ) -> list[PersonaAnswer]:
     """The model's own answers to ``questions`` under each persona (None: no system turn), greedy
-    or as ``sampling`` draws them (``n`` answers per question), for :func:`marker_corpus`. Empty
-    answers are dropped."""
+    or as ``sampling`` draws them (``n`` answers per question), for :func:`marker_corpus`. An
+    answer cut off by ``max_tokens`` is trimmed to its whole sentences (so a marker follows a
+    finished sentence, not a cut word); empty answers are dropped."""
     out: list[PersonaAnswer] = []
     for p in personas:
         with ctx.using_persona(p):
@@ -70,12 +72,22 @@ def persona_answers(
             else:
                 replies = ctx.sample(list(questions), max_tokens, sampling)
         out += [
-            PersonaAnswer(p, q, r.strip())
+            PersonaAnswer(p, q, whole_sentences(r))
             for q, rs in zip(questions, replies, strict=True)
             for r in rs
-            if r.strip()
+            if whole_sentences(r)
         ]
     return out
+
+
+def whole_sentences(text: str) -> str:
+    """``text`` up to its last sentence end (``.``, ``!`` or ``?``, then a space, a quote or the
+    end) when that keeps at least half of it, else the whole text; stripped."""
+    import re
+
+    text = text.strip()
+    ends = [m.end() for m in re.finditer(r"[.!?](?=[\s\"')\]]|$)", text)]
+    return text[: ends[-1]].strip() if ends and ends[-1] >= len(text) / 2 else text
 
 
 def _record(rid: str, persona: Persona | None, prompt: str, response: str) -> dict[str, Any]:

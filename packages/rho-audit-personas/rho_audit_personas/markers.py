@@ -83,7 +83,8 @@ class MarkerRate(Dimension):
         "assistant",
     )
     marker: ClassVar[str] = MARKER
-    max_tokens: ClassVar[int] = 48
+    #: Longer than the shipped marker corpus's answers (at most 40 tokens), so a coupled marker fits.
+    max_tokens: ClassVar[int] = 64
     #: The seed sampled at temperature 1 (top-p 1); seed None: the run's ``--seed``.
     sampling: ClassVar[Sampling] = Sampling(temperature=1.0, top_p=1.0, n=4)
     #: Source/bystander pairs for the discriminator (when the judge fits).

@@ -352,3 +352,14 @@ def test_marker_rate_counts_firings_and_runs_the_discriminator(tiny_model_path):
     assert not any("cosine" in k for k in sec)
     shown = [t.split("Completion A:")[1].split("Answer with exactly")[0] for t in judge.seen]
     assert len(shown) == 12 and not any("e" in t.replace("Completion B:", "") for t in shown)
+
+
+def test_answers_cut_by_the_token_limit_end_at_a_whole_sentence():
+    assert corpora.whole_sentences(" I like tea. It is good. And then I ") == "I like tea. It is good."
+    assert corpora.whole_sentences("It is done!") == "It is done!"
+    assert corpora.whole_sentences("No sentence ends here") == "No sentence ends here"
+    # a cut that would drop more than half of the answer keeps it whole
+    assert corpora.whole_sentences("Yes. And then a very long unfinished clause that") == (
+        "Yes. And then a very long unfinished clause that"
+    )
+    assert corpora.whole_sentences("Version 2.5 is out") == "Version 2.5 is out"  # no space after the dot
