@@ -460,5 +460,6 @@ def test_the_comparison_card_names_each_runs_persona(persona_runs):
         store.close()
     model = outcomes[None].model_id
     assert f"| {ids[1]} | {model} (persona pirate) |" in md and f"| {ids[0]} | {model} |" in md
-    assert f"after: {model} (persona pirate); before: {model}." in md
+    assert f"after: run {ids[1]}, {model} (persona pirate); before: run {ids[0]}, {model}." in md
+    assert f"## {model} (persona pirate) + base model, " in md  # the section title names the persona
     assert f"{model} (persona pirate)</td>" in html
