@@ -1398,7 +1398,7 @@ def test_cards_say_what_produced_the_adapter(tmp_path):
         "20251231-000000-train",
         120,
     )
-    assert p.data == "built-in SFT corpus; contrast pairs of factual, toxicity; budget 5000 response tokens"
+    assert p.data == "built-in SFT corpus; dimensions factual, toxicity; budget 5000 response tokens"
     html = render(card, "html").text
     assert "script" not in [t for t, _ in parse_html(html).tags]
     text = re.sub(r"<[^>]+>", "", html.split('id="provenance">')[1].split("</dd>")[0])

@@ -52,11 +52,11 @@ def _train_run(store: RunStore, adapter: str, run_id: object, sha: object) -> Ru
 
 
 def _data(config: Mapping[str, Any]) -> str:
-    """What the training read: the SFT corpus, contrast-pair dimensions, preference pairs, budget."""
+    """What the training read: the SFT corpus, the dimensions, preference pairs, the token budget."""
     parts = [f"SFT corpus {config['corpus']}" if config.get("corpus") else "built-in SFT corpus"]
     dims = config.get("dimensions")
     if isinstance(dims, list) and dims:
-        parts.append("contrast pairs of " + ", ".join(map(str, dims)))
+        parts.append("dimensions " + ", ".join(map(str, dims)))  # its contrast pairs, if the trainer uses any
     if config.get("preferences"):
         parts.append(f"preference pairs {config['preferences']}")
     if config.get("budget_tokens"):
