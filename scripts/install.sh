@@ -36,8 +36,9 @@ if [ "${1:-}" = "--dev" ]; then
   missing=""
   command -v chromium >/dev/null || missing="chromium"
   command -v tmux >/dev/null || missing="$missing tmux"
+  ldconfig -p 2>/dev/null | grep -q 'libcairo.so.2' || missing="$missing libcairo2"
   if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "[install] installing Debian's$missing for the report and TUI tests"
+    echo "[install] installing Debian's$missing for the report, figure-export and TUI tests"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null \
       || echo "[install] note: could not install$missing; those tests will skip and say why"
   fi
