@@ -15,6 +15,7 @@ from rho_audit.store.errors import (
     unwritable_reason,
 )
 from rho_audit.store.records import (
+    AgentTurn,
     CellDoc,
     DimensionScore,
     RunRow,
@@ -29,6 +30,7 @@ from rho_audit.store.schema import SCHEMA_VERSION
 __all__ = [
     "DEFAULT_STORE",
     "SCHEMA_VERSION",
+    "AgentTurn",
     "AmbiguousId",
     "CellDoc",
     "DimensionScore",

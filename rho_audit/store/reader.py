@@ -20,7 +20,15 @@ from urllib.parse import quote
 
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.store.errors import BUSY_TIMEOUT_S, cannot_write_or_open, store_error
-from rho_audit.store.records import DimensionScore, RunRow, StoredCell, StoredSweep, TrainStep, resolve_id
+from rho_audit.store.records import (
+    AgentTurn,
+    DimensionScore,
+    RunRow,
+    StoredCell,
+    StoredSweep,
+    TrainStep,
+    resolve_id,
+)
 
 
 def _uri(path: Path, query: str) -> str:
@@ -245,3 +253,27 @@ class StoreReads:
             "SELECT context, usage_json FROM judge_usage WHERE run_id = ? ORDER BY rowid", (run_id,)
         ).fetchall()
         return [{"context": context, **json.loads(usage)} for context, usage in rows]
+
+    # -- agent -----------------------------------------------------------------------------
+
+    @reading
+    def agent_turns(self, run_id: str) -> list[AgentTurn]:
+        """An auditing agent's turns (``rho-audit investigate``), in conversation order."""
+        rows = self.db.execute(
+            "SELECT turn, role, input_tokens, output_tokens, cost_usd, turn_json FROM agent_turns"
+            " WHERE run_id = ? ORDER BY turn",
+            (run_id,),
+        ).fetchall()
+        return [AgentTurn(t, role, i, o, c, json.loads(doc)) for t, role, i, o, c, doc in rows]
+
+    @reading
+    def latest_run(
+        self, kind: str, model_path: str, adapter: str | None, status: str = "complete"
+    ) -> RunRow | None:
+        """The newest run of ``kind`` on this model (and adapter, None: none) with ``status``."""
+        row = self.db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE kind = ? AND status = ? AND model_path = ?"
+            " AND adapter IS ? ORDER BY created_at DESC LIMIT 1",
+            (kind, status, model_path, adapter),
+        ).fetchone()
+        return _run_row(row) if row else None

@@ -128,6 +128,19 @@ class StoredCell:
         return self.doc.result or {}
 
 
+@dataclass(frozen=True)
+class AgentTurn:
+    """One turn of an auditing agent (``rho-audit investigate``): an assistant message (text and
+    tool calls, with its request's tokens and cost) or the tool results answering it."""
+
+    turn: int
+    role: str  # assistant | tool
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    doc: dict[str, Any]
+
+
 def resolve_id(target: str, known: Iterable[str], what: str, where: Path | str) -> str | None:
     """The id that ``target`` names among ``known``: an exact id wins; else the one id it is a
     prefix of; None when it names none. A prefix of several raises :class:`AmbiguousId` listing them."""

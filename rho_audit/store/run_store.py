@@ -39,7 +39,7 @@ from rho_audit.store.reader import StoreReads, connect_read_only
 from rho_audit.store.schema import SCHEMA_VERSION, migrate, quick_check, schema_version, set_wal
 
 #: The tables that hold a run's rows, children first (``runs rm`` deletes from each).
-_RUN_TABLES = ("probe_records", "dimension_results", "train_steps", "judge_usage", "runs")
+_RUN_TABLES = ("probe_records", "dimension_results", "train_steps", "judge_usage", "agent_turns", "runs")
 
 
 def _dumps(value: Any) -> str:
@@ -319,6 +319,34 @@ class RunStore(StoreReads):
                     usage.get("output_tokens", 0),
                     *finite([cost]),
                     _dumps(usage),
+                    time.time(),
+                ),
+            )
+
+    # -- agent -----------------------------------------------------------------------------
+
+    def add_agent_turn(
+        self,
+        run_id: str,
+        turn: int,
+        role: str,
+        doc: dict[str, Any],
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cost_usd: float | None = None,
+    ) -> None:
+        """One turn of an auditing agent's conversation, written the moment it happens."""
+        with self._write():
+            self.db.execute(
+                "INSERT OR REPLACE INTO agent_turns VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    turn,
+                    role,
+                    input_tokens,
+                    output_tokens,
+                    *finite([cost_usd]),
+                    _dumps(doc),
                     time.time(),
                 ),
             )

@@ -111,6 +111,22 @@ MIGRATIONS.append(
     );
     """
 )
+MIGRATIONS.append(
+    """
+    -- v4: the turns of an auditing agent (``rho-audit investigate``), one row per message.
+    CREATE TABLE agent_turns (
+        run_id TEXT NOT NULL REFERENCES runs(run_id),
+        turn INTEGER NOT NULL,           -- from 1, in conversation order
+        role TEXT NOT NULL,              -- assistant | tool
+        input_tokens INTEGER NOT NULL,   -- the assistant request's usage (0 for tool results)
+        output_tokens INTEGER NOT NULL,
+        cost_usd REAL,                   -- estimated; NULL when the price is unknown or for tool results
+        turn_json TEXT NOT NULL,         -- text, tool calls, tool results (is_error), budget left
+        created_at REAL NOT NULL,
+        PRIMARY KEY (run_id, turn)
+    );
+    """
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
