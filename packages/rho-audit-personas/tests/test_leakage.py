@@ -318,6 +318,13 @@ def test_marker_rate_runs_end_to_end_sampled_and_reproducible(tiny_model_path, t
     text = card.read_text()
     assert "section failed" not in text and "Where the marker first fires" in text
     assert "| villain (source) |" in text and "Spearman rho over the bystanders" in text
+    html = tmp_path / "card.html"
+    result = CliRunner().invoke(main, [*args[:-4], "--out", str(html)])
+    assert result.exit_code == 0, result.output
+    text = html.read_text()
+    assert "section failed" not in text and "fig-marker-rate-marker_rate" in text
+    # the leakage-vs-cosine scatter: one circle per bystander, the source a square at cosine 1
+    assert text.count("<circle") == len(MarkerRate.bystanders) and "villain (source):" in text
 
 
 class FrequentMarker(MarkerRate):
