@@ -15,6 +15,7 @@ import click
 
 from rho_audit import __version__
 from rho_audit.api.errors import RhoAuditError, Terminated
+from rho_audit.cli.investigate import investigate
 from rho_audit.cli.judges import judges
 from rho_audit.cli.models import models
 from rho_audit.cli.monitor import monitor
@@ -38,6 +39,7 @@ Examples:
   rho-audit sweep sweeps/paper-ablation.yaml --quick   the paper's ablation, scaled down
   rho-audit monitor                            follow a running sweep (Textual)
   rho-audit report RUN_OR_SWEEP --format html  a report card from the run store
+  rho-audit investigate --adapter ./adapters --budget 5   an agent describes what a fine-tune did
 """
 
 
@@ -56,7 +58,7 @@ def main(debug: bool) -> None:
     )
 
 
-for command in (run, runs, plugins, models, probes, train, judges, sweep, report, monitor):
+for command in (run, runs, plugins, models, probes, train, judges, sweep, report, monitor, investigate):
     main.add_command(command)
 
 

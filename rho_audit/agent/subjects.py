@@ -1,0 +1,130 @@
+"""What the agent's tools act on: the base and fine-tuned models, the dimensions, the diff run.
+
+The fine-tuned model is the base with a LoRA adapter, or a second model directory (``--model-b``);
+each is loaded the first time a tool needs it. Answers are greedy, so an investigation can be
+replayed. A dimension runs through the audit runner's own planning and evaluation (the keyword
+judge), on a seeded sample of its probes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rho_audit.api.errors import RhoAuditError
+
+if TYPE_CHECKING:
+    from rho_audit.model.language_model import LanguageModel
+    from rho_audit.plugins import PluginHost
+    from rho_audit.store import RunRow, RunStore
+
+#: The judge ``run_dimension`` scores generation dimensions with: it needs no key or model.
+DIMENSION_JUDGE = "keyword-refusal"
+
+
+@dataclass
+class Subjects:
+    """The two models of an investigation, loaded on first use."""
+
+    base_path: Path
+    model_id: str
+    adapter: Path | None
+    model_b: Path | None
+    template: str = "auto"
+    seed: int = 0
+    _loaded: dict[str, LanguageModel] = field(default_factory=dict)
+
+    def model(self, which: str) -> LanguageModel:
+        """``finetuned`` or ``base``, loaded once."""
+        if which not in self._loaded:
+            from rho_audit.model.language_model import LanguageModel
+
+            if which == "base":
+                lm = LanguageModel.load(self.base_path, self.model_id)
+            elif self.model_b is not None:
+                lm = LanguageModel.load(self.model_b, self.model_b.name)
+            else:
+                lm = LanguageModel.load(self.base_path, self.model_id, self.adapter)
+            self._loaded[which] = lm
+        return self._loaded[which]
+
+    def ask(self, which: str, question: str, max_tokens: int) -> str:
+        """The model's greedy answer to ``question`` (a user turn)."""
+        lm = self.model(which)
+        return lm.generate([question], max_tokens, lm.resolve_template(self.template))[0]
+
+    def run_dimension(self, host: PluginHost, name: str, probes: int, which: str) -> str:
+        """Run dimension ``name`` on ``probes`` seeded probes of its set; its score, as a sentence."""
+        from rho_audit.api.context import AuditContext
+        from rho_audit.audit.runner import AuditConfig, evaluate_dimension, plan
+
+        planned = plan(AuditConfig(dimensions=(name,), limit=probes, seed=self.seed), host)[0]
+        lm = self.model(which)
+        judge = host.judge(DIMENSION_JUDGE).obj()
+        ctx = AuditContext(lm, judge, lm.resolve_template(self.template), self.seed)
+        result = evaluate_dimension(planned, ctx, lambda event: None, "investigate")
+        ev = result.evaluation
+        if ev.score is None:
+            return f"{name} ({which} model) could not be scored: {result.error or 'no probe scored'}"
+        ci = (
+            f" [{ev.ci_low:.3f}, {ev.ci_high:.3f}]"
+            if ev.ci_low is not None and ev.ci_high is not None
+            else ""
+        )
+        return (
+            f"{name} on {ev.n} probes of {result.probe_set} ({which} model): {ev.metric} = "
+            f"{ev.score:.3f}{ci}, status {result.status}"
+        )
+
+
+def find_diff_run(
+    store: RunStore, base_path: Path, adapter: Path | None, model_b: Path | None
+) -> RunRow | None:
+    """The newest complete ``rho-audit diff`` run of exactly this base and adapter (or model B)."""
+    run = store.latest_run("diff", str(base_path), str(adapter) if adapter else None)
+    if run is not None and model_b is not None and run.config.get("model_b") != str(model_b):
+        return None
+    return run
+
+
+def diff_document(store: RunStore, run: RunRow) -> dict[str, Any]:
+    """What a diff run stored: the store's own diff reader where it has one, else the run's
+    result documents; with the run's id, creation time and settings."""
+    reader = getattr(store, "diff_results", None)
+    payload = reader(run.run_id) if callable(reader) else {"results": store.results(run.run_id)}
+    return {"run_id": run.run_id, "config": run.config, **payload}
+
+
+def diff_text(store: RunStore, run: RunRow | None) -> str | None:
+    """The diff run as the agent reads it (JSON), or None when there is none or it holds nothing."""
+    if run is None:
+        return None
+    doc = diff_document(store, run)
+    if not any(v for k, v in doc.items() if k not in ("run_id", "config")):
+        return None
+    return json.dumps(doc, indent=1, ensure_ascii=False, default=str)
+
+
+def steering_api() -> tuple[Any, str]:
+    """The model layer's steered generation (``rho_audit.model.intervene.steer_generate``), or
+    None and why it is not available."""
+    try:
+        from rho_audit.model import intervene  # type: ignore[attr-defined]
+    except ImportError:
+        return None, "this rho-audit has no steering API (rho_audit.model.intervene)"
+    steer = getattr(intervene, "steer_generate", None)
+    if steer is None:
+        return None, "rho_audit.model.intervene has no steer_generate"
+    return steer, ""
+
+
+def require_model_b(model_b: Path) -> Path:
+    """``--model-b`` as a resolved directory, or a :class:`RhoAuditError` saying what to pass."""
+    if not (model_b / "config.json").is_file():
+        raise RhoAuditError(
+            f"--model-b {model_b}: no config.json there. Pass the directory of the fine-tuned model "
+            "(Hugging Face layout), or use --adapter for a LoRA adapter of BASE."
+        )
+    return model_b.resolve()
