@@ -52,7 +52,7 @@ def ids_of(lm, text):
 def test_steering_at_alpha_zero_and_without_it_is_plain_generation(lm):
     plain = lm.generate(PROMPTS, 12)
     v = np.random.default_rng(0).normal(size=64).astype(np.float32)
-    assert intervene.steered_generate(lm, PROMPTS, 1, v, 0.0, 12) == plain
+    assert intervene.steer_generate(lm, PROMPTS, v, 1, 0.0, 12) == plain
     assert lm.generate(PROMPTS, 12) == plain  # the wrapper is gone afterwards
     assert type(lm.model.model.layers[1]).__name__ != "_Wrapped"
 
@@ -66,7 +66,7 @@ def test_steering_adds_the_vector_at_every_position(lm):
     np.testing.assert_allclose(got.hidden[0][0], states[0], atol=1e-4)
     np.testing.assert_allclose(got.hidden[1][0], states[1], atol=1e-4)
     np.testing.assert_allclose(got.logits[0], logits, atol=1e-3)
-    steered = intervene.steered_generate(lm, PROMPTS, 0, v, 4.0, 12)
+    steered = intervene.steer_generate(lm, PROMPTS, v, 0, 4.0, 12)
     assert steered != lm.generate(PROMPTS, 12)
 
 

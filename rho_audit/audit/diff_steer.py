@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rho_audit.model.intervene import steered_generate
+from rho_audit.model.intervene import steer_generate
 from rho_audit.model.language_model import LanguageModel
 
 #: Fixed chat prompts on no particular domain (written for this project).
@@ -109,7 +109,7 @@ def search_alpha(
     search: list[AlphaStep] = []
 
     def attempt(alpha: float) -> bool:
-        answers = steered_generate(lm, prompts, layer, unit, alpha, max_tokens)
+        answers = steer_generate(lm, prompts, unit, layer, alpha, max_tokens)
         tried[alpha] = answers
         share = sum(judge(a) for a in answers) / len(answers)
         search.append(AlphaStep(alpha, share, share >= COHERENT_SHARE))

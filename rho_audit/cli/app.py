@@ -15,6 +15,7 @@ import click
 
 from rho_audit import __version__
 from rho_audit.api.errors import RhoAuditError, Terminated
+from rho_audit.cli.diff import diff
 from rho_audit.cli.investigate import investigate
 from rho_audit.cli.judges import judges
 from rho_audit.cli.models import models
@@ -39,6 +40,7 @@ Examples:
   rho-audit sweep sweeps/paper-ablation.yaml --quick   the paper's ablation, scaled down
   rho-audit monitor                            follow a running sweep (Textual)
   rho-audit report RUN_OR_SWEEP --format html  a report card from the run store
+  rho-audit diff --adapter ./adapters                   what a fine-tune did, from activation differences
   rho-audit investigate --adapter ./adapters --budget 5   an agent describes what a fine-tune did
 """
 
@@ -58,7 +60,7 @@ def main(debug: bool) -> None:
     )
 
 
-for command in (run, runs, plugins, models, probes, train, judges, sweep, report, monitor, investigate):
+for command in (run, runs, plugins, models, probes, train, judges, sweep, report, monitor, diff, investigate):
     main.add_command(command)
 
 

@@ -79,11 +79,11 @@ def steering(model: Any, layer: int, vector: np.ndarray | Sequence[float], alpha
         yield
 
 
-def steered_generate(
+def steer_generate(
     lm: LanguageModel,
     prompts: Sequence[str],
-    layer: Layer,
     vector: np.ndarray | Sequence[float],
+    layer: Layer,
     alpha: float,
     max_tokens: int,
     template: str = "chat",

@@ -254,6 +254,14 @@ class StoreReads:
         ).fetchall()
         return [{"context": context, **json.loads(usage)} for context, usage in rows]
 
+    # -- diff ------------------------------------------------------------------------------
+
+    @reading
+    def diff_results(self, run_id: str) -> dict[str, Any]:
+        """A ``rho-audit diff`` run's results document ({} when it stored none)."""
+        row = self.db.execute("SELECT result_json FROM diff_results WHERE run_id = ?", (run_id,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
     # -- agent -----------------------------------------------------------------------------
 
     @reading

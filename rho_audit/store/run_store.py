@@ -39,7 +39,15 @@ from rho_audit.store.reader import StoreReads, connect_read_only
 from rho_audit.store.schema import SCHEMA_VERSION, migrate, quick_check, schema_version, set_wal
 
 #: The tables that hold a run's rows, children first (``runs rm`` deletes from each).
-_RUN_TABLES = ("probe_records", "dimension_results", "train_steps", "judge_usage", "agent_turns", "runs")
+_RUN_TABLES = (
+    "probe_records",
+    "dimension_results",
+    "train_steps",
+    "judge_usage",
+    "agent_turns",
+    "diff_results",
+    "runs",
+)
 
 
 def _dumps(value: Any) -> str:
@@ -350,6 +358,13 @@ class RunStore(StoreReads):
                     time.time(),
                 ),
             )
+
+    # -- diff ------------------------------------------------------------------------------
+
+    def add_diff_result(self, run_id: str, doc: dict[str, Any]) -> None:
+        """The results document of a ``rho-audit diff`` run (re-writing replaces it)."""
+        with self._write():
+            self.db.execute("INSERT OR REPLACE INTO diff_results VALUES (?, ?)", (run_id, _dumps(doc)))
 
     def delete_runs(self, run_ids: Iterable[str]) -> None:
         """Delete the runs and every row that belongs to them, in one transaction. Sweep cells

@@ -127,6 +127,15 @@ MIGRATIONS.append(
     );
     """
 )
+MIGRATIONS.append(
+    """
+    -- v5: the results of an activation-difference lens (``rho-audit diff``), one document a run.
+    CREATE TABLE diff_results (
+        run_id TEXT PRIMARY KEY REFERENCES runs(run_id),
+        result_json TEXT NOT NULL        -- layer, means, tokens per position, the alpha search, samples
+    );
+    """
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
