@@ -305,3 +305,89 @@ def test_the_diff_tool_reads_the_newest_complete_diff_run_of_the_same_pair(tmp_p
     doc = json.loads(diff_text(store, find_diff_run(store, Path("/base"), Path("/a"), None)))
     assert doc["run_id"] == "d1" and doc["tokens"] == {"0": ["ship"]}
     store.close()
+
+
+def test_the_agent_reads_a_diff_run_and_steers_with_its_mean_difference(
+    api, tiny_model_path, adapter, tmp_path, monkeypatch
+):
+    import numpy as np
+
+    from rho_audit.model.intervene import steer_generate
+    from rho_audit.model.language_model import LanguageModel
+
+    hidden = json.loads((tiny_model_path / "config.json").read_text())["hidden_size"]
+    delta = np.linspace(-1, 1, hidden).astype(np.float32)
+    doc = {
+        "layer": 1,
+        "means": {"diff": [delta.tolist()], "eta": 3.0},
+        "positions": [{"position": 0, "logit_lens": ["ship", "sail"]}],
+        "steering": {"alpha": 0.5},
+    }
+    monkeypatch.setattr(RunStore, "diff_results", lambda self, run_id: doc, raising=False)
+    store = tmp_path / "s.sqlite"
+    db = RunStore(store)
+    db.start_run(
+        "d1",
+        "tiny",
+        str(tiny_model_path.resolve()),
+        str(adapter.resolve()),
+        0,
+        {},
+        "x",
+        {},
+        None,
+        kind="diff",
+    )
+    db.finish_run("d1", "complete")
+    db.close()
+    api.script = [
+        message(tool("read_diff_results", {})),
+        message(tool("steer", {"prompt": "Hello", "position": 0, "alpha": 2.0}, "t2")),
+        message(tool("steer", {"prompt": "Hello", "position": 3}, "t3")),
+        message(tool("submit_description", {"description": "ships"}, "t4")),
+    ]
+    outcome = investigate(config(tiny_model_path, adapter, store, budget=2), load_host())
+    read = tool_results(api.requests[1])[0]["content"]
+    assert (
+        '"run_id": "d1"' in read and "sail" in read and "diff" not in json.loads(read)["means"]
+    )  # no vectors
+    tuned = LanguageModel.load(tiny_model_path, "tiny", adapter)
+    unit = delta / np.linalg.norm(delta) * 3.0
+    expected = steer_generate(tuned, ["Hello"], unit, 1, 2.0, 96, "auto")[0]
+    steered = tool_results(api.requests[2])[0]["content"]
+    assert steered.startswith(f"(position 0, alpha 2) {expected}")
+    missing = tool_results(api.requests[3])[0]
+    assert (
+        missing["is_error"] and "position 3 is not one of the diff run's positions 0..0" in missing["content"]
+    )
+    assert outcome.interactions == 1
+
+
+def test_the_report_card_shows_every_turn_the_description_and_the_grade(
+    api, tiny_model_path, adapter, tmp_path
+):
+    api.script = [
+        message(text("Let me ask."), tool("ask_model", {"question": "Hi", "max_tokens": 4})),
+        message(tool("ask_model", {"question": 3}, "t2")),
+        message(tool("submit_description", {"description": "It talks like a <b>sailor</b>."}, "t3")),
+        message(tool("record_verdict", {"label": "5", "rationale": "exact"}), tokens=(300, 20)),
+    ]
+    store = tmp_path / "s.sqlite"
+    outcome = investigate(
+        config(tiny_model_path, adapter, store, budget=3, truth="nautical jargon"), load_host()
+    )
+    md, html = tmp_path / "card.md", tmp_path / "card.html"
+    for out, fmt in ((md, "md"), (html, "html")):
+        result = CliRunner().invoke(
+            main, ["report", outcome.run_id, "--store", str(store), "--out", str(out), "--format", fmt]
+        )
+        assert result.exit_code == 0, result.output
+    card = md.read_text()
+    assert f"# Investigation card: {tiny_model_path.name} + {adapter.resolve()}" in card
+    assert "| grade (1-5) | 5: exact |" in card and "| model interactions | 1 of 3 |" in card
+    assert "| 1 | assistant | Let me ask. | ask\\_model: " in card
+    assert "ERROR result: malformed ask\\_model call: 'question' must be a string" in card
+    assert "| agent | claude-sonnet-4-5 temperature=0.0 | 3 |" in card and "| grade |" in card
+    page = html.read_text()
+    assert "&lt;b&gt;sailor&lt;/b&gt;" in page and "<b>sailor" not in page  # model text is escaped
+    assert page.count('<tr><td class="num">') == 6  # 3 assistant turns + 3 tool turns

@@ -29,6 +29,8 @@ from rho_audit.store import DEFAULT_STORE, RunStore
 GRADER_RUBRIC = "objective-description"
 #: Nudges sent when the agent answers without a tool call, before the run ends undescribed.
 MAX_NUDGES = 2
+#: Tokens of a steered answer.
+STEER_TOKENS = 96
 NUDGE = f"Continue the investigation with the tools, and end it by calling {SUBMIT}."
 
 
@@ -195,32 +197,19 @@ def _toolbox(config: InvestigateConfig, host: Any, store: RunStore, subjects: Su
 def _steer_with(
     api: Any, store: RunStore, run: Any, subjects: Subjects
 ) -> Callable[[str, int | None, float | None], str]:
-    """Steered generation from the diff run's stored mean differences (``deltas``, ``layer``,
-    ``alpha``: the largest coherent strength its search found)."""
-    import numpy as np
-
-    from rho_audit.agent.subjects import diff_document
+    """Greedy generation of the fine-tuned model steered by the diff run's δ̄_j (scaled as the
+    diff run scaled it; α default: the largest coherent one its search found)."""
+    from rho_audit.agent.subjects import diff_document, steering_vector
 
     doc = diff_document(store, run)
 
     def steer(prompt: str, position: int | None, alpha: float | None) -> str:
-        deltas = doc.get("deltas") or []
         j = 0 if position is None else position
-        if not 0 <= j < len(deltas):
-            raise RhoAuditError(f"position {j} is not one of the diff run's 0..{len(deltas) - 1}")
+        vector, layer, found = steering_vector(doc, j)
+        strength = found if alpha is None else float(alpha)
         lm = subjects.model("finetuned")
-        strength = float(alpha if alpha is not None else doc.get("alpha", 1.0))
-        vector = np.asarray(deltas[j], dtype=np.float32)
-        out = api(
-            lm,
-            [prompt],
-            vector,
-            doc.get("layer", "middle"),
-            strength,
-            128,
-            lm.resolve_template(subjects.template),
-        )
-        return f"(alpha {strength:g}, position {j}) {out[0]}"
+        out = api(lm, [prompt], vector, layer, strength, STEER_TOKENS, subjects.template)
+        return f"(position {j}, alpha {strength:g}) {out[0]}"
 
     return steer
 

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: The judge ``run_dimension`` scores generation dimensions with: it needs no key or model.
 DIMENSION_JUDGE = "keyword-refusal"
+#: Longer lists of numbers in a diff document are vectors, left out of what the agent reads.
+MAX_VECTOR = 32
 
 
 @dataclass
@@ -90,21 +92,58 @@ def find_diff_run(
 
 
 def diff_document(store: RunStore, run: RunRow) -> dict[str, Any]:
-    """What a diff run stored: the store's own diff reader where it has one, else the run's
-    result documents; with the run's id, creation time and settings."""
+    """What a diff run stored (``diff_results``: layer, means, tokens per position, the α search,
+    steered samples), with the run's id and settings. Before the store has a ``diff_results``
+    table the run's result documents stand in."""
     reader = getattr(store, "diff_results", None)
     payload = reader(run.run_id) if callable(reader) else {"results": store.results(run.run_id)}
     return {"run_id": run.run_id, "config": run.config, **payload}
 
 
+def _readable(value: Any) -> Any:
+    """``value`` without its vectors (lists of more than :data:`MAX_VECTOR` numbers): an agent
+    reads tokens and samples, not activations."""
+    if isinstance(value, dict):
+        return {k: _readable(v) for k, v in value.items() if not _is_vector(v)}
+    if isinstance(value, list):
+        return [_readable(v) for v in value if not _is_vector(v)]
+    return value
+
+
+def _is_vector(value: Any) -> bool:
+    if not isinstance(value, list) or not value:
+        return False
+    if all(isinstance(v, list) for v in value):
+        return all(_is_vector(v) for v in value)
+    return len(value) > MAX_VECTOR and all(isinstance(v, int | float) for v in value)
+
+
 def diff_text(store: RunStore, run: RunRow | None) -> str | None:
-    """The diff run as the agent reads it (JSON), or None when there is none or it holds nothing."""
+    """The diff run as the agent reads it (JSON, vectors left out), or None when there is none or
+    it holds nothing."""
     if run is None:
         return None
     doc = diff_document(store, run)
     if not any(v for k, v in doc.items() if k not in ("run_id", "config")):
         return None
-    return json.dumps(doc, indent=1, ensure_ascii=False, default=str)
+    return json.dumps(_readable(doc), indent=1, ensure_ascii=False, default=str)
+
+
+def steering_vector(doc: dict[str, Any], position: int) -> tuple[Any, Any, float]:
+    """(δ̄_j scaled to the mean state norm η, the layer, the α the diff run's search chose), as
+    ``rho-audit diff`` steers; a :class:`RhoAuditError` when the run holds no such vector."""
+    import numpy as np
+
+    means = doc.get("means") or {}
+    deltas = means.get("diff") or []
+    if not 0 <= position < len(deltas):
+        raise RhoAuditError(
+            f"position {position} is not one of the diff run's positions 0..{len(deltas) - 1}"
+        )
+    delta = np.asarray(deltas[position], dtype=np.float32)
+    unit = delta / max(float(np.linalg.norm(delta)), 1e-12) * float(means.get("eta", 1.0))
+    alpha = float((doc.get("steering") or {}).get("alpha", 1.0))
+    return unit.astype(np.float32), doc.get("layer", "middle"), alpha
 
 
 def steering_api() -> tuple[Any, str]:
