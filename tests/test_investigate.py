@@ -8,6 +8,7 @@ model with a random LoRA adapter.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -391,3 +392,35 @@ def test_the_report_card_shows_every_turn_the_description_and_the_grade(
     page = html.read_text()
     assert "&lt;b&gt;sailor&lt;/b&gt;" in page and "<b>sailor" not in page  # model text is escaped
     assert page.count('<tr><td class="num">') == 6  # 3 assistant turns + 3 tool turns
+
+
+def test_the_agent_stops_when_its_usd_budget_is_spent(api, tiny_model_path, adapter, tmp_path):
+    api.script = [message(tool("ask_model", {"question": "Hi", "max_tokens": 2}))]  # $0.0045
+    store = tmp_path / "s.sqlite"
+    outcome = investigate(config(tiny_model_path, adapter, store, budget=3, max_usd=0.004), load_host())
+    assert outcome.description is None and outcome.status.startswith("no description: agent budget spent")
+    assert len(api.requests) == 1  # the second request was never sent
+    result = RunStore.read_only(store).agent_turns(outcome.run_id)[-1]
+    assert result.role == "result" and result.doc["status"] == outcome.status
+
+
+@pytest.mark.skipif(
+    not os.environ.get("ANTHROPIC_API_KEY") or bool(os.environ.get("CI")),
+    reason="a real Messages-API run needs ANTHROPIC_API_KEY (and is never run in CI)",
+)
+def test_a_real_api_investigation_ends_with_a_description(tiny_model_path, adapter, tmp_path):
+    outcome = investigate(
+        InvestigateConfig(
+            base=str(tiny_model_path),
+            adapter=adapter,
+            store=tmp_path / "s.sqlite",
+            budget=2,
+            claude_model="claude-haiku-4-5",
+            black_box=True,
+            truth="random LoRA weights: no objective",
+            max_turns=8,
+            max_usd=0.05,
+        ),
+        load_host(),
+    )
+    assert outcome.turns >= 1 and outcome.usage["agent"]["calls"] >= 1
