@@ -33,6 +33,7 @@ from rho_audit._util.naming import slug
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.report.audit_card import build_audit_card
 from rho_audit.report.comparison_card import build_comparison_card
+from rho_audit.report.diff_card import DiffCard, build_diff_card
 from rho_audit.report.records import AuditCard, Card, ComparisonCard, ProbeTexts
 from rho_audit.report.sweep_card import build_sweep_card
 from rho_audit.store import RunStore
@@ -53,6 +54,8 @@ def build_card(store: RunStore, targets: Sequence[str], texts: ProbeTexts | None
             )
         return build_sweep_card(store, sweeps[0])
     if len(targets) == 1:
+        if store.run(targets[0]).kind == "diff":
+            return build_diff_card(store, targets[0])  # type: ignore[return-value]
         card = build_audit_card(store, targets[0], texts)
         if card.interrupted and not card.rows:
             run_id = card.header.run_id
@@ -68,6 +71,8 @@ def build_card(store: RunStore, targets: Sequence[str], texts: ProbeTexts | None
 def default_output(store_path: Path, card: Card, fmt: str) -> Path:
     if isinstance(card, AuditCard):
         name = f"audit-{card.header.run_id}"
+    elif isinstance(card, DiffCard):
+        name = f"diff-{card.header.run_id}"
     elif isinstance(card, ComparisonCard):
         name = f"compare-{card.runs[0].run_id}-{card.runs[-1].run_id}"
     else:
