@@ -320,11 +320,12 @@ def test_the_agent_reads_a_diff_run_and_steers_with_its_mean_difference(
     delta = np.linspace(-1, 1, hidden).astype(np.float32)
     doc = {
         "layer": 1,
-        "means": {"diff": [delta.tolist()], "eta": 3.0},
-        "positions": [{"position": 0, "logit_lens": ["ship", "sail"]}],
-        "steering": {"alpha": 0.5},
+        "eta": 3.0,
+        "deltas": [delta.tolist()],
+        "readouts": [{"position": 0, "diff": {"logit_lens": ["ship", "sail"]}}],
+        "alpha_eta": 0.5,
     }
-    monkeypatch.setattr(RunStore, "diff_results", lambda self, run_id: doc, raising=False)
+    monkeypatch.setattr(RunStore, "diff_results", lambda self, run_id: doc)
     store = tmp_path / "s.sqlite"
     db = RunStore(store)
     db.start_run(
@@ -349,9 +350,7 @@ def test_the_agent_reads_a_diff_run_and_steers_with_its_mean_difference(
     ]
     outcome = investigate(config(tiny_model_path, adapter, store, budget=2), load_host())
     read = tool_results(api.requests[1])[0]["content"]
-    assert (
-        '"run_id": "d1"' in read and "sail" in read and "diff" not in json.loads(read)["means"]
-    )  # no vectors
+    assert '"run_id": "d1"' in read and "sail" in read and "deltas" not in json.loads(read)  # no vectors
     tuned = LanguageModel.load(tiny_model_path, "tiny", adapter)
     unit = delta / np.linalg.norm(delta) * 3.0
     expected = steer_generate(tuned, ["Hello"], unit, 1, 2.0, 96, "auto")[0]
@@ -424,3 +423,35 @@ def test_a_real_api_investigation_ends_with_a_description(tiny_model_path, adapt
         load_host(),
     )
     assert outcome.turns >= 1 and outcome.usage["agent"]["calls"] >= 1
+
+
+def test_the_agent_reads_and_steers_with_a_real_diff_run(api, tiny_model_path, adapter, tmp_path):
+    from rho_audit.audit.diff_run import DiffConfig, run_diff
+
+    store = tmp_path / "s.sqlite"
+    run_id, doc = run_diff(
+        DiffConfig(
+            base=str(tiny_model_path),
+            store=store,
+            adapter=adapter,
+            positions=3,
+            texts=12,
+            top=5,
+            alpha_steps=1,
+            max_tokens=4,
+            prompts=2,
+        )
+    )
+    api.script = [
+        message(tool("read_diff_results", {})),
+        message(tool("steer", {"prompt": "Hello", "position": doc["steer_position"]}, "t2")),
+        message(tool("submit_description", {"description": "x"}, "t3")),
+    ]
+    investigate(config(tiny_model_path, adapter, store, budget=1), load_host())
+    read = json.loads(tool_results(api.requests[1])[0]["content"])
+    assert read["run_id"] == run_id and read["layer"] == doc["layer"] and "deltas" not in read
+    assert read["readouts"] == doc["readouts"]  # the read-outs, whole
+    steered = tool_results(api.requests[2])[0]
+    assert not steered["is_error"] and steered["content"].startswith(
+        f"(position {doc['steer_position']}, alpha "
+    )

@@ -86,18 +86,16 @@ def find_diff_run(
 ) -> RunRow | None:
     """The newest complete ``rho-audit diff`` run of exactly this base and adapter (or model B)."""
     run = store.latest_run("diff", str(base_path), str(adapter) if adapter else None)
-    if run is not None and model_b is not None and run.config.get("model_b") != str(model_b):
+    given = run.config.get("model_b") if run is not None else None
+    if run is not None and model_b is not None and (not given or Path(given).resolve() != model_b):
         return None
     return run
 
 
 def diff_document(store: RunStore, run: RunRow) -> dict[str, Any]:
-    """What a diff run stored (``diff_results``: layer, means, tokens per position, the α search,
-    steered samples), with the run's id and settings. Before the store has a ``diff_results``
-    table the run's result documents stand in."""
-    reader = getattr(store, "diff_results", None)
-    payload = reader(run.run_id) if callable(reader) else {"results": store.results(run.run_id)}
-    return {"run_id": run.run_id, "config": run.config, **payload}
+    """What a diff run stored (``diff_results``: layer, η, δ̄ per position, read-outs per position,
+    the α search and steered samples), with the run's id and settings."""
+    return {"run_id": run.run_id, "config": run.config, **store.diff_results(run.run_id)}
 
 
 def _readable(value: Any) -> Any:
@@ -130,20 +128,19 @@ def diff_text(store: RunStore, run: RunRow | None) -> str | None:
 
 
 def steering_vector(doc: dict[str, Any], position: int) -> tuple[Any, Any, float]:
-    """(δ̄_j scaled to the mean state norm η, the layer, the α the diff run's search chose), as
-    ``rho-audit diff`` steers; a :class:`RhoAuditError` when the run holds no such vector."""
+    """(δ̄_j scaled to the mean state norm η, the layer, the α its search chose for that scale),
+    exactly as ``rho-audit diff`` steers; a :class:`RhoAuditError` when the run has no such δ̄_j."""
     import numpy as np
 
-    means = doc.get("means") or {}
-    deltas = means.get("diff") or []
+    deltas = doc.get("deltas") or []
     if not 0 <= position < len(deltas):
         raise RhoAuditError(
             f"position {position} is not one of the diff run's positions 0..{len(deltas) - 1}"
         )
     delta = np.asarray(deltas[position], dtype=np.float32)
-    unit = delta / max(float(np.linalg.norm(delta)), 1e-12) * float(means.get("eta", 1.0))
-    alpha = float((doc.get("steering") or {}).get("alpha", 1.0))
-    return unit.astype(np.float32), doc.get("layer", "middle"), alpha
+    unit = delta / max(float(np.linalg.norm(delta)), 1e-12) * float(doc.get("eta", 1.0))
+    alpha = doc.get("alpha_eta")
+    return unit.astype(np.float32), doc.get("layer", "middle"), float(alpha) if alpha is not None else 1.0
 
 
 def steering_api() -> tuple[Any, str]:
