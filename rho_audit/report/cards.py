@@ -34,12 +34,15 @@ from rho_audit.api.errors import RhoAuditError
 from rho_audit.report.audit_card import build_audit_card
 from rho_audit.report.comparison_card import build_comparison_card
 from rho_audit.report.diff_card import DiffCard, build_diff_card
+from rho_audit.report.investigation_card import InvestigationCard, build_investigation_card
 from rho_audit.report.records import AuditCard, Card, ComparisonCard, ProbeTexts
 from rho_audit.report.sweep_card import build_sweep_card
 from rho_audit.store import RunStore
 
 
-def build_card(store: RunStore, targets: Sequence[str], texts: ProbeTexts | None = None) -> Card:
+def build_card(
+    store: RunStore, targets: Sequence[str], texts: ProbeTexts | None = None
+) -> Card | InvestigationCard:
     """One sweep id -> sweep card; one run -> audit card; several runs -> comparison card.
 
     A target is an id or a unique prefix of one (sweeps are looked up first); a prefix of
@@ -56,6 +59,8 @@ def build_card(store: RunStore, targets: Sequence[str], texts: ProbeTexts | None
     if len(targets) == 1:
         if store.run(targets[0]).kind == "diff":
             return build_diff_card(store, targets[0])  # type: ignore[return-value]
+        if store.run(targets[0]).kind == "investigate":
+            return build_investigation_card(store, targets[0])
         card = build_audit_card(store, targets[0], texts)
         if card.interrupted and not card.rows:
             run_id = card.header.run_id
@@ -71,6 +76,8 @@ def build_card(store: RunStore, targets: Sequence[str], texts: ProbeTexts | None
 def default_output(store_path: Path, card: Card, fmt: str) -> Path:
     if isinstance(card, AuditCard):
         name = f"audit-{card.header.run_id}"
+    elif isinstance(card, InvestigationCard):
+        name = f"investigate-{card.header.run_id}"
     elif isinstance(card, DiffCard):
         name = f"diff-{card.header.run_id}"
     elif isinstance(card, ComparisonCard):

@@ -21,6 +21,7 @@ from rho_audit._util.naming import param_label, slug
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.audit.calibration import CALIBRATION_DEFINITION
 from rho_audit.report.diff_card import DiffCard
+from rho_audit.report.investigation_card import InvestigationCard
 from rho_audit.report.records import AuditCard, Card, ComparisonCard, DimensionSection, Figure
 from rho_audit.report.stats import Summary, t_half_width
 
@@ -210,7 +211,7 @@ class Rendered:
 def card_figures(card: Card) -> list[Figure]:
     if isinstance(card, DiffCard):
         return list(card.figures)
-    if isinstance(card, AuditCard):
+    if isinstance(card, AuditCard | InvestigationCard):
         return list(card.figures)
     if isinstance(card, ComparisonCard):
         return [c.figure for c in card.comparisons if c.figure is not None]
