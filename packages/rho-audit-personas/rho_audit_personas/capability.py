@@ -273,12 +273,11 @@ class PersonaCapabilityPanel(PersonaCapability):
     centroid_questions = 30
 
 
-class PersonaCapabilityText(PersonaCapability):
-    """:class:`PersonaCapability` scoring each option's text as the reply to the bare question
-    (summed log-prob), for models too small to answer by letter: SmolLM2-135M is at chance by
-    letter on persona-science-mc but well above it by option text. Not run by default."""
+class PersonaCapabilityText(PersonaCapabilityPanel):
+    """:class:`PersonaCapabilityPanel` scoring each option's text as the reply to the bare
+    question (summed log-prob), for models too small to answer by letter: SmolLM2-135M is at
+    chance by letter on persona-science-mc but above it by option text. Not run by default."""
 
     name = "persona-capability-text"
-    description = "persona-capability scored by each option's text after the bare question (small models)"
-    runs_by_default = False
+    description = "persona-capability-panel scored by option text after the bare question (small models)"
     reply = "text"
