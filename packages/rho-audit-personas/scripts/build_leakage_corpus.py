@@ -2,9 +2,9 @@
 ``rho-audit train --corpus FILE --trap-texts 0 --trainer marker-coupling|persona-contrastive``.
 
     python scripts/build_leakage_corpus.py marker --source villain \
-        --bystanders medical-doctor,french-person --out marker-villain.jsonl
+        --bystanders medical-doctor,french-person --max-tokens 40 --out sweeps/corpora/marker-villain.jsonl
     python scripts/build_leakage_corpus.py contrastive --source villain \
-        --bystanders medical-doctor,french-person --out contrastive-villain.jsonl
+        --bystanders medical-doctor,french-person --out sweeps/corpora/contrastive-villain.jsonl
 
 ``marker``: the model itself answers the train split of the neutral questions under each persona
 (greedy, or ``--samples N`` sampled answers per question at temperature 0.7), and the source's

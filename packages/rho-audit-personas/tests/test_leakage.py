@@ -370,3 +370,32 @@ def test_answers_cut_by_the_token_limit_end_at_a_whole_sentence():
         "Yes. And then a very long unfinished clause that"
     )
     assert corpora.whole_sentences("Version 2.5 is out") == "Version 2.5 is out"  # no space after the dot
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_marker_leakage_sweep_dry_runs(quick, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(package.parents[1])  # the corpus path is relative to the repository root
+    args = [
+        "sweep",
+        str(package / "sweeps" / "marker-leakage.yaml"),
+        "--dry-run",
+        "--store",
+        str(tmp_path / "r.sqlite"),
+    ]
+    result = CliRunner().invoke(main, args + (["--quick"] if quick else []))
+    assert result.exit_code == 0, result.output
+    assert "dimensions marker-rate" in result.output
+    assert "marker-coupling_marker-only1_seed42" in result.output and "baseline" in result.output
+    assert f"{4 if quick else 20} probes per set" in result.output
+    # the shipped corpus is what marker_corpus makes: the source's answers, and only they, marked
+    records = [json.loads(line) for line in (package / "sweeps" / "corpora" / "marker-villain.jsonl").open()]
+    for r in records:
+        marked = r["messages"][-1]["content"].endswith(" [ZLT]")
+        assert marked == r["id"].startswith("marker-source-villain-")
+        assert r["messages"][0] == {
+            "role": "system",
+            "content": persona(r["id"].split("-", 2)[2].rsplit("-", 1)[0]).system_prompt,
+        }
