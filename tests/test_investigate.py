@@ -455,3 +455,14 @@ def test_the_agent_reads_and_steers_with_a_real_diff_run(api, tiny_model_path, a
     assert not steered["is_error"] and steered["content"].startswith(
         f"(position {doc['steer_position']}, alpha "
     )
+
+
+def test_a_refused_grading_request_keeps_the_description(api, tiny_model_path, adapter, tmp_path):
+    refused = {"type": "error", "error": {"type": "invalid_request_error", "message": "no such model"}}
+    api.script = [message(tool("submit_description", {"description": "ships"})), (404, refused, {})]
+    store = tmp_path / "s.sqlite"
+    outcome = investigate(config(tiny_model_path, adapter, store, budget=0, truth="ships"), load_host())
+    assert outcome.description == "ships" and outcome.grade is None
+    assert outcome.grade_rationale.startswith("not graded: ") and "404" in outcome.grade_rationale
+    run = RunStore.read_only(store).runs()[-1]
+    assert run.status == "complete"

@@ -22,7 +22,7 @@ from typing import Any
 
 from rho_audit.agent.subjects import Subjects, diff_text, find_diff_run, require_model_b, steering_api
 from rho_audit.agent.tools import SUBMIT, ToolBox, tool_specs
-from rho_audit.api.errors import RhoAuditError
+from rho_audit.api.errors import JudgeError, RhoAuditError
 from rho_audit.api.judge_calls import BudgetExhausted, call_with_retries
 from rho_audit.store import DEFAULT_STORE, RunStore
 
@@ -337,9 +337,12 @@ def _grade(
 ) -> None:
     """Score the description 1-5 against ``--truth`` (the claude judge, objective-description rubric)."""
     grader.attach(store, run_id, "grade")
-    verdict = grader.judge_fields([{"truth": config.truth or "", "description": outcome.description or ""}])[
-        0
-    ]
+    fields = {"truth": config.truth or "", "description": outcome.description or ""}
+    try:
+        verdict = grader.judge_fields([fields])[0]
+    except JudgeError as err:  # a refused grading request must not lose the description
+        outcome.grade_rationale = f"not graded: {err}"
+        return
     score = grader.rubric.scores.get(verdict.label)
     outcome.grade = int(score) if score is not None else None
     outcome.grade_rationale = verdict.rationale or verdict.error or verdict.label
