@@ -11,12 +11,8 @@ run of kind ``investigate``; the agent's and the grader's usage go to the run's 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +121,7 @@ def investigate(
     config: InvestigateConfig, host: Any, say: Callable[[str], None] = lambda m: None
 ) -> Investigation:
     """Run one investigation into the store (see the module docstring)."""
-    from rho_audit.audit.runner import git_revision, package_versions
+    from rho_audit.audit.runner import start_recorded_run
     from rho_audit.model.paths import resolve_model
 
     if (config.adapter is None) == (config.model_b is None):
@@ -138,19 +134,14 @@ def investigate(
     resolved = resolve_model(config.base, progress=say)
     adapter = config.adapter.resolve() if config.adapter else None
     subjects = Subjects(resolved.path, resolved.model_id, adapter, model_b, config.template, config.seed)
-    run_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-    record = config.record(resolved.model_id)
-    store.start_run(
-        run_id,
+    run_id = start_recorded_run(
+        store,
+        "investigate",
         resolved.model_id,
-        str(resolved.path),
-        str(adapter) if adapter else None,
+        resolved.path,
+        adapter,
         config.seed,
-        record,
-        hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest(),
-        package_versions(),
-        git_revision(),
-        kind="investigate",
+        config.record(resolved.model_id),
     )
     try:
         outcome = _converse(config, host, store, run_id, subjects, transport, say)

@@ -430,6 +430,33 @@ def git_revision() -> str | None:
     return out.stdout.strip() or None
 
 
+def start_recorded_run(
+    store: RunStore,
+    kind: str,
+    model_id: str,
+    model_path: Path,
+    adapter: Path | None,
+    seed: int,
+    record: dict[str, Any],
+) -> str:
+    """Start a run of ``kind`` (``diff``, ``investigate``, ...) whose settings are ``record``
+    (hashed into its config_sha256), with the package versions and git revision; its new id."""
+    run_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    store.start_run(
+        run_id,
+        model_id,
+        str(model_path),
+        str(adapter) if adapter else None,
+        seed,
+        record,
+        hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest(),
+        package_versions(),
+        git_revision(),
+        kind=kind,
+    )
+    return run_id
+
+
 def write_json(path: Path, store: RunStore, run_id: str, outcome: AuditOutcome) -> None:
     run = store.run(run_id)
     doc = {
