@@ -121,7 +121,7 @@ def investigate(
     config: InvestigateConfig, host: Any, say: Callable[[str], None] = lambda m: None
 ) -> Investigation:
     """Run one investigation into the store (see the module docstring)."""
-    from rho_audit.audit.runner import start_recorded_run
+    from rho_audit.audit.runner import finishing, start_recorded_run
     from rho_audit.model.paths import resolve_model
 
     if (config.adapter is None) == (config.model_b is None):
@@ -144,18 +144,12 @@ def investigate(
         config.record(resolved.model_id),
     )
     try:
-        outcome = _converse(config, host, store, run_id, subjects, transport, say)
-        if grader is not None and outcome.description:
-            _grade(config, store, run_id, grader, outcome)
-        store.add_agent_turn(run_id, outcome.turns + 1, "result", _result_doc(outcome))
-        store.finish_run(run_id, "complete")
+        with finishing(store, run_id):
+            outcome = _converse(config, host, store, run_id, subjects, transport, say)
+            if grader is not None and outcome.description:
+                _grade(config, store, run_id, grader, outcome)
+            store.add_agent_turn(run_id, outcome.turns + 1, "result", _result_doc(outcome))
         return outcome
-    except KeyboardInterrupt:
-        store.finish_run(run_id, "interrupted", "interrupted by the user (Ctrl-C)")
-        raise
-    except BaseException as err:
-        store.finish_run(run_id, "failed", f"{type(err).__name__}: {err}")
-        raise
     finally:
         store.close()
 

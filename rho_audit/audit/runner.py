@@ -15,7 +15,8 @@ import subprocess
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from importlib import metadata
@@ -455,6 +456,21 @@ def start_recorded_run(
         kind=kind,
     )
     return run_id
+
+
+@contextmanager
+def finishing(store: RunStore, run_id: str) -> Iterator[None]:
+    """Mark run ``run_id`` complete when the block ends, interrupted on Ctrl-C (or SIGTERM), and
+    failed on any other exception (which a store failure while marking never hides)."""
+    try:
+        yield
+    except KeyboardInterrupt as err:
+        _finish_quietly(store, run_id, "interrupted", str(err) or "interrupted by the user (Ctrl-C)")
+        raise
+    except BaseException as err:
+        _finish_quietly(store, run_id, "failed", f"{type(err).__name__}: {err}")
+        raise
+    store.finish_run(run_id, "complete")
 
 
 def write_json(path: Path, store: RunStore, run_id: str, outcome: AuditOutcome) -> None:
