@@ -274,7 +274,7 @@ def test_black_box_mode_offers_no_diff_or_steering_tools(api, tiny_model_path, a
         "run_dimension",
         "submit_description",
     ]
-    assert "black-box" in api.requests[0]["system"]
+    assert "black-box" in api.requests[0]["system"] and api.requests[0]["temperature"] == 0.0
     refused = tool_results(api.requests[1])[0]
     assert refused["is_error"] and "there is no tool 'read_diff_results'" in refused["content"]
     white = [t["name"] for t in tool_specs(black_box=False)]

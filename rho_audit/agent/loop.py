@@ -206,6 +206,8 @@ def _send(config: InvestigateConfig, transport: Any, messages: list[dict[str, An
 
     client = transport.client
     tools = tool_specs(config.black_box)
+    # As the judge sends it (extra_body: anthropic>=1.0 has no sampling keywords); 0 by default.
+    extra = {} if transport.temperature is None else {"temperature": transport.temperature}
     try:
         return call_with_retries(
             lambda: _decoded(
@@ -215,6 +217,7 @@ def _send(config: InvestigateConfig, transport: Any, messages: list[dict[str, An
                     system=system_prompt(config),
                     messages=messages,
                     tools=tools,
+                    extra_body=extra,
                 )
             ),
             _classify,
