@@ -12,12 +12,8 @@ deltas[j], layer, alpha, ...)`` reproduces the steered samples.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +83,7 @@ def _steer_position(means: diff.Means, chosen: int | None) -> int:
 
 def run_diff(config: DiffConfig, say: Callable[[str], None] = lambda m: None) -> tuple[str, dict[str, Any]]:
     """Compute and store one diff run; returns (run id, the stored document)."""
-    from rho_audit.audit.runner import git_revision, package_versions
+    from rho_audit.audit.runner import finishing, start_recorded_run
     from rho_audit.model.paths import resolve_model
 
     if (config.adapter is None) == (config.model_b is None):
@@ -107,31 +103,15 @@ def run_diff(config: DiffConfig, say: Callable[[str], None] = lambda m: None) ->
         base = None
     layer = activations.resolve_layer(tuned.model, config.layer, tuned.model_id)
     store = RunStore(config.store)
-    run_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-    record = {**config.record(), "layer_index": layer}
-    store.start_run(
-        run_id,
-        resolved.model_id,
-        str(resolved.path),
-        str(adapter) if adapter else None,
-        config.seed,
-        record,
-        hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest(),
-        package_versions(),
-        git_revision(),
-        kind="diff",
-    )
     try:
-        doc = _compute(config, tuned, base, texts, layer, say)
-        store.add_diff_result(run_id, doc)
-        store.finish_run(run_id, "complete")
+        record = {**config.record(), "layer_index": layer}
+        run_id = start_recorded_run(
+            store, "diff", resolved.model_id, resolved.path, adapter, config.seed, record
+        )
+        with finishing(store, run_id):
+            doc = _compute(config, tuned, base, texts, layer, say)
+            store.add_diff_result(run_id, doc)
         return run_id, doc
-    except KeyboardInterrupt:
-        store.finish_run(run_id, "interrupted", "interrupted by the user (Ctrl-C)")
-        raise
-    except BaseException as err:
-        store.finish_run(run_id, "failed", f"{type(err).__name__}: {err}")
-        raise
     finally:
         store.close()
 
