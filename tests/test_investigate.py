@@ -185,8 +185,9 @@ def test_a_tool_use_conversation_ends_in_a_graded_description(api, tiny_model_pa
     run = db.runs()[-1]
     assert (run.kind, run.status, run.config["budget"]) == ("investigate", "complete", 5)
     turns = db.agent_turns(run.run_id)
-    assert [t.role for t in turns] == ["assistant", "tool"] * 4 + ["result"]
-    first = turns[0]
+    assert [t.role for t in turns] == ["user"] + ["assistant", "tool"] * 4 + ["result"]
+    assert turns[0].doc["system"] == api.requests[0]["system"] and "steer" in turns[0].doc["tools"]
+    first = turns[1]
     assert (first.input_tokens, first.output_tokens) == (1000, 100)
     assert first.cost_usd == pytest.approx((1000 * 3 + 100 * 15) / 1e6)
     assert first.doc["content"][0] == {"type": "text", "text": "First the diff results."}
@@ -385,12 +386,13 @@ def test_the_report_card_shows_every_turn_the_description_and_the_grade(
     card = md.read_text()
     assert f"# Investigation card: {tiny_model_path.name} + {adapter.resolve()}" in card
     assert "| grade (1-5) | 5: exact |" in card and "| model interactions | 1 of 3 |" in card
-    assert "| 1 | assistant | Let me ask. | ask\\_model: " in card
+    assert "| 1 | user | Begin the investigation. Reading the diff results is free. |" in card
+    assert "| 2 | assistant | Let me ask. | ask\\_model: " in card
     assert "ERROR result: malformed ask\\_model call: 'question' must be a string" in card
     assert "| agent | claude-sonnet-4-5 temperature=0.0 | 3 |" in card and "| grade |" in card
     page = html.read_text()
     assert "&lt;b&gt;sailor&lt;/b&gt;" in page and "<b>sailor" not in page  # model text is escaped
-    assert page.count('<tr><td class="num">') == 6  # 3 assistant turns + 3 tool turns
+    assert page.count('<tr><td class="num">') == 7  # the opening, 3 assistant turns, 3 tool turns
 
 
 def test_the_agent_stops_when_its_usd_budget_is_spent(api, tiny_model_path, adapter, tmp_path):
@@ -466,3 +468,11 @@ def test_a_refused_grading_request_keeps_the_description(api, tiny_model_path, a
     assert outcome.grade_rationale.startswith("not graded: ") and "404" in outcome.grade_rationale
     run = RunStore.read_only(store).runs()[-1]
     assert run.status == "complete"
+
+
+def test_max_turns_caps_the_agent_replies(api, tiny_model_path, adapter, tmp_path):
+    api.script = [message(tool("read_diff_results", {})), message(tool("read_diff_results", {}, "t2"))]
+    outcome = investigate(
+        config(tiny_model_path, adapter, tmp_path / "s.sqlite", budget=0, max_turns=1), load_host()
+    )
+    assert outcome.status == "no description after 1 replies (--max-turns)" and len(api.requests) == 1

@@ -259,10 +259,13 @@ def _converse(
     box = _toolbox(config, host, store, subjects)
     opening = "Begin the investigation." + ("" if config.black_box else " Reading the diff results is free.")
     messages: list[dict[str, Any]] = [{"role": "user", "content": opening}]
-    turn, nudges, status = 0, 0, "no description"
+    tools = [t["name"] for t in tool_specs(config.black_box)]
+    opened = {"system": system_prompt(config), "tools": tools, "content": [{"type": "text", "text": opening}]}
+    store.add_agent_turn(run_id, 1, "user", opened)
+    turn, replies, nudges, status = 1, 0, 0, "no description"
     while box.description is None:
-        if turn >= config.max_turns:
-            status = f"no description after {config.max_turns} turns (--max-turns)"
+        if replies >= config.max_turns:
+            status = f"no description after {config.max_turns} replies (--max-turns)"
             break
         meter = transport.meter
         before = (meter.input_tokens, meter.output_tokens, meter.cost_usd)
@@ -273,7 +276,7 @@ def _converse(
             break
         transport._meter_usage(getattr(message, "usage", None))
         blocks = _blocks(message)
-        turn += 1
+        turn, replies = turn + 1, replies + 1
         store.add_agent_turn(
             run_id,
             turn,
