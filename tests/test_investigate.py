@@ -195,6 +195,10 @@ def test_a_tool_use_conversation_ends_in_a_graded_description(api, tiny_model_pa
     usage = {u["context"]: u for u in db.judge_usage(run.run_id)}
     assert usage["agent"]["calls"] == 4 and usage["agent"]["input_tokens"] == 4000
     assert usage["grade"]["calls"] == 1 and usage["grade"]["judged"] == 1
+    writer = RunStore(store)
+    writer.delete_runs([run.run_id])  # `runs rm` takes the turns with the run
+    assert writer.agent_turns(run.run_id) == [] and writer.judge_usage(run.run_id) == []
+    writer.close()
 
 
 def test_a_spent_budget_tells_the_agent_to_conclude(api, tiny_model_path, adapter, tmp_path):
