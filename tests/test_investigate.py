@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from rho_audit.agent import AgentError, InvestigateConfig, ToolBox, input_problems, investigate, tool_specs
+from rho_audit.api.errors import RhoAuditError
 from rho_audit.cli.app import main
 from rho_audit.plugins import load_host
 from rho_audit.store import RunStore
@@ -480,3 +481,12 @@ def test_max_turns_caps_the_agent_replies(api, tiny_model_path, adapter, tmp_pat
         config(tiny_model_path, adapter, tmp_path / "s.sqlite", budget=0, max_turns=1), load_host()
     )
     assert outcome.status == "no description after 1 replies (--max-turns)" and len(api.requests) == 1
+
+
+def test_without_a_key_investigate_says_what_to_set(tiny_model_path, adapter, tmp_path, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    args = ["investigate", str(tiny_model_path), "--adapter", str(adapter), "--budget", "1"]
+    result = CliRunner().invoke(main, [*args, "--store", str(tmp_path / "s.sqlite")])
+    assert isinstance(result.exception, RhoAuditError)  # the entry point prints it, exit 1
+    assert "set ANTHROPIC_API_KEY" in str(result.exception)
+    assert not (tmp_path / "s.sqlite").exists()  # nothing started

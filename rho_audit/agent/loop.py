@@ -11,6 +11,7 @@ run of kind ``investigate``; the agent's and the grader's usage go to the run's 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,11 @@ def claude_judge(config: InvestigateConfig, model: str, max_usd: float | None = 
     """A ``claude`` judge for ``model`` (transport of the agent, or its grader), checked ready."""
     from rho_audit_plugins.judges.claude import Claude
 
+    if not os.environ.get("ANTHROPIC_API_KEY"):
+        raise AgentError(
+            "rho-audit investigate runs its agent on the Anthropic Messages API: set ANTHROPIC_API_KEY "
+            "(read from there only, never stored), and ANTHROPIC_BASE_URL for another Messages-API endpoint."
+        )
     judge = Claude(**_options(config, model))
     judge.set_budget(max_usd, None)
     judge.check_ready()
