@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rho_audit.api.errors import RhoAuditError
@@ -149,7 +149,6 @@ class ToolBox:
     steer_missing: str = "steering is not available in this rho-audit"
     used: int = 0
     description: str | None = None
-    log: list[str] = field(default_factory=list)
 
     @property
     def left(self) -> int:
