@@ -36,7 +36,7 @@ class Subjects:
     model_b: Path | None
     template: str = "auto"
     seed: int = 0
-    _loaded: dict[str, LanguageModel] = field(default_factory=dict)
+    _loaded: dict[str, LanguageModel] = field(default_factory=dict, init=False, repr=False)
 
     def model(self, which: str) -> LanguageModel:
         """``finetuned`` or ``base``, loaded once."""
