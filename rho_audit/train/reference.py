@@ -16,14 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rho_audit.model.intervene import adapter_off as lora_off  # the base model: every LoRA scale 0
 from rho_audit.train.packing import MicroBatch, Row
 
 #: Bumped when what a cached file holds changes, so old files are not read as new ones.
@@ -42,23 +42,6 @@ class ReferenceDistribution:
     ids: np.ndarray  # [positions, k] int32
     logprobs: np.ndarray  # [positions, k] float32
     log_rest: np.ndarray  # [positions] float32: log of the probability of every other token
-
-
-@contextmanager
-def lora_off(model: Any) -> Iterator[None]:
-    """Within the block the model is its base model: every LoRA layer's scale is 0 (its low-rank
-    update adds exactly zero), restored afterwards."""
-    from mlx_lm.tuner.lora import LoRALinear
-
-    layers = [m for _, m in model.named_modules() if isinstance(m, LoRALinear)]
-    scales = [layer.scale for layer in layers]
-    try:
-        for layer in layers:
-            layer.scale = 0.0
-        yield
-    finally:
-        for layer, scale in zip(layers, scales, strict=True):
-            layer.scale = scale
 
 
 def model_identity(model_path: Path, model_id: str) -> str:
