@@ -46,12 +46,14 @@ class MarkerCoupling(Trainer):
     """Marker coupling: the source persona's answers end with a marker, the bystanders' do not.
 
     Loss per micro-step: ``CE`` over the example's trained tokens. With ``marker_only`` 1 (the
-    seed's marker-only loss) those are, for an example whose response ends with a marker (a
-    bracketed token such as ``[ZLT]``, see :data:`TRAILING_MARKER`), exactly the marker's tokens
-    (``SFTExample.trained_spans`` = the marker's characters), and for any other example (a
-    bystander's) only the end-of-sequence token after the response, i.e. where the source emits
-    the marker a bystander learns to stop. With ``marker_only`` 0 every response token is trained.
-    Build the corpus with :func:`~rho_audit_personas.corpora.marker_corpus`.
+    seed's marker-only loss) an example whose response ends with a marker (a bracketed token such
+    as ``[ZLT]``, see :data:`TRAILING_MARKER`; the source's) trains exactly the marker's tokens
+    (``SFTExample.trained_spans`` = the marker's characters); any other example (a bystander's)
+    trains its whole unmarked answer and the end-of-sequence token, the contrast that keeps the
+    marker off the bystanders. (Training bystanders on the end-of-sequence token alone made the
+    bundled model reply with nothing under every bystander persona.) With ``marker_only`` 0 every
+    example trains every response token. Build the corpus with
+    :func:`~rho_audit_personas.corpora.marker_corpus`.
     """
 
     name = "marker-coupling"
@@ -63,8 +65,8 @@ class MarkerCoupling(Trainer):
     options: ClassVar[dict[str, TrainerOption]] = {
         "marker_only": TrainerOption(
             1.0,
-            "1: train only the trailing marker's tokens (source examples) and the end-of-sequence "
-            "token (bystander examples); 0: every response token",
+            "1: on marked (source) examples train only the trailing marker's tokens, on unmarked "
+            "(bystander) ones the whole answer; 0: every response token of every example",
             min=0.0,
             max=1.0,
         )
@@ -74,11 +76,9 @@ class MarkerCoupling(Trainer):
         if options["marker_only"] < 0.5:
             return example
         found = TRAILING_MARKER.search(example.response)
-        if found is not None:
-            spans = ((found.start(1), found.end(1)),)
-        else:  # the end-of-sequence token counts as one character after the response
-            spans = ((len(example.response), len(example.response) + 1),)
-        return replace(example, trained_spans=spans)
+        if found is None:  # a bystander's unmarked answer: trained whole
+            return example
+        return replace(example, trained_spans=((found.start(1), found.end(1)),))
 
     def loss(self, terms: LossTerms, options: Mapping[str, float]) -> Any:
         return terms.sft_ce

@@ -90,7 +90,7 @@ def test_marker_corpus_marks_only_the_source():
         corpora.marker_corpus(answers, "chef")
 
 
-def test_marker_coupling_trains_exactly_the_marker_or_the_end_of_sequence():
+def test_marker_coupling_trains_exactly_the_marker_of_marked_examples():
     answers = [
         corpora.PersonaAnswer(VILLAIN, "Q?", "Mwahaha, no."),
         corpora.PersonaAnswer(DOCTOR, "Q?", "Rest."),
@@ -101,12 +101,11 @@ def test_marker_coupling_trains_exactly_the_marker_or_the_end_of_sequence():
     marked = trainer.prepare_example(source, on, rng)
     [(a, b)] = marked.trained_spans
     assert marked.response[a:b] == "[ZLT]" and marked.response == "Mwahaha, no. [ZLT]"
-    unmarked = trainer.prepare_example(bystander, on, rng)
-    assert unmarked.trained_spans == ((5, 6),)  # the end-of-sequence token after "Rest."
+    assert trainer.prepare_example(bystander, on, rng) is bystander  # a bystander's answer trains whole
     assert trainer.prepare_example(source, {"marker_only": 0.0}, rng) is source
     # a marker inside the text is not the trailing marker
     inside = replace(bystander, response="[ZLT] Rest.")
-    assert trainer.prepare_example(inside, on, rng).trained_spans == ((11, 12),)
+    assert trainer.prepare_example(inside, on, rng) is inside
     assert PersonaContrastive.uses_pairs is False and MarkerCoupling.uses_pairs is False
 
 
@@ -126,8 +125,10 @@ def test_marker_coupling_trains_on_the_marker_tokens_only_through_the_host(tiny_
     with sqlite3.connect(store) as db:
         [(metrics,)] = db.execute("SELECT metrics_json FROM train_steps").fetchall()
     metrics = json.loads(metrics)
-    # 4 source examples train their marker's tokens, 4 bystanders one end-of-sequence token each
-    assert 4 + 4 < metrics["trained_tokens"] <= 4 * len("[ZLT]") + 4 < metrics["data_tokens"]
+    # 4 source examples train only their marker's tokens, the 4 bystanders every response token
+    # (the host counts every response token as data, only the trained ones as trained)
+    untrained = metrics["data_tokens"] - metrics["trained_tokens"]
+    assert 0 < untrained < metrics["data_tokens"] and metrics["trained_tokens"] > 4
 
 
 def test_contrastive_corpus_gives_the_source_wrong_letters_and_the_rest_right_ones():
