@@ -161,6 +161,10 @@ PROMPTED = [
 BARE = [{"id": f"b{i}", "split": "eval", "positive": f"Wet {i}.", "negative": f"Dry {i}."} for i in range(4)]
 
 
+#: The entry points of the in-repo persona package, kept out of these host tests.
+PERSONA_PACKAGE = "personas,personas-leakage"
+
+
 def _probe_set(folder: Path, name: str, kind: str, rows: list[dict]) -> Path:
     folder.mkdir(parents=True)
     (folder / "card.yaml").write_text(f"name: {name}\nkind: {kind}\nversion: '1'\n")
@@ -209,7 +213,11 @@ def persona_host(tmp_path_factory):
             for name, folder in sets.items():
                 register(name, folder)
 
-    return load_host(extra_plugins=[Plugin()])
+    # The host's own test: an installed persona package (packages/rho-audit-personas registers a
+    # `pirate` too) would clash with this module's personas, so its entry points are left out.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RHO_AUDIT_DISABLE_PLUGINS", PERSONA_PACKAGE)
+        return load_host(extra_plugins=[Plugin()])
 
 
 @pytest.fixture(scope="module")
@@ -351,7 +359,9 @@ class Personas:
 
 @pytest.fixture
 def sweep_host(monkeypatch):
-    monkeypatch.setenv("RHO_AUDIT_DISABLE_PLUGINS", "trainers,six-objectives,example-calibration")
+    monkeypatch.setenv(
+        "RHO_AUDIT_DISABLE_PLUGINS", f"trainers,six-objectives,example-calibration,{PERSONA_PACKAGE}"
+    )
     return load_host(extra_plugins=[FakeTrainers(), Personas()])
 
 
