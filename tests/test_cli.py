@@ -45,7 +45,9 @@ def test_run_every_default_dimension_on_the_tiny_model(tiny_model_path, tmp_path
         str(out),
         "--display",
         "plain",
-        env_extra={"RHO_AUDIT_DISABLE_PLUGINS": "example-calibration"},  # only the built-ins
+        env_extra={
+            "RHO_AUDIT_DISABLE_PLUGINS": "example-calibration,personas,personas-leakage"
+        },  # built-ins only
     )
     assert proc.returncode == 0, proc.stderr
     for name in DEFAULT_RUN_DIMENSIONS:
