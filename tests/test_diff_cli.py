@@ -53,3 +53,20 @@ def test_diff_command_stores_a_diff_run_and_its_card(tiny_model_path, tmp_path):
 def test_diff_needs_exactly_one_fine_tune(tmp_path):
     result = CliRunner().invoke(main, ["diff", "--store", str(tmp_path / "s.sqlite")])
     assert result.exit_code != 0 and "exactly one of --adapter" in result.output
+
+
+def test_a_layer_before_every_adapted_block_is_refused(tmp_path):
+    """mlx-lm adapts the last num_layers blocks; before them δ̄ is exactly 0 and its read-outs noise."""
+    import json
+
+    from rho_audit.api.errors import RhoAuditError
+    from rho_audit.audit.diff_run import _check_adapter_reaches
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"num_layers": 8}))
+    with pytest.raises(RhoAuditError, match=r"changes only blocks 22\.\.29 .* Pass --layer 22 or later"):
+        _check_adapter_reaches(adapter, 30, 15)
+    _check_adapter_reaches(adapter, 30, 22)  # the first adapted block is fine
+    (adapter / "adapter_config.json").write_text(json.dumps({"num_layers": -1}))
+    _check_adapter_reaches(adapter, 30, 0)  # -1: every block

@@ -102,6 +102,8 @@ def run_diff(config: DiffConfig, say: Callable[[str], None] = lambda m: None) ->
         tuned = LanguageModel.load(resolved.path, resolved.model_id, adapter)
         base = None
     layer = activations.resolve_layer(tuned.model, config.layer, tuned.model_id)
+    if adapter is not None:
+        _check_adapter_reaches(adapter, len(tuned.model.layers), layer)
     store = RunStore(config.store)
     try:
         record = {**config.record(), "layer_index": layer}
@@ -114,6 +116,24 @@ def run_diff(config: DiffConfig, say: Callable[[str], None] = lambda m: None) ->
         return run_id, doc
     finally:
         store.close()
+
+
+def _check_adapter_reaches(adapter: Path, n_blocks: int, layer: int) -> None:
+    """mlx-lm puts LoRA on the last ``num_layers`` blocks: at an earlier block the adapter changes
+    nothing, so δ̄ would be exactly 0 and every read-out of it noise. Refuse before any work."""
+    import json
+
+    try:
+        adapted = int(json.loads((Path(adapter) / "adapter_config.json").read_text())["num_layers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # not mlx-lm's layout: nothing to check
+    first = n_blocks - min(adapted, n_blocks) if adapted > 0 else 0
+    if layer < first:
+        raise RhoAuditError(
+            f"--layer {layer}: the adapter {adapter} changes only blocks {first}..{n_blocks - 1} (LoRA on "
+            f"the last {adapted} of {n_blocks}), so at block {layer} the fine-tuned and base activations "
+            f"are identical and δ̄ is 0. Pass --layer {first} or later (e.g. --layer -1)."
+        )
 
 
 def _compute(
