@@ -64,8 +64,10 @@ class FakeTrainers:
 
 @pytest.fixture
 def host(monkeypatch):
-    # Only the fake trainers: the built-in ones would need a model.
-    monkeypatch.setenv("RHO_AUDIT_DISABLE_PLUGINS", "trainers,six-objectives,example-calibration")
+    # Only the fake trainers: the built-in ones (and the in-repo persona package's) would need a model.
+    monkeypatch.setenv(
+        "RHO_AUDIT_DISABLE_PLUGINS", "trainers,six-objectives,example-calibration,personas,personas-leakage"
+    )
     return load_host(extra_plugins=[FakeTrainers()])
 
 
