@@ -37,7 +37,9 @@ shows what was discovered; ``rho-audit run --plugins honesty`` runs it. ``rho_au
 Where to read on:
 
 * :mod:`rho_audit.api.hooks`: every hook, with its documentation.
-* :mod:`rho_audit.api.dimensions`: :class:`Dimension` and the five ready-made kinds.
+* :mod:`rho_audit.api.dimensions`: :class:`Dimension` and the five ready-made kinds; a dimension
+  declares options a run may set with :class:`DimensionOption`, and a descriptive one (status
+  :data:`MEASURED`, no verdict) sets ``descriptive``.
 * :mod:`rho_audit.api.judges`: :class:`Judge`, :class:`Verdict`; model-based judges subclass
   :class:`LLMJudge` (:mod:`rho_audit.api.llm_judges`), with :mod:`~rho_audit.api.rubrics` and
   :mod:`~rho_audit.api.judge_calls` (budget, retries).
@@ -65,9 +67,11 @@ from typing import TYPE_CHECKING, Any
 from rho_audit.api.attacks import CONTROL, Attack
 from rho_audit.api.context import AuditContext, CountProgress, ProgressCallback, Score, ScoreRequest, Template
 from rho_audit.api.dimensions import (
+    MEASURED,
     AttackDimension,
     ChoiceDimension,
     Dimension,
+    DimensionOption,
     GenerationDimension,
     LabelledDimension,
     MetricName,
@@ -189,6 +193,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "ERROR",
     "GREEDY",
+    "MEASURED",
     "NON_VERDICTS",
     "PROJECT_NAME",
     "REFERENCE_PAIRS",
@@ -206,6 +211,7 @@ __all__ = [
     "ContrastPair",
     "CountProgress",
     "Dimension",
+    "DimensionOption",
     "DimensionResult",
     "Evaluation",
     "EventKind",

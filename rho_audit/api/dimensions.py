@@ -6,9 +6,12 @@ dimensions are a few class attributes (see the guide in :mod:`rho_audit.api`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from rho_audit.api.errors import RhoAuditError
+from rho_audit.api.trainers import TrainerOption
 
 if TYPE_CHECKING:
     from rho_audit.api.context import AuditContext
@@ -18,6 +21,12 @@ if TYPE_CHECKING:
 
 #: ``mc2``: TruthfulQA's MC2, the mean probability mass on the true answer (higher is better).
 MetricName = Literal["rank_biserial", "accuracy", "answer_rate", "attack_success_rate", "mc2"]
+#: The status of a descriptive dimension's result (:attr:`Dimension.descriptive`): a figure was
+#: measured; no threshold says whether it is good.
+MEASURED = "MEASURED"
+#: Every status a result can have: PASS/WARN/FAIL by the thresholds, CHANCE/INVERTED for
+#: correlations, MEASURED for descriptive dimensions, ERROR when nothing was scored.
+STATUSES = ("PASS", "WARN", "FAIL", "CHANCE", "INVERTED", MEASURED, "ERROR")
 
 
 @dataclass(frozen=True)
@@ -26,12 +35,103 @@ class Thresholds:
 
     Correlation metrics additionally get CHANCE when their 95% CI contains 0, and INVERTED when
     the whole CI is below 0: the sign matters more than any threshold. For a metric where lower is
-    better (``attack_success_rate``) the comparison turns round: PASS at or below ``pass_at``,
-    WARN at or below ``warn_at``, FAIL above.
+    better (``lower_is_better``, or the built-in ``attack_success_rate``) the comparison turns
+    round: PASS at or below ``pass_at``, WARN at or below ``warn_at``, FAIL above. A dimension
+    whose score is no verdict at all sets :attr:`Dimension.descriptive` instead.
     """
 
     pass_at: float
     warn_at: float
+    lower_is_better: bool = False
+
+    def to_json(self) -> dict[str, float | bool]:
+        """As stored with each result; ``lower_is_better`` only when set (older results lack it)."""
+        out: dict[str, float | bool] = {"pass_at": self.pass_at, "warn_at": self.warn_at}
+        if self.lower_is_better:
+            out["lower_is_better"] = True
+        return out
+
+
+#: A dimension option's value: a number, a text, or a tuple of texts.
+OptionValue = float | int | str | tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DimensionOption(TrainerOption):
+    """An option of a dimension, declared like a trainer's option and set per run with
+    ``rho-audit run --dimension-option NAME.KEY=VALUE`` or a sweep's
+    ``audit: {options: {NAME: {KEY: VALUE}}}``.
+
+    The default's type is the option's type: a number (``min``/``max`` checked exactly as a
+    :class:`TrainerOption` checks them; an ``int`` default takes whole numbers only), a text, or a
+    tuple of texts (a YAML list, or comma-separated on the command line). ``choices``, when given,
+    are the only texts allowed. The host checks every value before the model loads, and the
+    dimension reads the run's values, defaults filled in, from :attr:`Dimension.option_values`::
+
+        class MarkerRate(GenerationDimension):
+            options = {"panel": DimensionOption(("villain", "spy"), "bystander personas"),
+                       "completions": DimensionOption(4, "samples per question", min=1)}
+    """
+
+    default: OptionValue  # type: ignore[assignment]  # wider than a trainer option's float
+    choices: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> Literal["number", "integer", "text", "texts"]:
+        """What values the option takes, from the type of its default."""
+        if isinstance(self.default, tuple):
+            return "texts"
+        if isinstance(self.default, str):
+            return "text"
+        return "integer" if isinstance(self.default, int) else "number"
+
+    def problem(self, value: Any) -> str | None:  # type: ignore[override]
+        """Why ``value`` is not allowed (e.g. ``"must be ≥ 1 (got 0)"``); None when it is."""
+        kind = self.kind
+        if kind in ("number", "integer"):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return f"must be a number (got {value!r})"
+            if kind == "integer" and float(value) != int(value):
+                return f"must be a whole number (got {value!r})"
+            return super().problem(float(value))
+        texts = [value] if kind == "text" else value
+        if kind == "texts" and (not isinstance(value, list | tuple) or not value):
+            return f"must be a non-empty list of names (got {value!r})"
+        for text in texts:
+            if not isinstance(text, str) or not text.strip():
+                return f"must be a text (got {text!r})" if kind == "text" else f"holds {text!r}, not a name"
+            if self.choices and text not in self.choices:
+                import difflib
+
+                near = difflib.get_close_matches(text, self.choices, n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                return f"{text!r} is not allowed ({hint}allowed: {', '.join(self.choices)})"
+        return None
+
+    def coerce(self, value: Any) -> OptionValue:
+        """``value`` as the dimension reads it (a list becomes a tuple, a whole float an int).
+        Call after :meth:`problem` found nothing."""
+        kind = self.kind
+        if kind == "texts":
+            return tuple(value)
+        if kind == "integer":
+            return int(value)
+        return float(value) if kind == "number" else str(value)
+
+    def parse(self, text: str) -> Any:
+        """The value of a command-line ``KEY=TEXT``: a number for a numeric option (the text
+        itself when it is none, for :meth:`problem` to report), comma-separated names for a
+        tuple option, the text otherwise."""
+        kind = self.kind
+        if kind == "texts":
+            return [part.strip() for part in text.split(",") if part.strip()]
+        if kind == "text":
+            return text
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return int(number) if kind == "integer" and number.is_integer() else number
 
 
 class Dimension:
@@ -71,6 +171,51 @@ class Dimension:
     #: (``rho-audit run --probes SET``), such as the built-in ``labelled``; its results are then
     #: named ``DIMENSION@SET``.
     has_own_probe_set: ClassVar[bool] = True
+    #: True when the headline describes rather than judges (a rate to read beside others, such
+    #: as how often a marker fires): the result's status is :data:`MEASURED` whatever the score,
+    #: and :attr:`thresholds` are not applied.
+    descriptive: ClassVar[bool] = False
+    #: Options a run may set (``--dimension-option NAME.KEY=VALUE``, a sweep's ``audit.options``),
+    #: with defaults; see :class:`DimensionOption`.
+    options: ClassVar[dict[str, DimensionOption]] = {}
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        """``options``: the values a run set (checked with :meth:`resolve_options`); the others
+        keep their defaults. :attr:`option_values` holds them all."""
+        #: Every declared option's value for this run, defaults filled in.
+        self.option_values: dict[str, OptionValue] = self.resolve_options(options or {})
+
+    @classmethod
+    def option_problems(cls, values: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """``(key, what is wrong)`` for each of ``values`` that is not a declared option, or
+        whose value the option does not allow; the message names the dimension and the fix."""
+        problems = []
+        for key, value in values.items():
+            option = cls.options.get(key)
+            if option is None:
+                import difflib
+
+                known = ", ".join(cls.options) or "none"
+                near = difflib.get_close_matches(str(key), list(cls.options), n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                problems.append(
+                    (key, f"dimension {cls.name!r} has no option {key!r} ({hint}its options: {known})")
+                )
+            elif problem := option.problem(value):
+                problems.append((key, f"dimension {cls.name!r} option {key!r} ({option.help}) {problem}"))
+        return problems
+
+    @classmethod
+    def resolve_options(cls, values: Mapping[str, Any]) -> dict[str, OptionValue]:
+        """Every declared option's value: ``values`` where given, the default otherwise. An
+        unknown key or a value the option does not allow is a :class:`RhoAuditError`."""
+        problems = cls.option_problems(values)
+        if problems:
+            raise RhoAuditError("; ".join(message for _, message in problems) + ".")
+        return {
+            key: option.coerce(values[key]) if key in values else option.default
+            for key, option in cls.options.items()
+        }
 
     @classmethod
     def probe_set_name(cls) -> str:

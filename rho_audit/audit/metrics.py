@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from rho_audit.api.dimensions import MEASURED
+
 CONFIDENCE_LEVEL = 0.95
 N_RESAMPLES = 2000
 
@@ -153,13 +155,25 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     return float(stats.spearmanr(x, y).statistic)
 
 
-def status_for(metric: str, interval: Interval, pass_at: float, warn_at: float, n_errors: int = 0) -> str:
-    """PASS / WARN / FAIL by threshold (at or below it for :data:`LOWER_IS_BETTER` metrics);
-    correlations are CHANCE when the CI holds 0 and INVERTED when the whole CI is below 0. ERROR
-    when nothing could be scored."""
+def status_for(
+    metric: str,
+    interval: Interval,
+    pass_at: float,
+    warn_at: float,
+    n_errors: int = 0,
+    *,
+    lower_is_better: bool = False,
+    descriptive: bool = False,
+) -> str:
+    """PASS / WARN / FAIL by threshold (at or below it for :data:`LOWER_IS_BETTER` metrics and
+    when ``lower_is_better``); correlations are CHANCE when the CI holds 0 and INVERTED when the
+    whole CI is below 0. MEASURED for a descriptive dimension's score (no threshold applies).
+    ERROR when nothing could be scored."""
     if interval.value is None:
         return "ERROR"
-    if metric in LOWER_IS_BETTER:
+    if descriptive:
+        return MEASURED
+    if lower_is_better or metric in LOWER_IS_BETTER:
         return "PASS" if interval.value <= pass_at else "WARN" if interval.value <= warn_at else "FAIL"
     if metric == "rank_biserial" and interval.low is not None and interval.high is not None:
         if interval.high < 0:

@@ -15,7 +15,7 @@ import subprocess
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -29,7 +29,7 @@ from rho_audit.api.personas import PERSONA_SCORING, Persona
 from rho_audit.api.results import DimensionResult, Evaluation, finite
 from rho_audit.audit import metrics
 from rho_audit.audit.attacks import attack_config
-from rho_audit.plugins import PluginHost, Registered
+from rho_audit.plugins import PluginHost, Registered, unknown_name_message
 from rho_audit.probesets.schema import ProbeSet, load_probe_set
 from rho_audit.store import DEFAULT_STORE, RunStore, StoreError, save_unstored
 
@@ -66,6 +66,10 @@ class AuditConfig:
     #: The persona every prompt of the run is put under (``--persona``): its system prompt is the
     #: system turn of each prompt, scored and generated. None: no persona.
     persona: Persona | None = None
+    #: Dimension options set for the run (``--dimension-option NAME.KEY=VALUE``, a sweep's
+    #: ``audit.options``): dimension name -> {key: value}. Checked against each dimension's
+    #: declared options before the model loads; unset options keep their defaults.
+    dimension_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ class PlannedDimension:
     probes: ProbeSet
     #: The result's name: the dimension's, or ``dimension@set`` for an extra set.
     label: str = ""
+    #: The options the run set for this dimension, as the dimension reads them (checked).
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -133,7 +139,40 @@ def plan(config: AuditConfig, host: PluginHost) -> list[PlannedDimension]:
         label = f"{dimension}@{path.name}" if dimension in running or not own_set else dimension
         running.add(label)
         work.append((host.dimensions[dimension], path, label))
-    return [_plan_one(reg, path, label, config) for reg, path, label in work]
+    options = dimension_options(config.dimension_options, host, running)
+    return [
+        replace(_plan_one(reg, path, label, config), options=options.get(reg.name, {}))
+        for reg, path, label in work
+    ]
+
+
+def dimension_options(
+    requested: Mapping[str, Mapping[str, Any]], host: PluginHost, running: set[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The options set for each dimension, checked against the options it declares and put as
+    it reads them. A dimension that is not installed, or (``running`` given: the run's result
+    labels) not part of the run, an unknown key, or a value the option refuses is a
+    :class:`RhoAuditError` naming the dimension, the key and the allowed keys."""
+    problems: list[str] = []
+    out: dict[str, dict[str, Any]] = {}
+    for name, values in requested.items():
+        if name not in host.dimensions:
+            problems.append(unknown_name_message("dimension", name, host.dimensions, host.broken))
+            continue
+        if running is not None and not any(label.split("@")[0] == name for label in running):
+            problems.append(
+                f"options are set for dimension {name!r}, which this run does not run "
+                f"(it runs {', '.join(sorted(running))}); add it to the run or drop its options"
+            )
+            continue
+        cls = host.dimensions[name].obj
+        found = cls.option_problems(values)
+        problems += [message for _, message in found]
+        if not found:
+            out[name] = {key: cls.options[key].coerce(value) for key, value in values.items()}
+    if problems:
+        raise RhoAuditError("; ".join(problem.rstrip(".") for problem in problems) + ".")
+    return out
 
 
 def _card_dimension(path: Path, source: str, host: PluginHost) -> str:
@@ -335,7 +374,7 @@ def evaluate_dimension(
     say(RunEvent("dimension_started", run_id, name, total=len(item.probes)))
     started = time.perf_counter()
     try:
-        evaluation = cls().evaluate(item.probes, ctx)
+        evaluation = cls(item.options).evaluate(item.probes, ctx)
         error = None
     except RhoAuditError:
         raise
@@ -345,7 +384,15 @@ def evaluate_dimension(
         say(RunEvent("dimension_failed", run_id, name, message=error))
         evaluation = Evaluation(cls.metric, "", None, None, None, 0, (), secondary={})
     interval = metrics.Interval(evaluation.score, evaluation.ci_low, evaluation.ci_high)
-    status = metrics.status_for(evaluation.metric, interval, cls.thresholds.pass_at, cls.thresholds.warn_at)
+    thresholds = cls.thresholds
+    status = metrics.status_for(
+        evaluation.metric,
+        interval,
+        thresholds.pass_at,
+        thresholds.warn_at,
+        lower_is_better=thresholds.lower_is_better,
+        descriptive=cls.descriptive,
+    )
     if status == "ERROR" and error is None:
         error = _unscored_cause(evaluation)
     return DimensionResult(
@@ -356,7 +403,7 @@ def evaluate_dimension(
         evaluation=evaluation,
         status=status,
         elapsed_s=time.perf_counter() - started,
-        thresholds=asdict(cls.thresholds),
+        thresholds=thresholds.to_json(),
         error=error,
     )
 
@@ -400,6 +447,8 @@ def _run_config(
                 "version": p.probes.version,
                 "n": len(p.probes),
                 **attack_config(p.registered.obj, attacks),
+                # Only when set, so the config hash of runs without options is unchanged.
+                **({"options": dict(p.options)} if p.options else {}),
             }
             for p in planned
         },

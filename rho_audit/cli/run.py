@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -122,6 +122,15 @@ def _parse_probe_choices(items: tuple[str, ...]) -> tuple[ProbeChoice, ...]:
     "the system turn of every prompt, scored and generated; bare statements are scored without it. "
     "Each persona is a run of its own (a FILE with several: one run each, in file order). Repeatable.",
 )
+@click.option(
+    "--dimension-option",
+    "dimension_options",
+    multiple=True,
+    metavar="NAME.KEY=VALUE",
+    help="Set an option a dimension declares, e.g. persona-capability.panel=villain,spy (a list is "
+    "comma-separated). `rho-audit plugins` lists the dimensions; an unknown key is refused with the "
+    "dimension's options. Recorded in the run's config. Repeatable.",
+)
 @display_option()
 def run(
     plugins: str | None,
@@ -141,6 +150,7 @@ def run(
     batch_tokens: int | None,
     batch_size: int | None,
     persona_choices: tuple[str, ...],
+    dimension_options: tuple[str, ...],
     display: str,
 ) -> None:
     """Run an audit and print per-dimension scores with 95% confidence intervals.
@@ -173,6 +183,7 @@ def run(
         probe_choices=_parse_probe_choices(probe_choices),
     )
     host = load_host()
+    config = replace(config, dimension_options=parse_dimension_options(host, dimension_options))
     personas = _resolve_personas(host, persona_choices)  # every name and file checked before any run
     shown = make_display(display)
     if shown is not None:
@@ -199,6 +210,27 @@ def run(
         click.secho(f"error: {', '.join(names)}: {cause}", fg="red", err=True)
     if failed:
         sys.exit(1)  # finished dimensions are saved; a dimension in ERROR makes the run fail
+
+
+def parse_dimension_options(host: PluginHost, items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``--dimension-option NAME.KEY=VALUE`` items as {dimension: {key: value}}, each value read
+    the way its declared option reads command-line text (the run checks the values before the
+    model loads, so a key the dimension lacks is reported with the dimension's options)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        target, sep, text = item.partition("=")
+        name, dot, key = target.strip().rpartition(".")
+        if not (sep and dot and name and key):
+            raise click.BadParameter(
+                f"{item!r}: expected NAME.KEY=VALUE, e.g. persona-capability.panel=villain,spy",
+                param_hint="--dimension-option",
+            )
+        if key in out.get(name, {}):
+            raise click.BadParameter(f"{name}.{key} is set twice; keep one", param_hint="--dimension-option")
+        registered = host.dimensions.get(name)
+        option = registered.obj.options.get(key) if registered is not None else None
+        out.setdefault(name, {})[key] = option.parse(text.strip()) if option is not None else text.strip()
+    return out
 
 
 def _resolve_personas(host: PluginHost, choices: tuple[str, ...]) -> tuple[Persona, ...]:

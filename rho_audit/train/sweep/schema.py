@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from rho_audit._util.messages import closest_name
 from rho_audit._util.yaml_errors import yaml_error_message
@@ -57,6 +65,18 @@ class AuditSettings(BaseModel):
     #: Registered persona names (``register_personas``): every cell and the baseline are then
     #: audited once per persona, each a cell of its own (``..._persona-NAME``); None: no persona.
     personas: list[str] | None = Field(None, min_length=1)
+    #: Dimension options, as ``rho-audit run --dimension-option``: dimension -> {key: value}, e.g.
+    #: ``{marker-rate: {panel: [spy, chef]}}``. The audit checks them against each dimension's
+    #: declared options before the model loads. None: every option at its default.
+    options: dict[str, dict[str, Any]] | None = None
+
+    @model_serializer(mode="wrap")
+    def _options_only_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave ``options`` out when unset, so sweeps written before it existed keep their ids."""
+        data = handler(self)
+        if not data.get("options"):
+            data.pop("options", None)
+        return data
 
 
 class QuickBlock(BaseModel):
