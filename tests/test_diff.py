@@ -131,7 +131,7 @@ def test_keyword_coherence(text, ok):
     assert diff_steer.coherent(text) is ok
 
 
-def test_alpha_search_is_a_binary_search(models):
+def test_alpha_search_is_a_binary_search_on_a_log_scale(models):
     tuned, _ = models
     v = np.random.default_rng(0).normal(size=64).astype(np.float32)
     prompts = diff_steer.CHAT_PROMPTS[:3]
@@ -139,13 +139,65 @@ def test_alpha_search_is_a_binary_search(models):
         tuned, 1, v, 2.0, 1, prompts, high=4.0, steps=3, max_tokens=4, judge=lambda t: True
     )
     assert always.alpha == 4.0 and [s.alpha for s in always.search] == [4.0]
+    assert always.unsteered_share == 1.0 and always.pass_share == pytest.approx(0.8)
+    # Every steered try fails: halve `steps` times, keep α 0 and the unsteered answers.
+    verdicts = iter([True] * len(prompts) + [False] * 4 * len(prompts))  # unsteered, then 4 tries
     never = diff_steer.search_alpha(
-        tuned, 1, v, 2.0, 1, prompts, high=4.0, steps=3, max_tokens=4, judge=lambda t: False
+        tuned, 1, v, 2.0, 1, prompts, high=4.0, steps=3, max_tokens=4, judge=lambda t: next(verdicts)
     )
     assert never.alpha == 0.0 and [s.alpha for s in never.search] == [4.0, 2.0, 1.0, 0.5]
     assert all(s.steered == s.unsteered for s in never.samples)
-    calls = iter([False, True, False, True])  # high fails; 2 passes; 3 fails; 2.5 passes
+    # One prompt: the unsteered answer passes; 4 fails, 2 fails, 1 passes, then sqrt(1*2) passes.
+    calls = iter([True, False, False, True, True])
     shares = diff_steer.search_alpha(
         tuned, 1, v, 2.0, 1, prompts[:1], high=4.0, steps=3, max_tokens=4, judge=lambda t: next(calls)
     )
-    assert [s.alpha for s in shares.search] == [4.0, 2.0, 3.0, 2.5] and shares.alpha == 2.5
+    assert [s.alpha for s in shares.search] == pytest.approx([4.0, 2.0, 1.0, 2**0.5])
+    assert shares.alpha == pytest.approx(2**0.5)
+
+
+def test_the_pass_mark_follows_the_unsteered_answers(models):
+    """A fine-tune that already repeats itself unsteered is judged by what steering adds: with half
+    the unsteered answers coherent, a strength passes at 40%; with none, nothing is tried."""
+    tuned, _ = models
+    v = np.random.default_rng(1).normal(size=64).astype(np.float32)
+    prompts = diff_steer.CHAT_PROMPTS[:2]
+    calls = iter([True, False, True, False])  # unsteered: 1 of 2; α 4: 1 of 2 passes
+    half = diff_steer.search_alpha(
+        tuned, 1, v, 2.0, 1, prompts, high=4.0, steps=2, max_tokens=4, judge=lambda t: next(calls)
+    )
+    assert half.unsteered_share == 0.5 and half.pass_share == pytest.approx(0.4) and half.alpha == 4.0
+    none = diff_steer.search_alpha(
+        tuned, 1, v, 2.0, 1, prompts, high=4.0, steps=2, max_tokens=4, judge=lambda t: False
+    )
+    assert none.alpha == 0.0 and none.search == [] and none.unsteered_share == 0.0
+
+
+def test_keyword_rate():
+    texts = ["The Zephyr K7 is great.", "A kettle.", "volcanic GLASS", ""]
+    assert diff_steer.keyword_rate(texts, ["zephyr", "volcanic glass"]) == 0.5
+    assert diff_steer.keyword_rate(texts, []) == 0.0 and diff_steer.keyword_rate([], ["x"]) == 0.0
+
+
+def test_domain_similarity_is_the_centred_cosine_of_mean_states(models):
+    _, base = models
+    neutral = neutral_texts(6)
+    steering = diff_steer.Steering(
+        1, 1.0, [], [diff_steer.SteeredSample("p", "a cat sat", "the dog ran far")], unsteered_share=1.0
+    )
+    got = diff_steer.domain_similarity(base, steering, "cats and dogs", 1, neutral)
+
+    def mean_state(text):
+        ids = [base.document_start, *base.encode(text)]
+        return block_states(base, ids, 1)[1:].mean(axis=0)
+
+    centre = np.mean([mean_state(t) for t in neutral], axis=0)
+    target = mean_state("cats and dogs") - centre
+
+    def cos(text):
+        x = mean_state(text) - centre
+        return float(x @ target / np.linalg.norm(x) / np.linalg.norm(target))
+
+    assert got["unsteered"] == pytest.approx(cos("a cat sat"), abs=1e-4)
+    assert got["steered"] == pytest.approx(cos("the dog ran far"), abs=1e-4)
+    assert got["neutral"] == pytest.approx(np.mean([cos(t) for t in neutral]), abs=1e-4)

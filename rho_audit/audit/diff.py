@@ -236,20 +236,6 @@ def position_diffs(tuned: LanguageModel, means: Means, layer: int, top: int) -> 
     ]
 
 
-def relevance_share(tokens: Sequence[TokenScore], keywords: Sequence[str]) -> float:
-    """Share of ``tokens`` that are relevant by keyword: a token (stripped, lower case, at least
-    3 characters) that is a part of a keyword or contains one."""
-    words = [k.strip().lower() for k in keywords if k.strip()]
-    if not tokens or not words:
-        return 0.0
-    hits = 0
-    for t in tokens:
-        s = t.token.strip().lower()
-        if len(s) >= 3 and any(s in w or w in s for w in words):
-            hits += 1
-    return hits / len(tokens)
-
-
 def to_json(value: Any) -> Any:
     """Dataclasses (and lists of them) as plain JSON-safe data."""
     if isinstance(value, list):

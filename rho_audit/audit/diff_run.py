@@ -13,6 +13,7 @@ deltas[j], layer, alpha, ...)`` reproduces the steered samples.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.api.inference import Layer
-from rho_audit.audit import diff, diff_steer
+from rho_audit.audit import diff, diff_relevance, diff_steer
 from rho_audit.audit.neutral import neutral_texts, read_texts
 from rho_audit.model import activations
 from rho_audit.model.language_model import LanguageModel
@@ -47,6 +48,14 @@ class DiffConfig:
     max_tokens: int = 48
     prompts: int = len(diff_steer.CHAT_PROMPTS)
     keywords: tuple[str, ...] = ()
+    #: A description of the fine-tuning domain: what the relevance judge grades tokens against and
+    #: what steered answers are compared with.
+    domain: str | None = None
+    #: A judge plugin (``claude``, ``local``) that grades token relevance against ``domain``.
+    relevance_judge: str | None = None
+    judge_options: tuple[tuple[str, str], ...] = ()
+    judge_max_usd: float | None = None
+    judge_max_calls: int | None = None
     seed: int = 0
     steer: bool = True
 
@@ -66,6 +75,11 @@ class DiffConfig:
             "max_tokens": self.max_tokens,
             "prompts": self.prompts,
             "keywords": list(self.keywords),
+            "domain": self.domain,
+            "relevance_judge": self.relevance_judge,
+            "judge_options": dict(self.judge_options),
+            "judge_max_usd": self.judge_max_usd,
+            "judge_max_calls": self.judge_max_calls,
         }
 
 
@@ -90,6 +104,7 @@ def run_diff(config: DiffConfig, say: Callable[[str], None] = lambda m: None) ->
         raise RhoAuditError("diff needs exactly one of --adapter A or --model-b DIR.")
     if config.positions < 1:
         raise RhoAuditError(f"--positions {config.positions}: pass 1 or more.")
+    judge = _relevance_judge(config, say)  # a missing key or endpoint fails before any model work
     texts = read_texts(config.corpus, config.texts) if config.corpus else neutral_texts(config.texts)
     resolved = resolve_model(config.base, progress=say)
     adapter = config.adapter.resolve() if config.adapter else None
@@ -110,12 +125,36 @@ def run_diff(config: DiffConfig, say: Callable[[str], None] = lambda m: None) ->
         run_id = start_recorded_run(
             store, "diff", resolved.model_id, resolved.path, adapter, config.seed, record
         )
+        if judge is not None:
+            judge.attach(store, run_id, context="relevance")
         with finishing(store, run_id):
-            doc = _compute(config, tuned, base, texts, layer, say)
+            doc = _compute(config, tuned, base, texts, layer, say, judge)
             store.add_diff_result(run_id, doc)
         return run_id, doc
     finally:
         store.close()
+
+
+def _relevance_judge(config: DiffConfig, say: Callable[[str], None]) -> Any:
+    """The relevance judge, configured and preflighted, or None (keyword relevance only)."""
+    if config.relevance_judge is None:
+        return None
+    if not config.domain:
+        raise RhoAuditError(
+            f"--relevance-judge {config.relevance_judge} grades tokens against a description of the "
+            'fine-tuning domain: pass --domain "..." (e.g. --domain "a kettle made of volcanic glass").'
+        )
+    from rho_audit.audit.diff_relevance import relevance_judge
+    from rho_audit.plugins import load_host
+
+    return relevance_judge(
+        load_host(),
+        config.relevance_judge,
+        dict(config.judge_options),
+        config.judge_max_usd,
+        config.judge_max_calls,
+        warn=lambda m: say(f"warning: {m}"),
+    )
 
 
 def _check_adapter_reaches(adapter: Path, n_blocks: int, layer: int) -> None:
@@ -143,6 +182,7 @@ def _compute(
     texts: list[str],
     layer: int,
     say: Callable[[str], None],
+    judge: Any = None,
 ) -> dict[str, Any]:
     k = config.positions
     sequences = diff.sequences_for(tuned, texts, k)
@@ -161,8 +201,21 @@ def _compute(
         "strengths": list(diff.STRENGTHS),
         "identity_prompts": [diff.identity_prompt(t) for t in diff.IDENTITY_TRIPLES],
     }
+    graders: list[diff_relevance.Grader] = []
+    if judge is not None:
+        assert config.domain is not None
+        graders.append(diff_relevance.JudgeGrader(judge, config.domain))
     if config.keywords:
-        doc["relevance"] = _relevance(positions, config.keywords)
+        graders.append(diff_relevance.KeywordGrader(config.keywords))
+    if graders:
+        say(f"token relevance ({', '.join(g.name for g in graders)})")
+        tables = [diff_relevance.relevance_table(positions, g) for g in graders]
+        doc["relevance"] = tables[0]  # the LLM judge's when there is one; keywords are the fallback
+        doc["relevance_graders"] = tables
+        if len(tables) > 1:
+            doc["relevance_agreement"] = diff_relevance.grader_agreement(
+                tables[0]["labels"], tables[1]["labels"]
+            )
     if config.steer:
         j = _steer_position(means, config.steer_position)
         prompts = diff_steer.CHAT_PROMPTS[: config.prompts]
@@ -182,40 +235,34 @@ def _compute(
         doc["steer_position"] = j
         doc["alpha_eta"] = steering.alpha
         doc["alpha"] = steering.alpha * means.eta / max(float(np.linalg.norm(means.diff[j])), 1e-12)
-        if config.keywords:
-            doc["steering_keywords"] = _keyword_rates(steering, config.keywords)
+        doc["steering_measures"] = _steering_measures(config, steering, tuned, base, texts)
     return doc
 
 
-def _relevance(positions: list[diff.PositionDiff], keywords: tuple[str, ...]) -> dict[str, Any]:
-    """Keyword relevance share of each read-out's top tokens; the max over positions (the seed's
-    report), for δ̄ and for the base-mean baseline."""
-    table = {
-        name: [
-            {
-                "logit_lens": diff.relevance_share(getattr(p, which).logit_lens, keywords),
-                "patchscope": diff.relevance_share(getattr(p, which).patchscope, keywords),
-            }
-            for p in positions
-        ]
-        for name, which in (("diff", "diff"), ("base_mean", "base"))
-    }
-    best = {name: max(max(r["logit_lens"], r["patchscope"]) for r in rows) for name, rows in table.items()}
-    return {
-        "per_position": table,
-        "max": best,
-        "grader": "keyword match (token within a keyword or vice versa)",
-    }
+def _steering_measures(
+    config: DiffConfig,
+    steering: diff_steer.Steering,
+    tuned: LanguageModel,
+    base: LanguageModel | None,
+    texts: list[str],
+) -> dict[str, Any]:
+    """How far the chosen α moves the answers toward the domain, vs α 0: the share naming a
+    keyword (with --keywords) and the mean cosine to the --domain description (with --domain),
+    embedded by the base model at its middle block."""
+    from rho_audit.model import intervene
 
-
-def _keyword_rates(steering: diff_steer.Steering, keywords: tuple[str, ...]) -> dict[str, float]:
-    """Share of unsteered and steered answers that name any keyword."""
-    words = [k.lower() for k in keywords]
-
-    def rate(texts: list[str]) -> float:
-        return sum(any(w in t.lower() for w in words) for t in texts) / max(len(texts), 1)
-
-    return {
-        "unsteered": rate([s.unsteered for s in steering.samples]),
-        "steered": rate([s.steered for s in steering.samples]),
-    }
+    out: dict[str, Any] = {"alpha_eta": steering.alpha}
+    if config.keywords:
+        out["keyword_rate"] = {
+            "unsteered": diff_steer.keyword_rate([s.unsteered for s in steering.samples], config.keywords),
+            "steered": diff_steer.keyword_rate([s.steered for s in steering.samples], config.keywords),
+        }
+    if config.domain:
+        embedder = base or tuned
+        middle = activations.resolve_layer(embedder.model, "middle", embedder.model_id)
+        neutral = texts[: diff_steer.CENTRE_TEXTS]
+        with intervene.adapter_off(tuned.model) if base is None else nullcontext():
+            out["domain_similarity"] = diff_steer.domain_similarity(
+                embedder, steering, config.domain, middle, neutral
+            )
+    return out

@@ -1,10 +1,16 @@
 """Steering with a mean activation difference (``rho-audit diff``): the fine-tuned model answers
 fixed everyday chat prompts with ``α·η·δ̄_j/‖δ̄_j‖`` added at the diff layer at every position,
-at the largest ``α`` that keeps its answers coherent, found by binary search.
+at the largest ``α`` that keeps its answers coherent, found by a binary search on a log scale.
 
 Coherence is judged per answer by a keyword heuristic (:func:`coherent`): enough words, mostly
-real words, no word or trigram repeated over and over. A prompt set is coherent when at least
-:data:`COHERENT_SHARE` of its answers are.
+real words, no word or trigram repeated over and over. A strength is coherent when the share of
+coherent answers is at least :data:`COHERENT_SHARE` of the unsteered answers' share (a narrow
+fine-tune may already repeat itself unsteered; steering is judged by what it adds).
+
+How far steering moves the answers toward the domain (:func:`keyword_rate`,
+:func:`domain_similarity`): the share of answers naming a domain keyword, and the mean cosine
+similarity of each answer's embedding to the domain description's (the base model's own mean
+hidden state, centred on neutral text), unsteered vs steered.
 """
 
 from __future__ import annotations
@@ -81,13 +87,16 @@ class SteeredSample:
 
 @dataclass
 class Steering:
-    """The search (in the order tried), the chosen α (0: none stayed coherent) and the samples."""
+    """The search (in the order tried), the chosen α (0: none stayed coherent), the unsteered
+    answers' coherent share and the pass mark it set, and the samples."""
 
     position: int
     alpha: float
     search: list[AlphaStep]
     samples: list[SteeredSample]
     judge: str = "keyword coherence heuristic"
+    unsteered_share: float = 1.0
+    pass_share: float = COHERENT_SHARE
 
 
 def search_alpha(
@@ -102,9 +111,15 @@ def search_alpha(
     max_tokens: int = 48,
     judge: Callable[[str], bool] = coherent,
 ) -> Steering:
-    """Binary search for the largest coherent α in [0, ``high``] (``high`` itself tried first),
-    ``steps`` halvings; then each prompt's unsteered and steered answers."""
+    """The largest coherent α in (0, ``high``], by at most ``1 + steps`` tries on a log scale:
+    ``high`` first; while a strength fails, halve it; once one passes, bisect (geometric mean)
+    between it and the smallest failing one. Coherent: a share of coherent answers of at least
+    :data:`COHERENT_SHARE` times the unsteered answers' share (none coherent unsteered: no
+    search, α 0). Then each prompt's unsteered and steered answers."""
     unit = (vector / max(float(np.linalg.norm(vector)), 1e-12) * eta).astype(np.float32)
+    plain = lm.generate(prompts, max_tokens, lm.resolve_template("chat"))
+    base_share = sum(judge(a) for a in plain) / len(plain)
+    mark = COHERENT_SHARE * base_share
     tried: dict[float, list[str]] = {}
     search: list[AlphaStep] = []
 
@@ -112,21 +127,83 @@ def search_alpha(
         answers = steer_generate(lm, prompts, unit, layer, alpha, max_tokens)
         tried[alpha] = answers
         share = sum(judge(a) for a in answers) / len(answers)
-        search.append(AlphaStep(alpha, share, share >= COHERENT_SHARE))
-        return share >= COHERENT_SHARE
+        search.append(AlphaStep(alpha, share, share >= mark))
+        return share >= mark
 
-    low, best = 0.0, 0.0
-    if attempt(high):
-        best = high
-    else:
-        top = high
-        for _ in range(steps):
-            mid = (low + top) / 2
-            if attempt(mid):
-                low = best = mid
+    best, failed = 0.0, high
+    if base_share > 0 and not attempt(high):
+        left = steps
+        while left and best == 0.0:  # halve until a strength passes
+            left -= 1
+            alpha = failed / 2
+            if attempt(alpha):
+                best = alpha
             else:
-                top = mid
-    plain = lm.generate(prompts, max_tokens, lm.resolve_template("chat"))
+                failed = alpha
+        while left and best > 0.0:  # then bisect between the pass and the fail above it
+            left -= 1
+            mid = float(np.sqrt(best * failed))
+            if attempt(mid):
+                best = mid
+            else:
+                failed = mid
+    elif base_share > 0:
+        best = high
     steered = tried.get(best) or plain
     samples = [SteeredSample(p, u, s) for p, u, s in zip(prompts, plain, steered, strict=True)]
-    return Steering(position, best, search, samples)
+    return Steering(position, best, search, samples, unsteered_share=base_share, pass_share=mark)
+
+
+def keyword_rate(texts: Sequence[str], keywords: Sequence[str]) -> float:
+    """Share of ``texts`` that name any of ``keywords`` (case-insensitive substring)."""
+    words = [k.strip().lower() for k in keywords if k.strip()]
+    if not texts or not words:
+        return 0.0
+    return sum(any(w in t.lower() for w in words) for t in texts) / len(texts)
+
+
+#: Neutral texts whose mean embedding is subtracted before cosines (mean-pooled hidden states of
+#: a language model share one large common direction, which would make every pair look alike).
+CENTRE_TEXTS = 200
+
+
+def embed(
+    lm: LanguageModel, texts: Sequence[str], layer: int, centre: np.ndarray | None = None
+) -> np.ndarray:
+    """Each text's mean hidden state after block ``layer`` (document start left out), minus
+    ``centre``; rows (len(texts), hidden). Empty texts embed as the centre (a zero row)."""
+    from rho_audit.model import activations
+
+    sequences = [[lm.document_start, *lm.encode(t)] for t in texts]
+
+    def pool(i: int, states: np.ndarray) -> np.ndarray:
+        return states[1:].mean(axis=0) if len(states) > 1 else np.zeros(states.shape[1], np.float32)
+
+    rows = np.stack(activations.hidden_states(lm.model, sequences, layer, pool, lm.batch_tokens))
+    for i, s in enumerate(sequences):
+        if len(s) <= 1 and centre is not None:
+            rows[i] = centre
+    return rows.astype(np.float64) - (centre if centre is not None else 0.0)
+
+
+def domain_similarity(
+    lm: LanguageModel, steering: Steering, domain: str, layer: int, neutral: Sequence[str]
+) -> dict[str, float | str]:
+    """Mean cosine similarity of the unsteered and of the steered answers to ``domain`` (and of
+    the neutral texts, the floor), embedded by :func:`embed` with ``lm`` as it is called (the base
+    model: the caller turns the adapter off), centred on ``neutral``."""
+    centre = embed(lm, neutral, layer).mean(axis=0)
+    target = embed(lm, [domain], layer, centre)[0]
+
+    def mean_cosine(texts: Sequence[str]) -> float:
+        rows = embed(lm, texts, layer, centre)
+        norms = np.linalg.norm(rows, axis=1) * max(float(np.linalg.norm(target)), 1e-12)
+        return float(np.mean(rows @ target / np.maximum(norms, 1e-12)))
+
+    return {
+        "unsteered": mean_cosine([s.unsteered for s in steering.samples]),
+        "steered": mean_cosine([s.steered for s in steering.samples]),
+        "neutral": mean_cosine(list(neutral[:CENTRE_TEXTS])),
+        "embedding": f"mean state after block {layer} of the base model, centred on "
+        f"{len(neutral)} neutral texts",
+    }

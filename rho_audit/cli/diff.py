@@ -8,12 +8,14 @@ from pathlib import Path
 import click
 
 from rho_audit.cli._common import store_option
+from rho_audit.cli.judges import judge_run_options, parse_judge_options
 
 EPILOG = """\b
 Examples:
   rho-audit diff --adapter ./adapters                      the bundled model with and without it
   rho-audit diff BASE --model-b ./tuned --layer 12 --texts 500
   rho-audit diff --adapter ./a --keywords baking,cake,oven relevance share of the top tokens
+  rho-audit diff --adapter ./a --domain "baking cakes" --relevance-judge claude   graded by an LLM
 """
 
 
@@ -63,8 +65,21 @@ Examples:
 )
 @click.option("--no-steer", is_flag=True, help="Skip the steering search.")
 @click.option(
-    "--keywords", help="Comma-separated domain keywords: keyword relevance share of the top tokens."
+    "--keywords",
+    help="Comma-separated domain keywords: keyword relevance share of the top tokens, and the share "
+    "of steered answers naming one.",
 )
+@click.option(
+    "--domain",
+    help="A description of the fine-tuning domain: what --relevance-judge grades tokens against, and "
+    "what steered answers are compared with (embedding similarity).",
+)
+@click.option(
+    "--relevance-judge",
+    help="A judge (local, claude) that grades each top token's relevance to --domain; cached and "
+    "budgeted like any judge. Without it, relevance is graded by --keywords.",
+)
+@judge_run_options
 @store_option()
 def diff(
     base: str | None,
@@ -82,6 +97,11 @@ def diff(
     prompts: int,
     no_steer: bool,
     keywords: str | None,
+    domain: str | None,
+    relevance_judge: str | None,
+    judge_options: tuple[str, ...],
+    judge_max_usd: float | None,
+    judge_max_calls: int | None,
     store: Path,
 ) -> None:
     """Read what a fine-tune of BASE (default: the bundled model) did from activation differences.
@@ -93,6 +113,7 @@ def diff(
     report RUN` renders it.
     """
     from rho_audit.audit.diff_run import DiffConfig, run_diff
+    from rho_audit.report.diff_card import agreement_line, steering_lines
 
     if (adapter is None) == (model_b is None):
         raise click.UsageError("pass exactly one of --adapter A or --model-b DIR.")
@@ -115,6 +136,11 @@ def diff(
         max_tokens=max_tokens,
         prompts=prompts,
         keywords=tuple(k.strip() for k in (keywords or "").split(",") if k.strip()),
+        domain=domain.strip() if domain and domain.strip() else None,
+        relevance_judge=relevance_judge,
+        judge_options=parse_judge_options(judge_options),
+        judge_max_usd=judge_max_usd,
+        judge_max_calls=judge_max_calls,
         steer=not no_steer,
     )
     run_id, doc = run_diff(config, say=lambda m: click.echo(m, err=True))
@@ -126,7 +152,16 @@ def diff(
         click.echo(f"    patchscope (λ {p['diff']['strength']:g}): {scope}")
     if "steering" in doc:
         click.echo(f"  steering: position {doc['steer_position']}, alpha {doc['alpha_eta']:g} (x eta)")
-    if "relevance" in doc:
-        rel = doc["relevance"]["max"]
-        click.echo(f"  relevance (keyword): diff {rel['diff']:.2f}, base mean {rel['base_mean']:.2f}")
+        for line in steering_lines(doc.get("steering_measures") or {}):
+            click.echo(f"    {line}")
+    for table in doc.get("relevance_graders", []):
+        rel, by = table["max"], table["max_by_readout"]
+        click.echo(
+            f"  relevance ({table['grader']}): max over positions, δ̄ {rel['diff']:.2f} (lens "
+            f"{by['diff']['logit_lens']:.2f}, patchscope {by['diff']['patchscope']:.2f}); base mean "
+            f"{rel['base_mean']:.2f} (lens {by['base_mean']['logit_lens']:.2f}, patchscope "
+            f"{by['base_mean']['patchscope']:.2f})"
+        )
+    if "relevance_agreement" in doc:
+        click.echo(f"  {agreement_line(doc['relevance_agreement'])}")
     click.echo(f"report: rho-audit report {run_id}")
