@@ -20,7 +20,7 @@ from scipy import stats
 from rho_audit.audit.metrics import rank_biserial
 from rho_audit.report import stats as report_stats
 from rho_audit.report.audit_card import build_audit_card
-from rho_audit.report.ood import SetScore, pooled_accuracies
+from rho_audit.report.ood import EVERY_SET, SetScore, pooled_accuracies
 from rho_audit.report.render import render, write_report
 from rho_audit.report.sweep_card import build_sweep_card
 from rho_audit.store import RunStore
@@ -56,11 +56,15 @@ def test_pooled_accuracy_weighs_each_set_by_its_pairs():
         SetScore("factual", "ood-clinical", "rank_biserial", 22, 11 / 22),  # first extra set, bare label
         SetScore("factual@ood-logic", "ood-logic", "rank_biserial", 21, 14 / 21),
         SetScore("factual@ood-social", "ood-social", "rank_biserial", 19, 10 / 19),
-        SetScore("toxicity@other", "other", "rank_biserial", 30, 0.5),  # one extra set: no aggregate
+        SetScore("toxicity@other", "other", "rank_biserial", 30, 0.5),  # one extra set: no own aggregate
         SetScore("refusal@x", "x", "answer_rate", 10, None),
         SetScore("refusal@y", "y", "answer_rate", 10, None),
     ]
-    [pooled] = pooled_accuracies(scores)
+    pooled, every = pooled_accuracies(scores)
+    # the paper's Table 8 aggregate spans dimensions: every rank-biserial extra set, pooled alike
+    assert every.dimension == EVERY_SET and every.set_names == (*OOD, "other")
+    assert (every.pooled.correct, every.pooled.n) == (35 + 15, 62 + 30)
+    assert pooled_accuracies(scores[:4]) == (pooled,)  # one dimension: no cross-dimension aggregate
     assert pooled.dimension == "factual" and pooled.set_names == OOD
     assert [(s.accuracy.correct, s.accuracy.n) for s in pooled.sets] == [(11, 22), (14, 21), (10, 19)]
     assert (pooled.pooled.correct, pooled.pooled.n) == (35, 62)

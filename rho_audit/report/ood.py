@@ -5,7 +5,10 @@ aggregate of the paper's Table 8 (factual@ood-clinical, factual@ood-logic, factu
 dimension its card names, stored as ``DIM@SET`` (or as ``DIM`` when DIM itself does not run).
 When one audit holds two or more such sets of one pair dimension, this module reports each set's
 paired accuracy and the accuracy pooled over the sets: correct pairs summed over sets / pairs
-summed over sets (so each set counts by its size), with a 95% Wilson score interval.
+summed over sets (so each set counts by its size), with a 95% Wilson score interval. When the
+extra sets were scored by two or more dimensions (the paper's OOD sets: clinical and logic by
+factual, social by sycophancy), one more aggregate, :data:`EVERY_SET`, pools all of them: the
+paper's Table 8 "aggregate" is over its three domains whichever dimension scores each.
 
 Which results count: those named ``DIM@SET``, and one named ``DIM`` whose probe set is not
 DIM's own set (a dimension's own set bears its name, as every built-in one does). Only the store
@@ -14,7 +17,7 @@ is read, so any audit, old or new, gets the same answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +26,12 @@ from rho_audit.audit.metrics import proportion_ci
 POOLED_ACCURACY = (
     "paired accuracy pooled over the extra probe sets a pair dimension scored in one audit: pairs "
     "with gap > 0 summed over the sets / pairs summed over the sets (each set weighs by its size); "
-    "95% Wilson score interval"
+    "95% Wilson score interval; 'every extra set' pools the sets of all pair dimensions alike"
 )
+
+
+#: The ``dimension`` of the aggregate over every extra set of every pair dimension in an audit.
+EVERY_SET = "every extra set"
 
 
 @dataclass(frozen=True)
@@ -100,24 +107,23 @@ class PooledAccuracy:
 
 def pooled_accuracies(scores: Iterable[SetScore]) -> tuple[PooledAccuracy, ...]:
     """Every pair dimension with two or more extra probe sets in ``scores`` (one audit), in
-    the order the results were written. The count of correct pairs of a set is its paired
-    accuracy × its pairs, rounded (the stored accuracy is that ratio)."""
-    groups: dict[str, list[SetScore]] = {}
+    the order the results were written, then :data:`EVERY_SET` when the extra sets span two or
+    more dimensions. The count of correct pairs of a set is its paired accuracy × its pairs,
+    rounded (the stored accuracy is that ratio)."""
+    groups: dict[str, list[SetAccuracy]] = {}
     for s in scores:
         if s.added and s.metric == "rank_biserial" and s.paired_accuracy is not None and s.n > 0:
-            groups.setdefault(s.dimension, []).append(s)
-    out = []
-    for dimension, members in groups.items():
-        if len(members) < 2:
-            continue
-        sets = tuple(
-            SetAccuracy(m.probe_set, m.label, Accuracy.of(round(m.paired_accuracy * m.n), m.n))
-            for m in members
-            if m.paired_accuracy is not None
-        )
-        pooled = Accuracy.of(sum(s.accuracy.correct for s in sets), sum(s.accuracy.n for s in sets))
-        out.append(PooledAccuracy(dimension, sets, pooled))
+            accuracy = Accuracy.of(round(s.paired_accuracy * s.n), s.n)
+            groups.setdefault(s.dimension, []).append(SetAccuracy(s.probe_set, s.label, accuracy))
+    out = [_pool(dimension, sets) for dimension, sets in groups.items() if len(sets) >= 2]
+    if len(groups) >= 2:
+        out.append(_pool(EVERY_SET, [a for sets in groups.values() for a in sets]))
     return tuple(out)
+
+
+def _pool(dimension: str, sets: Sequence[SetAccuracy]) -> PooledAccuracy:
+    pooled = Accuracy.of(sum(s.accuracy.correct for s in sets), sum(s.accuracy.n for s in sets))
+    return PooledAccuracy(dimension, tuple(sets), pooled)
 
 
 def pooled_of_results(results: Iterable[Mapping[str, Any]]) -> tuple[PooledAccuracy, ...]:
