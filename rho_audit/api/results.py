@@ -84,6 +84,8 @@ class DimensionResult:
     probe_set: str
     probe_set_version: str
     evaluation: Evaluation
+    #: One of :data:`rho_audit.api.dimensions.STATUSES`: PASS/WARN/FAIL by the thresholds,
+    #: CHANCE/INVERTED for correlations, MEASURED for a descriptive dimension, ERROR.
     status: str
     elapsed_s: float
     thresholds: dict[str, float]

@@ -34,6 +34,7 @@ STATUS_STYLE = {
     "FAIL": "red",
     "CHANCE": "yellow",
     "INVERTED": "bold red",
+    "MEASURED": "cyan",  # descriptive: no verdict, so neither green nor red
     "ERROR": "bold red",
 }
 

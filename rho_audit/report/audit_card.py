@@ -197,7 +197,8 @@ AUDIT_STATISTICS = (
     Statistic(
         "status",
         "PASS / WARN / FAIL by the dimension's thresholds; CHANCE when the CI of rho "
-        "contains 0, INVERTED when it lies below 0, ERROR when nothing was scored",
+        "contains 0, INVERTED when it lies below 0, MEASURED when the dimension's figure is "
+        "descriptive (no threshold applies), ERROR when nothing was scored",
     ),
 )
 
