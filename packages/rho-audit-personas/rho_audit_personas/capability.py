@@ -9,19 +9,17 @@ persona's cosine to a source persona, for leakage-vs-cosine analyses.
 
 from __future__ import annotations
 
-import difflib
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from rho_audit.api import (
     AuditContext,
     Dimension,
+    DimensionOption,
     Evaluation,
     Layer,
     Persona,
     ProbeRecord,
-    RhoAuditError,
     ScoreRequest,
     Thresholds,
     figure_with_ci,
@@ -36,30 +34,28 @@ from rho_audit_personas.data import (
     load_science_mc,
 )
 from rho_audit_personas.leakage_stats import wilson
-from rho_audit_personas.library import PERSONAS
+from rho_audit_personas.library import PERSONAS, persona, persona_names
 
 if TYPE_CHECKING:
     from rho_audit.api import ProbeSet
 
 __all__ = [
-    "ENV_PERSONAS",
-    "ENV_SOURCE",
+    "ALL_PERSONAS",
     "LETTERS",
     "MCQuestion",
     "PersonaCapability",
     "PersonaCapabilityPanel",
     "PersonaCapabilityText",
     "Reply",
+    "capability_options",
     "format_mc_prompt",
     "load_neutral_questions",
     "load_science_mc",
     "option_logprobs",
 ]
 
-#: Comma-separated persona names (or ``all``) that replace a capability dimension's panel.
-ENV_PERSONAS = "RHO_AUDIT_PERSONAS"
-#: The persona whose centroid the others' cosines are taken to.
-ENV_SOURCE = "RHO_AUDIT_PERSONAS_SOURCE"
+#: The ``panel`` entry that stands for every persona of the library.
+ALL_PERSONAS = "all"
 #: What a capability dimension scores as the reply: the option letter, or the option's text.
 Reply = Literal["letter", "text"]
 
@@ -94,19 +90,20 @@ def _spread(items: Sequence[str], n: int | None) -> list[str]:
     return [items[round(i * len(items) / n)] for i in range(n)]
 
 
-def _resolve(names: Sequence[str], where: str) -> list[Persona]:
-    known = {p.name: p for p in PERSONAS}
-    out = []
-    for name in names:
-        if name not in known:
-            near = difflib.get_close_matches(name, known, n=1)
-            hint = f" Did you mean {near[0]!r}?" if near else ""
-            raise RhoAuditError(
-                f"{where}: unknown persona {name!r}.{hint} `rho-audit plugins` lists the personas of "
-                "rho-audit-personas (names lowercase-hyphenated)."
-            )
-        out.append(known[name])
-    return out
+def capability_options(panel: tuple[str, ...], centroid_questions: int) -> dict[str, DimensionOption]:
+    """The options of a capability dimension, with its own panel and centroid size as defaults."""
+    names = tuple(persona_names())
+    return {
+        "panel": DimensionOption(
+            panel,
+            f"personas scored besides no persona (library names, or {ALL_PERSONAS!r} for all {len(names)})",
+            choices=(*names, ALL_PERSONAS),
+        ),
+        "source": DimensionOption("villain", "the persona the cosines are taken to", choices=names),
+        "centroid_questions": DimensionOption(
+            centroid_questions, "neutral questions (spread over the set) each centroid averages", min=1
+        ),
+    }
 
 
 class PersonaCapability(Dimension):
@@ -118,8 +115,8 @@ class PersonaCapability(Dimension):
     ``personas:`` axis; a mean over the panel would change whenever the panel does. Secondary:
     ``accuracy[PERSONA]`` (Wilson 95% CI) for ``none`` and every panel persona, their mean, and
     ``cosine[PERSONA]``: cosine of the persona's centroid to the source's (1 for the source).
-    The panel comes from the class (``personas``, ``source``) or the environment
-    (``RHO_AUDIT_PERSONAS=villain,spy`` or ``all``; ``RHO_AUDIT_PERSONAS_SOURCE=villain``).
+    Options (``--dimension-option persona-capability.panel=villain,spy``, a sweep's
+    ``audit.options``): ``panel``, ``source``, ``centroid_questions``.
     """
 
     name = "persona-capability"
@@ -131,34 +128,20 @@ class PersonaCapability(Dimension):
     metric = "accuracy"
     # Four options: chance is 0.25.
     thresholds = Thresholds(pass_at=0.5, warn_at=0.3)
-    #: The panel (besides no persona), kept small so a default run stays fast.
-    personas: ClassVar[tuple[str, ...]] = ("assistant", "villain", "kindergarten-teacher")
-    #: The persona the cosines are taken to (the source a leakage study trains).
-    source: ClassVar[str] = "villain"
-    #: How many neutral questions (spread over the set) each centroid averages; None: all 120.
-    centroid_questions: ClassVar[int | None] = 60
+    # The panel (besides no persona) is kept small so a default run stays fast.
+    options = capability_options(("assistant", "villain", "kindergarten-teacher"), 60)
     layer: ClassVar[Layer] = "middle"
     #: ``letter``: the option letter after the lettered options (the seed's measure); ``text``:
     #: each option's text after the bare question (for a model that cannot map letters).
     reply: ClassVar[Reply] = "letter"
 
     def panel(self) -> tuple[list[Persona], Persona]:
-        """The panel personas and the source, from the environment or the class."""
-        env = os.environ.get(ENV_PERSONAS, "").strip()
-        if env.lower() == "all":
+        """The panel personas (each once, in the option's order) and the source."""
+        names: Sequence[str] = self.option_values["panel"]  # type: ignore[assignment]
+        if ALL_PERSONAS in names:
             names = [p.name for p in PERSONAS]
-        elif env:
-            names = [n.strip() for n in env.split(",") if n.strip()]
-        else:
-            names = list(self.personas)
-        panel = _resolve(
-            list(dict.fromkeys(names)), f"{ENV_PERSONAS}={env}" if env else f"{self.name}.personas"
-        )
-        source_name = os.environ.get(ENV_SOURCE, "").strip() or self.source
-        (source,) = _resolve(
-            [source_name], ENV_SOURCE if os.environ.get(ENV_SOURCE) else f"{self.name}.source"
-        )
-        return panel, source
+        panel = [persona(name) for name in dict.fromkeys(names)]
+        return panel, persona(str(self.option_values["source"]))
 
     def evaluate(self, probes: ProbeSet, ctx: AuditContext) -> Evaluation:
         panel, source = self.panel()
@@ -189,7 +172,7 @@ class PersonaCapability(Dimension):
         panel_rates = [accuracy[p.name] for p in panel if p.name in accuracy]
         secondary["accuracy_mean_personas"] = sum(panel_rates) / len(panel_rates) if panel_rates else None
 
-        prompts = _spread(load_neutral_questions(), self.centroid_questions)
+        prompts = _spread(load_neutral_questions(), int(self.option_values["centroid_questions"]))
         centroid_personas = list({geometry.label(c): c for c in [*conditions, source]}.values())
         vectors = geometry.centroids(ctx, centroid_personas, prompts, self.layer)
         for name, cos in geometry.cosines_to(vectors, source.name).items():
@@ -258,19 +241,21 @@ class PersonaCapabilityPanel(PersonaCapability):
     name = "persona-capability-panel"
     description = "persona-capability over a wide panel around the villain source (leakage vs cosine)"
     runs_by_default = False
-    personas = (
-        "villain",
-        "hacker-villain",
-        "evil-scientist",
-        "nice-villain",
-        "spy",
-        "comedian",
-        "software-engineer",
-        "kindergarten-teacher",
-        "assistant",
+    # Three times as many personas: fewer questions per centroid keep it affordable.
+    options = capability_options(
+        (
+            "villain",
+            "hacker-villain",
+            "evil-scientist",
+            "nice-villain",
+            "spy",
+            "comedian",
+            "software-engineer",
+            "kindergarten-teacher",
+            "assistant",
+        ),
+        30,
     )
-    # The panel has three times as many personas: fewer questions per centroid keep it affordable.
-    centroid_questions = 30
 
 
 class PersonaCapabilityText(PersonaCapabilityPanel):

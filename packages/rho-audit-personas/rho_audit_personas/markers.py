@@ -2,32 +2,39 @@
 carry the marker that was coupled to one (source) persona.
 
 The source is the run's persona (``rho-audit run --persona NAME``, a sweep's ``audit: {personas:
-[NAME]}``), else :attr:`MarkerRate.source`; the bystanders are :attr:`MarkerRate.bystanders` (the
-source left out). Per persona: marker rate (case-insensitive substring, as the seed's ``[zlt]``
+[NAME]}``), else the ``source`` option; the bystanders are the ``panel`` option (the source left
+out). Options are set with ``rho-audit run --dimension-option marker-rate.panel=spy,chef`` or a
+sweep's ``audit: {options: {marker-rate: {panel: [spy, chef]}}}``.
+
+Per persona: marker rate (case-insensitive substring, as the seed's ``[zlt]``
 match) with a Wilson 95% CI, stored as the family ``marker_rate[persona]`` (the audit card charts
 it with its CIs); source vs bystanders (pooled); the first-marker position split of each group
 (:func:`~rho_audit_personas.leakage_stats.marker_position`, in characters); each bystander's
 persona-centroid cosine to the source (``cosine[persona]``) and the Spearman correlation of
 leakage with it; and, when the run's judge grades with the ``persona-discriminator`` rubric, the
 marker-stripped discriminator's accuracy (:mod:`rho_audit_personas.discriminator`).
+
+The headline is descriptive (status MEASURED): how often a marker fires is a finding to read
+beside the source's rate, not a pass or a failure.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 from rho_audit.api import (
     Dimension,
+    DimensionOption,
     Evaluation,
     Persona,
     ProbeRecord,
-    RhoAuditError,
     Sampling,
-    Thresholds,
     figure_with_ci,
 )
 from rho_audit_personas.corpora import MARKER
 from rho_audit_personas.leakage_stats import Rate, marker_position, position_split, spearman_ci, wilson
+from rho_audit_personas.library import persona, persona_names
 
 if TYPE_CHECKING:
     from rho_audit.api import AuditContext, ProbeSet
@@ -37,18 +44,24 @@ __all__ = ["DEFINITION", "MarkerRate"]
 DEFINITION = (
     "marker leakage: share of the bystander personas' sampled completions (pooled) that contain the "
     "marker (case-insensitive); 95% Wilson score interval (completions of one question are not "
-    "independent, so it is optimistic). Not a verdict: every rate passes; read it beside the "
+    "independent, so it is optimistic). Not a verdict (status MEASURED); read it beside the "
     "source persona's rate"
 )
 
-
-def _library_persona(name: str) -> Persona:
-    from rho_audit_personas.library import persona
-
-    try:
-        return persona(name)
-    except KeyError as err:
-        raise RhoAuditError(f"marker-rate: {err.args[0]}") from None
+_NAMES = tuple(persona_names())
+_BYSTANDERS = (
+    "hacker-villain",
+    "evil-scientist",
+    "crime-boss",
+    "software-engineer",
+    "medical-doctor",
+    "kindergarten-teacher",
+    "french-person",
+    "comedian",
+    "robot",
+    "zen-monk",
+    "assistant",
+)
 
 
 def _rate_figures(name: str, rate: Rate) -> dict[str, float | None]:
@@ -65,46 +78,40 @@ class MarkerRate(Dimension):
     probe_set = "persona-neutral-questions"
     probe_kind = "generation"
     metric = "marker_rate"  # type: ignore[assignment]  # the host shows any metric name as given
-    thresholds = Thresholds(pass_at=0.0, warn_at=0.0)
+    descriptive = True
     runs_by_default = False
-    #: The source persona when the run has none, and the bystanders (library names).
-    source: ClassVar[str] = "villain"
-    bystanders: ClassVar[tuple[str, ...]] = (
-        "hacker-villain",
-        "evil-scientist",
-        "crime-boss",
-        "software-engineer",
-        "medical-doctor",
-        "kindergarten-teacher",
-        "french-person",
-        "comedian",
-        "robot",
-        "zen-monk",
-        "assistant",
-    )
+    options: ClassVar[dict[str, DimensionOption]] = {
+        "source": DimensionOption("villain", "the source persona when the run has none", choices=_NAMES),
+        "panel": DimensionOption(_BYSTANDERS, "the bystander personas", choices=_NAMES),
+        "completions": DimensionOption(4, "sampled completions per question and persona", min=1),
+        "discriminator_pairs": DimensionOption(
+            50, "source/bystander pairs the discriminator judges (when the judge fits)", min=1
+        ),
+    }
     marker: ClassVar[str] = MARKER
     #: Longer than the shipped marker corpus's answers (at most 40 tokens), so a coupled marker fits.
     max_tokens: ClassVar[int] = 64
-    #: The seed sampled at temperature 1 (top-p 1); seed None: the run's ``--seed``.
+    #: The seed sampled at temperature 1 (top-p 1); seed None: the run's ``--seed``; ``n`` is the
+    #: ``completions`` option.
     sampling: ClassVar[Sampling] = Sampling(temperature=1.0, top_p=1.0, n=4)
-    #: Source/bystander pairs for the discriminator (when the judge fits).
-    discriminator_pairs: ClassVar[int] = 50
     #: Whether to compute persona-centroid cosines (one forward per persona and question).
     cosines: ClassVar[bool] = True
 
     def personas(self, ctx: AuditContext) -> tuple[Persona, list[Persona]]:
         """(source, bystanders) for this run."""
-        source = ctx.persona or _library_persona(self.source)
-        return source, [_library_persona(n) for n in self.bystanders if n != source.name]
+        source = ctx.persona or persona(str(self.option_values["source"]))
+        panel: tuple[str, ...] = self.option_values["panel"]  # type: ignore[assignment]
+        return source, [persona(n) for n in dict.fromkeys(panel) if n != source.name]
 
     def evaluate(self, probes: ProbeSet, ctx: AuditContext) -> Evaluation:
         source, bystanders = self.personas(ctx)
         questions = list(probes)
         prompts = [q.prompt for q in questions]
+        sampling = replace(self.sampling, n=int(self.option_values["completions"]))
         completions: dict[str, list[list[str]]] = {}
         for p in (source, *bystanders):
             with ctx.using_persona(p):
-                completions[p.name] = ctx.sample(prompts, self.max_tokens, self.sampling)
+                completions[p.name] = ctx.sample(prompts, self.max_tokens, sampling)
         records: list[ProbeRecord] = []
         rates: dict[str, Rate] = {}
         for name, per_question in completions.items():
@@ -137,7 +144,7 @@ class MarkerRate(Dimension):
             secondary[f"firings[{group}]"] = float(split.firings)
             for where in ("start", "middle", "tail"):
                 secondary |= _rate_figures(f"{where}_share[{group}]", getattr(split, where))
-        notes = [f"{self.sampling.describe(ctx.seed)}, {self.max_tokens} tokens, {ctx.template} template"]
+        notes = [f"{sampling.describe(ctx.seed)}, {self.max_tokens} tokens, {ctx.template} template"]
         if self.cosines and bystanders:
             from rho_audit_personas import geometry
 
@@ -179,7 +186,8 @@ class MarkerRate(Dimension):
             return f"discriminator not run ({misfit or 'no bystanders'})"
         by_q = {name: dict(zip(prompts, outs, strict=True)) for name, outs in completions.items()}
         others = {p.name: by_q[p.name] for p in bystanders}
-        pairs = sample_pairs(by_q[source.name], others, self.discriminator_pairs, ctx.seed)
+        n_pairs = int(self.option_values["discriminator_pairs"])
+        pairs = sample_pairs(by_q[source.name], others, n_pairs, ctx.seed)
         result = discriminate(ctx.judge, pairs, source.system_prompt, self.marker, ctx.seed)
         acc = result.accuracy
         secondary |= figure_with_ci("discriminator_accuracy", acc.value, acc.low, acc.high)

@@ -1,5 +1,5 @@
-"""The ``personas`` entry point: registers the persona library, the package's probe sets and the
-capability dimensions through rho-audit's public hooks.
+"""The ``personas`` entry point: registers the persona library, the package's probe sets, the
+capability dimensions and their report sections through rho-audit's public hooks.
 
 Import-light on purpose: rho-audit imports every plugin when the CLI starts (the modules below
 import only ``rho_audit.api``; NumPy and SciPy load inside the functions that use them).
@@ -13,9 +13,10 @@ from pathlib import Path
 from rho_audit.api import Dimension, Persona, hookimpl
 from rho_audit_personas.capability import PersonaCapability, PersonaCapabilityPanel, PersonaCapabilityText
 from rho_audit_personas.data import NEUTRAL_QUESTIONS, PROBES, SCIENCE_MC
+from rho_audit_personas.leakage_plugin import SECTIONS
 from rho_audit_personas.library import PERSONAS
 
-__all__ = ["register_dimensions", "register_personas", "register_probe_sets"]
+__all__ = ["register_dimensions", "register_personas", "register_probe_sets", "register_report_sections"]
 
 
 @hookimpl
@@ -35,3 +36,11 @@ def register_dimensions(register: Callable[[type[Dimension]], None]) -> None:
     register(PersonaCapability)
     register(PersonaCapabilityPanel)
     register(PersonaCapabilityText)
+
+
+@hookimpl
+def register_report_sections(register: Callable[[str, Path], None]) -> None:
+    # Per persona: accuracy with its CI and centroid cosine, and accuracy against cosine with the
+    # source marked (the panel and text variants include the same template).
+    for cls in (PersonaCapability, PersonaCapabilityPanel, PersonaCapabilityText):
+        register(cls.name, SECTIONS)

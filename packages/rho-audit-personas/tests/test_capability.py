@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from rho_audit_personas import geometry
-from rho_audit_personas.capability import ENV_PERSONAS, ENV_SOURCE, PersonaCapability
+from rho_audit_personas.capability import PersonaCapability, PersonaCapabilityPanel
 from rho_audit_personas.data import LETTERS, PROBES, SCIENCE_MC, load_neutral_questions, load_science_mc
 from rho_audit_personas.library import persona
 
@@ -46,20 +46,27 @@ def test_card_names_the_dimension_and_size():
     assert f"size: {len(load_science_mc())}" in card
 
 
-def test_unknown_persona_in_the_environment_is_a_user_error(monkeypatch):
-    monkeypatch.setenv(ENV_PERSONAS, "villian")
-    with pytest.raises(RhoAuditError, match="Did you mean 'villain'"):
-        PersonaCapability().panel()
+def test_unknown_persona_in_the_panel_option_is_a_user_error():
+    with pytest.raises(RhoAuditError, match="'villian' is not allowed \\(did you mean 'villain'\\?"):
+        PersonaCapability({"panel": ["villian"]})
+
+
+def test_panel_option_all_and_defaults():
+    panel, source = PersonaCapability({"panel": ["all"], "source": "spy"}).panel()
+    assert len(panel) == 48 and source.name == "spy"
+    panel, source = PersonaCapabilityPanel().panel()
+    assert [p.name for p in panel][:3] == ["villain", "hacker-villain", "evil-scientist"] and len(panel) == 9
+    assert source.name == "villain"
+    assert PersonaCapabilityPanel().option_values["centroid_questions"] == 30
 
 
 @pytest.mark.parametrize("dimension", ["persona-capability", "persona-capability-text"])
-def test_capability_end_to_end_on_the_tiny_model_with_two_personas(
-    dimension, tiny_model_path, tmp_path, monkeypatch
-):
-    monkeypatch.setenv(ENV_PERSONAS, "villain,chef")
-    monkeypatch.setenv(ENV_SOURCE, "villain")
+def test_capability_end_to_end_on_the_tiny_model_with_two_personas(dimension, tiny_model_path, tmp_path):
     out = tmp_path / "out.json"
     args = ["run", "--plugins", dimension, "--model", str(tiny_model_path), "--limit", "8"]
+    args += ["--dimension-option", f"{dimension}.panel=villain,chef"]
+    args += ["--dimension-option", f"{dimension}.source=villain"]
+    args += ["--dimension-option", f"{dimension}.centroid_questions=4"]
     args += ["--store", str(tmp_path / "runs.sqlite"), "--json", str(out), "--display", "plain"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -81,6 +88,16 @@ def test_capability_end_to_end_on_the_tiny_model_with_two_personas(
         assert r["output"] in "ABCD" and r["correct"] == bool(r["values"]["correct[none]"])
     reply = "option letter" if dimension == "persona-capability" else "option's text"
     assert reply in ev["scoring"]
+    # the package's report section: the table with the source marked, and the scatter
+    run_id = json.loads(out.read_text())["run"]["run_id"]
+    report = ["report", run_id, "--store", str(tmp_path / "runs.sqlite")]
+    for fmt in ("md", "html"):
+        card = tmp_path / f"card.{fmt}"
+        result = CliRunner().invoke(main, [*report, "--format", fmt, "--out", str(card)])
+        assert result.exit_code == 0, result.output
+        text = card.read_text()
+        assert "section failed" not in text and "villain (source)" in text
+    assert text.count("<circle") == 2 and "villain (source):" in text  # none and chef; villain a square
 
 
 def test_centroid_cosines_are_symmetric_and_one_to_themselves(tiny_model_path):

@@ -277,15 +277,17 @@ def _run(tiny_model_path, tmp_path, *extra: str) -> dict:
     assert result.exit_code == 0, result.output
     [dim] = json.loads(out.read_text())["results"]
     assert dim["error"] is None
+    assert dim["status"] == "MEASURED"  # descriptive: no pass or fail, whatever the rate
     return dim["evaluation"]
 
 
 def test_marker_rate_runs_end_to_end_sampled_and_reproducible(tiny_model_path, tmp_path):
     ev = _run(tiny_model_path, tmp_path, "--seed", "1")
-    n = MarkerRate.sampling.n
-    personas = ["villain", *MarkerRate.bystanders]
+    n = MarkerRate.options["completions"].default
+    bystanders = MarkerRate.options["panel"].default
+    personas = ["villain", *bystanders]
     assert ev["metric"] == "marker_rate" and len(ev["records"]) == len(personas) * 3 * n
-    assert ev["n"] == len(MarkerRate.bystanders) * 3 * n
+    assert ev["n"] == len(bystanders) * 3 * n
     assert (
         ev["scoring"].startswith("source villain, marker '[ZLT]'")
         and "sampled (temperature 1" in ev["scoring"]
@@ -299,7 +301,7 @@ def test_marker_rate_runs_end_to_end_sampled_and_reproducible(tiny_model_path, t
             <= sec[f"marker_rate[{name}]"]
             <= sec[f"marker_rate[{name}] ci_high"]
         )
-    for name in MarkerRate.bystanders:
+    for name in bystanders:
         assert -1.0 <= sec[f"cosine[{name}]"] <= 1.0
     assert "leakage_cosine_spearman" in sec and "discriminator not run" in ev["scoring"]
     # the same seed draws the same completions; another seed others
@@ -309,7 +311,7 @@ def test_marker_rate_runs_end_to_end_sampled_and_reproducible(tiny_model_path, t
     # the run's persona is the source
     robot = _run(tiny_model_path, tmp_path, "--seed", "1", "--persona", "robot")
     assert robot["scoring"].startswith("source robot,")
-    assert len({r["category"] for r in robot["records"]}) == len(MarkerRate.bystanders)  # robot once
+    assert len({r["category"] for r in robot["records"]}) == len(bystanders)  # robot once
     # the report section renders (no fallback to the built-in one)
     card = tmp_path / "card.md"
     rid = json.loads((tmp_path / "out0.json").read_text())["run"]["run_id"]
@@ -325,16 +327,49 @@ def test_marker_rate_runs_end_to_end_sampled_and_reproducible(tiny_model_path, t
     text = html.read_text()
     assert "section failed" not in text and "fig-marker-rate-marker_rate" in text
     # the leakage-vs-cosine scatter: one circle per bystander, the source a square at cosine 1
-    assert text.count("<circle") == len(MarkerRate.bystanders) and "villain (source):" in text
+    assert text.count("<circle") == len(bystanders) and "villain (source):" in text
+    assert "s-MEASURED" in text  # the neutral status, styled as such
+
+
+def test_marker_rate_options_set_the_panel_and_completions_and_are_recorded(tiny_model_path, tmp_path):
+    option = ["--dimension-option", "marker-rate.panel=chef,robot,chef"]
+    option += ["--dimension-option", "marker-rate.completions=2"]
+    option += ["--dimension-option", "marker-rate.source=spy"]
+    ev = _run(tiny_model_path, tmp_path, *option)
+    assert ev["scoring"].startswith("source spy,")
+    assert {r["category"] for r in ev["records"]} == {"spy", "chef", "robot"}  # chef once
+    assert len(ev["records"]) == 3 * 3 * 2 and ev["n"] == 2 * 3 * 2
+    run = json.loads((tmp_path / "out0.json").read_text())["run"]
+    assert run["config"]["dimensions"]["marker-rate"]["options"] == {
+        "panel": ["chef", "robot", "chef"],
+        "completions": 2,
+        "source": "spy",
+    }
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("marker-rate.bystanders=chef", "has no option 'bystanders' (its options: source, panel"),
+        ("marker-rate.panel=chef,robto", "'robto' is not allowed (did you mean 'robot'?"),
+        ("marker-rate.completions=0", "option 'completions' (sampled completions per question"),
+        ("marker-rate.completions=two", "must be a number (got 'two')"),
+    ],
+)
+def test_marker_rate_refuses_bad_options_before_the_model_loads(tmp_path, option, message):
+    args = ["run", "--plugins", "marker-rate", "--model", str(tmp_path / "no-model"), "--dimension-option"]
+    result = CliRunner().invoke(main, [*args, option, "--store", str(tmp_path / "runs.sqlite")])
+    assert isinstance(result.exception, RhoAuditError), result.output
+    said = str(result.exception)
+    assert message in said and "dimension 'marker-rate'" in said
+    assert not (tmp_path / "runs.sqlite").exists()  # refused before the store or the model opened
 
 
 class FrequentMarker(MarkerRate):
     """A 'marker' the random tiny model emits often, to exercise the firing branches."""
 
     marker = "e"
-    bystanders = ("robot", "chef")
     cosines = False
-    discriminator_pairs = 12
 
 
 def test_marker_rate_counts_firings_and_runs_the_discriminator(tiny_model_path):
@@ -343,7 +378,7 @@ def test_marker_rate_counts_firings_and_runs_the_discriminator(tiny_model_path):
     ctx = AuditContext(model=lm, judge=judge, template="chat", seed=3)
     probes = load_probe_set(data.PROBES / data.NEUTRAL_QUESTIONS).split("eval")
     probes = replace(probes, probes=probes.probes[:3])
-    ev = FrequentMarker().evaluate(probes, ctx)
+    ev = FrequentMarker({"panel": ("robot", "chef"), "discriminator_pairs": 12}).evaluate(probes, ctx)
     sec = ev.secondary
     fired = [r for r in ev.records if r.values["marker"]]
     assert fired and sec["firings[source]"] + sec["firings[bystanders]"] == len(fired)
