@@ -4,7 +4,7 @@ Each entry point of the ``rho_audit`` group is loaded on its own, so one plugin 
 import is listed as broken instead of taking the CLI down (simonw/llm#1280), unless
 ``RHO_AUDIT_STRICT_PLUGINS=1``. The same goes for what a plugin registers: a name two packages
 both register (a third party's ``toxicity``) is refused for both and each is listed as broken,
-naming the other; an instance, or a class that is not a Dimension/Judge/Trainer, is refused with
+naming the other; an instance, or a class that is not a Dimension/Judge/Trainer/Executor, is refused with
 a message saying what to register instead. Everything else keeps working.
 
 ``RHO_AUDIT_LOAD_PLUGINS`` (comma list of entry-point names) loads only those;
@@ -64,6 +64,7 @@ CLASS_KINDS: dict[str, type] = {
     "dimension": api.Dimension,
     "judge": api.Judge,
     "trainer": api.Trainer,
+    "executor": api.Executor,
 }
 
 
@@ -96,6 +97,10 @@ class PluginHost:
     @cached_property
     def trainers(self) -> dict[str, Registered]:
         return self._collect("trainer", "register_trainers")
+
+    @cached_property
+    def executors(self) -> dict[str, Registered]:
+        return self._collect("executor", "register_executors")
 
     @cached_property
     def probe_sets(self) -> dict[str, Registered]:
@@ -177,6 +182,12 @@ class PluginHost:
         if name not in self.judges:
             raise PluginError(unknown_name_message("judge", name, self.judges, self.broken))
         return self.judges[name]
+
+    def executor(self, name: str) -> type[api.Executor]:
+        """The sweep executor class registered as ``name`` (``--executor``)."""
+        if name not in self.executors:
+            raise PluginError(unknown_name_message("executor", name, self.executors, self.broken))
+        return self.executors[name].obj
 
     def probe_set_path(self, name: str) -> Path:
         if name not in self.probe_sets:

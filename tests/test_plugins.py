@@ -178,6 +178,7 @@ def _classes(base, name):
         ("dimensions", "register_dimensions", lambda n: (_classes(api.PairDimension, n),)),
         ("judges", "register_judges", lambda n: (_classes(api.Judge, n),)),
         ("trainers", "register_trainers", lambda n: (_classes(api.Trainer, n),)),
+        ("executors", "register_executors", lambda n: (_classes(api.Executor, n),)),
         ("probe_sets", "register_probe_sets", lambda n: (n, Path("/nowhere") / n)),
         ("report_sections", "register_report_sections", lambda n: (n, Path("/nowhere") / n)),
         ("attacks", "register_attacks", lambda n: (api.Attack(n, "An attack.", template="{request}"),)),
@@ -282,6 +283,24 @@ def test_hook_register_trainers(fake_site):
     install_fake_dist(fake_site, "trainer-plugin", {"trainer_mod": code}, {"trainer": "trainer_mod"})
     host = load_host()
     assert host.trainers["demo-trainer"].source.distribution == "trainer-plugin"
+
+
+def test_hook_register_executors(fake_site):
+    """A third party's sweep executor is registered beside the built-in local and ray ones."""
+    code = """
+    from rho_audit.api import Executor, hookimpl
+    class Slurm(Executor):
+        name = "slurm"
+        def run(self, jobs, session):
+            pass
+    @hookimpl
+    def register_executors(register):
+        register(Slurm)
+    """
+    install_fake_dist(fake_site, "executor-plugin", {"executor_mod": code}, {"slurm": "executor_mod"})
+    host = load_host()
+    assert host.executors["slurm"].source.distribution == "executor-plugin"
+    assert {"local", "ray"} <= set(host.executors) and host.executor("slurm").name == "slurm"
 
 
 def test_hook_register_probe_sets():

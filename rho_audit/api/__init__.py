@@ -48,6 +48,7 @@ Where to read on:
 * :mod:`rho_audit.api.personas`: :class:`Persona`, a named system prompt an audit can put the
   model under (``rho-audit run --persona``; register your own with ``register_personas``).
 * :mod:`rho_audit.api.trainers`: :class:`Trainer`, :class:`LossTerms`, :class:`TrainerOption`.
+* :mod:`rho_audit.api.executors`: :class:`Executor`, where a sweep's cells run (``local``, ``ray``).
 * :mod:`rho_audit.api.context`, :mod:`~rho_audit.api.results`, :mod:`~rho_audit.api.events`:
   what a dimension receives and returns, and what a ``run_event`` observer sees.
 * :mod:`rho_audit.api.inference`: :class:`Sampling` (temperature, top-p, n completions, seed) for
@@ -88,6 +89,7 @@ from rho_audit.api.errors import (
     Terminated,
 )
 from rho_audit.api.events import EventKind, RunEvent
+from rho_audit.api.executors import CellJob, Executor, ExecutorSettings, SweepSession, run_cell_payload
 from rho_audit.api.hooks import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl
 from rho_audit.api.inference import GREEDY, HiddenPositions, Layer, Sampling
 from rho_audit.api.judge_calls import (
@@ -205,6 +207,7 @@ __all__ = [
     "AttackDimension",
     "AuditContext",
     "BudgetExhausted",
+    "CellJob",
     "ChoiceDimension",
     "ChoiceProbe",
     "CompatStat",
@@ -215,6 +218,8 @@ __all__ = [
     "DimensionResult",
     "Evaluation",
     "EventKind",
+    "Executor",
+    "ExecutorSettings",
     "GenerationDimension",
     "GenerationProbe",
     "HiddenPositions",
@@ -249,6 +254,7 @@ __all__ = [
     "Sampling",
     "Score",
     "ScoreRequest",
+    "SweepSession",
     "Template",
     "Terminated",
     "Thresholds",
@@ -277,5 +283,6 @@ __all__ = [
     "parse_retry_after",
     "resolve_model",
     "rubric_from_source",
+    "run_cell_payload",
     "strip_marker",
 ]

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rho_audit.api.attacks import Attack
     from rho_audit.api.dimensions import Dimension
     from rho_audit.api.events import RunEvent
+    from rho_audit.api.executors import Executor
     from rho_audit.api.judges import Judge
     from rho_audit.api.personas import Persona
     from rho_audit.api.trainers import Trainer
@@ -57,6 +58,17 @@ def register_trainers(register: Callable[[type[Trainer]], None]) -> None:
     """Register fine-tuning objectives (SFT, rho-guided SFT, ...).
 
     :param register: call ``register(MyTrainer)`` once per :class:`Trainer` subclass; ``name``
+        must be unique across installed plugins.
+    """
+
+
+@hookspec
+def register_executors(register: Callable[[type[Executor]], None]) -> None:
+    """Register sweep executors: where the cells of ``rho-audit sweep --executor NAME`` run (the
+    built-in ``local`` runs them one after another in this process; ``ray`` on a Ray cluster).
+    See :mod:`rho_audit.api.executors` for what an executor does with the cells it is given.
+
+    :param register: call ``register(MyExecutor)`` once per :class:`Executor` subclass; ``name``
         must be unique across installed plugins.
     """
 

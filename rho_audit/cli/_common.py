@@ -31,22 +31,56 @@ SEPARATOR = "\t"
 
 
 def store_option(help: str = "SQLite run store.") -> Callable[[F], F]:
-    """``--store PATH``, the run store a command reads or writes (one default for every command)."""
+    """``--store PATH``, the run store a command reads or writes (one default for every command);
+    trackers (``--track``) read finished runs from it."""
     return click.option(
         "--store",
         type=click.Path(path_type=Path, dir_okay=False),
         default=DEFAULT_STORE,
         show_default=True,
         help=help,
+        callback=_note_store,
     )
+
+
+def _note_store(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    from rho_audit.api.tracking import use_store
+
+    use_store(value)
+    return value
 
 
 def display_option(
     help: str = "Progress display (plain for CI logs).",
     choices: tuple[str, ...] = ("auto", "rich", "plain", "none"),
 ) -> Callable[[F], F]:
-    """``--display``, the name :func:`make_display` takes."""
-    return click.option("--display", type=click.Choice(choices), default="auto", show_default=True, help=help)
+    """``--display``, the name :func:`make_display` takes, and ``--track`` (every command that
+    shows progress makes runs a tracker can record)."""
+    display = click.option(
+        "--display", type=click.Choice(choices), default="auto", show_default=True, help=help
+    )
+    track = click.option(
+        "--track",
+        metavar="NAME",
+        expose_value=False,
+        callback=_switch_tracking,
+        help="Also record each run (each sweep cell) in an experiment tracker: mlflow (pip install "
+        "'rho-audit[mlflow]'; MLFLOW_TRACKING_URI, default ./mlruns). Same as RHO_AUDIT_TRACKING=NAME.",
+    )
+    return lambda f: display(track(f))
+
+
+def _switch_tracking(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``--track NAME`` switches the tracker on for this process (as ``RHO_AUDIT_TRACKING`` does)."""
+    if value:
+        import importlib.util
+        import os
+
+        from rho_audit.api.tracking import TRACKING_ENV
+
+        if value == "mlflow" and importlib.util.find_spec("mlflow") is None:
+            raise click.BadParameter("MLflow is not installed: pip install 'rho-audit[mlflow]'.")
+        os.environ[TRACKING_ENV] = value
 
 
 def make_display(name: str, kind: Literal["run", "sweep"] = "run") -> object | None:

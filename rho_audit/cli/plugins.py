@@ -1,4 +1,4 @@
-"""``rho-audit plugins``: what is installed (dimensions, judges, trainers, attacks, personas,
+"""``rho-audit plugins``: what is installed (dimensions, judges, trainers, executors, attacks, personas,
 probe sets), and from where."""
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def plugins(as_json: bool) -> None:
         host.dimensions,
         host.judges,
         host.trainers,
+        host.executors,
         host.attacks,
         host.personas,
         host.probe_sets,

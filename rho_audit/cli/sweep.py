@@ -87,7 +87,27 @@ A sweep file (validated entirely before anything runs; errors name file:line and
     default="local",
     show_default=True,
     metavar="NAME",
-    help="How cells run. local: one after another in this process.",
+    help="Where cells run. local: one after another in this process; ray: each cell a Ray task "
+    "(pip install 'rho-audit[ray]'); plugins may add more (`rho-audit plugins`).",
+)
+@click.option(
+    "--address",
+    metavar="ADDR",
+    help="--executor ray: the cluster to join (the address `ray start --head` printed; default: "
+    "RAY_ADDRESS, else a local Ray for this sweep).",
+)
+@click.option(
+    "--cpus-per-cell",
+    type=float,
+    metavar="N",
+    help="--executor ray: CPUs each cell reserves (default 1); as many cells run at once as fit.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="--executor ray: how often a cell whose worker died is started again (each start is recorded).",
 )
 def sweep(
     file: Path,
@@ -100,6 +120,9 @@ def sweep(
     tui: bool,
     wait: bool,
     executor: str,
+    address: str | None,
+    cpus_per_cell: float | None,
+    retries: int,
 ) -> None:
     """Train and audit every cell of a YAML grid (trainers × options × seeds × models).
 
@@ -111,19 +134,22 @@ def sweep(
     Resumable: stop it at any moment (Ctrl-C, a crash, kill -9) and run the same command again.
     Complete cells are skipped, the interrupted training resumes from its last checkpoint, and an
     audit that had finished is not repeated. Cell status lives in --store (table sweep_cells).
-    """
-    from rho_audit.api.errors import RhoAuditError
-    from rho_audit.plugins import load_host
-    from rho_audit.train.sweep import EXECUTORS, plan_sweep, run_sweep, summaries
 
-    if executor not in EXECUTORS:
-        raise RhoAuditError(f"unknown executor {executor!r} (known: {', '.join(sorted(EXECUTORS))}).")
+    On a Ray cluster (--executor ray) cells run in parallel as Ray tasks; this process stays the
+    only writer of --store, and workers need rho-audit installed (README: "Sweeps on a Ray cluster").
+    """
+    from rho_audit.api import ExecutorSettings
+    from rho_audit.plugins import load_host
+    from rho_audit.train.sweep import plan_sweep, run_sweep, summaries
+
     host = load_host()
+    runner = host.executor(executor)(ExecutorSettings(address, cpus_per_cell, retries))
     plan = plan_sweep(file, host, quick=quick, out=out)
     console = stdout_console()
     if dry_run:
         print_table(plan_table(plan, store), console)
         return
+    runner.check()
     shown = None if quiet else make_display("tui" if tui else display, kind="sweep")
     if shown is not None:
         host.pm.register(shown, name="rho-audit-sweep-display")
@@ -138,7 +164,7 @@ def sweep(
             emit(host, RunEvent("warning", plan.sweep_id, message=message))
 
     def work() -> SweepRun:
-        return run_sweep(plan, store, host, EXECUTORS[executor](), wait=wait, on_wait=waiting)
+        return run_sweep(plan, store, host, runner, wait=wait, on_wait=waiting)
 
     outcome: SweepRun | None = None
     try:

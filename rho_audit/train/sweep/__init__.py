@@ -6,9 +6,10 @@ grid expands into :class:`CellSpec` records with stable ids and a config hash; t
 is its name plus a hash of those cells, so the quick and the full version never share rows.
 
 Execution is a pure function, :func:`execute_cell` (cell spec, store path, plugin host) ->
-:class:`CellResult`, behind a small :class:`Executor` protocol (:mod:`.execution`); a distributed
-executor only has to ship a JSON cell spec to a worker, call :func:`execute_cell` there, and send
-the JSON result back.
+:class:`CellResult` (:mod:`.execution`). Where it runs is an executor's choice
+(:class:`rho_audit.api.Executor`, a plugin: ``local``, ``ray``); this process stays the only
+writer of the store: a worker runs its cell against a scratch store (:mod:`.remote`) and sends
+the cell's runs back as JSON (:mod:`.transfer`), which the driver imports (:mod:`.session`).
 
 Resumability lives in the run store (one ``sweep_cells`` row per cell, each update one SQLite
 transaction) and in the trainer's own checkpoints: re-running the same command skips complete
@@ -17,23 +18,16 @@ finished, and re-runs one that had not, marking the stale run ``interrupted``. N
 only in memory, so a SIGKILL at any instant loses at most the steps since the last checkpoint.
 
 Modules: :mod:`.schema` (the file and its problems), :mod:`.plan` (expansion into cells),
-:mod:`.execution` (one cell), :mod:`.lock`, :mod:`.runner` (the whole sweep), :mod:`.summary`.
+:mod:`.execution` (one cell), :mod:`.lock`, :mod:`.runner` (the whole sweep), :mod:`.session`,
+:mod:`.transfer`, :mod:`.remote` (cells elsewhere), :mod:`.summary`.
 """
 
-from rho_audit.train.sweep.execution import (
-    EXECUTORS,
-    CellContext,
-    CellResult,
-    CellStatus,
-    Executor,
-    LocalExecutor,
-    execute_cell,
-    record_result,
-)
+from rho_audit.train.sweep.execution import CellResult, CellStatus, execute_cell, record_result
 from rho_audit.train.sweep.lock import sweep_lock
 from rho_audit.train.sweep.plan import DEFAULT_OUT, CellSpec, SweepPlan, plan_sweep
-from rho_audit.train.sweep.runner import SweepRun, describe, run_sweep, write_manifest
+from rho_audit.train.sweep.runner import describe, run_sweep, write_manifest
 from rho_audit.train.sweep.schema import SweepFileError, format_path, line_of, unknown_message
+from rho_audit.train.sweep.session import SweepRun
 from rho_audit.train.sweep.summary import (
     CellSummary,
     ConditionSummary,
@@ -46,15 +40,11 @@ from rho_audit.train.sweep.summary import (
 
 __all__ = [
     "DEFAULT_OUT",
-    "EXECUTORS",
-    "CellContext",
     "CellResult",
     "CellSpec",
     "CellStatus",
     "CellSummary",
     "ConditionSummary",
-    "Executor",
-    "LocalExecutor",
     "SweepFileError",
     "SweepPlan",
     "SweepRun",

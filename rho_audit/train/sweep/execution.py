@@ -2,9 +2,10 @@
 split of its audit settings (held-out first), each split a run of its own.
 
 Execution is a pure function, :func:`execute_cell` (cell spec, store path, plugin host) ->
-:class:`CellResult`, behind a small :class:`Executor` protocol. :class:`LocalExecutor` runs cells
-one after another in this process; a distributed executor only has to ship a JSON cell spec
-to a worker, call :func:`execute_cell` there, and send the JSON result back.
+:class:`CellResult`. Executors (:class:`rho_audit.api.Executor`, registered through the
+``register_executors`` hook) decide where it runs: the built-in ``local`` one calls it here,
+against the driver's store; a distributed one calls it on a worker against a scratch store
+(:mod:`.remote`) and the driver imports what came back (:mod:`.session`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, Literal
 
 from rho_audit.api.errors import RhoAuditError
 from rho_audit.api.events import RunEvent
@@ -49,6 +50,8 @@ class CellResult:
     #: With several audit splits: split -> {"audit_run_id", "scores"}, held-out first; ``scores``
     #: and ``audit_run_id`` above are then those of the first split. Empty with one split.
     splits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: How many times the executor started the cell (a worker killed mid-cell is retried).
+    attempts: int = 1
 
     def to_json(self) -> dict[str, Any]:
         return finite(asdict(self))
@@ -56,36 +59,6 @@ class CellResult:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CellResult:
         return cls(**data)
-
-
-@dataclass
-class CellContext:
-    """What an executor needs besides the cell: where results go and the plugins to use."""
-
-    store_path: Path
-    host: PluginHost
-
-
-class Executor(Protocol):
-    """Runs one cell and returns its record. Implementations must leave the store's row of the
-    cell consistent (``execute_cell`` does) and may run it anywhere that can reach a store."""
-
-    name: ClassVar[str]
-
-    def run_cell(self, cell: CellSpec, ctx: CellContext) -> CellResult: ...
-
-
-class LocalExecutor:
-    """Cells one after another in this process (one MLX device)."""
-
-    name: ClassVar[str] = "local"
-
-    def run_cell(self, cell: CellSpec, ctx: CellContext) -> CellResult:
-        return execute_cell(cell, ctx.store_path, ctx.host)
-
-
-#: Executors by name (``--executor``). A plugin hook will register more (e.g. a Ray executor).
-EXECUTORS: dict[str, type[Executor]] = {"local": LocalExecutor}
 
 
 class _CellRow:
@@ -367,8 +340,8 @@ def _score_of(result: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def record_result(store: RunStore, cell: CellSpec, result: CellResult) -> None:
-    """The driver's copy of a cell's final row (a no-op rewrite for the local executor; what
-    brings a remote executor's result into this store)."""
+    """The driver's copy of a cell's final row (a rewrite for the local executor; what brings a
+    remote executor's result into this store)."""
     doc = CellDoc(cell.to_json(), result.to_json())
     store.set_cell(
         cell.sweep_id,

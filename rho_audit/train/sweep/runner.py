@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rho_audit._util.files import atomic_write_text
 from rho_audit.api.events import RunEvent
+from rho_audit.api.executors import Executor
 from rho_audit.plugins import PluginHost
 from rho_audit.store import RunStore
-from rho_audit.train.sweep.execution import CellContext, CellResult, Executor, LocalExecutor, record_result
+from rho_audit.train.sweep.execution import CellResult
 from rho_audit.train.sweep.lock import sweep_lock
 from rho_audit.train.sweep.plan import CellSpec, SweepPlan
-
-
-@dataclass
-class SweepRun:
-    """What :func:`run_sweep` did this time (the table is built from the store by :func:`summarize`)."""
-
-    ran: list[CellResult] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[CellResult]:
-        return [r for r in self.ran if r.status == "failed"]
+from rho_audit.train.sweep.session import DriverSession, SweepRun
 
 
 def run_sweep(
@@ -38,55 +27,36 @@ def run_sweep(
 ) -> SweepRun:
     """Run every cell that is not complete yet, baselines first, then seed by seed.
 
-    Refuses while another process runs the same sweep on the same store (or writes into the same
-    adapter folder); ``wait=True`` waits for it instead, telling ``on_wait`` (default: a
-    ``warning`` event), and then skips what it completed."""
+    ``executor`` (default: the registered ``local`` one) decides where cells run; this process
+    is the only writer of the store either way. Refuses while another process runs the same
+    sweep on the same store (or writes into the same adapter folder); ``wait=True`` waits for it
+    instead, telling ``on_wait`` (default: a ``warning`` event), and then skips what it completed."""
+    from rho_audit.api.tracking import use_store
     from rho_audit.audit.runner import emit
 
-    executor = executor or LocalExecutor()
-    ctx = CellContext(Path(store_path), host)
+    store_path = Path(store_path)
+    use_store(store_path)  # where trackers read the finished cells
     outcome = SweepRun()
     if on_wait is None:
 
         def on_wait(message: str) -> None:
             emit(host, RunEvent("warning", plan.sweep_id, message=message))
 
-    with sweep_lock(ctx.store_path, plan.sweep_id, plan.out_dir, wait=wait, on_wait=on_wait):
+    with sweep_lock(store_path, plan.sweep_id, plan.out_dir, wait=wait, on_wait=on_wait):
         write_manifest(plan)
-        done = _register_cells(plan, ctx.store_path)
+        done = _register_cells(plan, store_path)
         cells = plan.run_order()
         outcome.skipped = [c.cell_id for c in cells if c.cell_id in done]
-        count = len(outcome.skipped)
-        for cell in cells:
-            if cell.cell_id in done:
-                continue
-            emit(
-                host,
-                RunEvent(
-                    "cell_started",
-                    plan.sweep_id,
-                    cell=cell.cell_id,
-                    done=count,
-                    total=len(cells),
-                    message=describe(cell),
-                ),
-            )
-            result = executor.run_cell(cell, ctx)
-            _record(ctx.store_path, cell, result)
-            outcome.ran.append(result)
-            count += 1
-            kind = "cell_finished" if result.status == "complete" else "cell_failed"
-            emit(
-                host,
-                RunEvent(
-                    kind,
-                    plan.sweep_id,
-                    cell=cell.cell_id,
-                    done=count,
-                    total=len(cells),
-                    message=result.error or _score_line(result),
-                ),
-            )
+        session = DriverSession(plan, store_path, host, outcome, describe, _score_line)
+        jobs = [session.job(c) for c in cells if c.cell_id not in done]
+        if executor is None and "local" in host.executors:
+            executor = host.executor("local")()
+        if executor is not None:
+            executor.run(jobs, session)
+        else:  # the local executor's plugin disabled (RHO_AUDIT_LOAD_PLUGINS): the same loop
+            for job in jobs:
+                session.started(job)
+                session.run_here(job)
     return outcome
 
 
@@ -106,14 +76,6 @@ def _register_cells(plan: SweepPlan, store_path: Path) -> set[str]:
             elif row.status == "complete" and row.config_sha256 == cell.config_sha256:
                 done.add(cell.cell_id)
         return done
-    finally:
-        store.close()
-
-
-def _record(store_path: Path, cell: CellSpec, result: CellResult) -> None:
-    store = RunStore(store_path)
-    try:
-        record_result(store, cell, result)
     finally:
         store.close()
 

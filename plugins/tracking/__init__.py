@@ -1,0 +1,1 @@
+"""Built-in experiment trackers (``--track NAME`` / ``RHO_AUDIT_TRACKING``): ``mlflow``."""
