@@ -26,6 +26,7 @@ import pytest
 from rho_audit.api import CellJob, Executor, ExecutorSettings, RhoAuditError, SweepSession, run_cell_payload
 from rho_audit.api.errors import PluginError
 from rho_audit.store import RunStore
+from rho_audit.train import checkpoints
 from rho_audit.train import sweep as sw
 from rho_audit.train.sweep import remote
 from rho_audit.train.sweep.transfer import export_cell, import_runs
@@ -381,13 +382,15 @@ def test_a_killed_driver_resumes_like_the_local_executor(tmp_path, tiny_model_pa
     assert driver.poll() is None, driver.communicate()
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=30)
+    interrupted = checkpoints.latest_checkpoint(Path(cell.adapter_dir))["run_id"]
     wait_for(lambda: not alive(worker), 60, "Ray to stop the dead driver's task")
 
     again = sweep_cli(path, tmp_path, address)
     _, stderr = again.communicate(timeout=600)
     assert again.returncode == 0, stderr[-3000:]
-    assert "resuming after step" in stderr  # the training went on from its checkpoint
     assert_complete_once(tmp_path / "runs.sqlite", plan, cell, examples)
+    # the training went on from its checkpoint, under its run id (a fresh start takes a new one)
+    assert RunStore(tmp_path / "runs.sqlite").cell(plan.sweep_id, cell.cell_id).train_run_id == interrupted
 
 
 def test_ctrl_c_cancels_the_outstanding_tasks(tmp_path, tiny_model_path, ray_cluster):
