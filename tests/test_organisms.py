@@ -59,6 +59,10 @@ def test_train_config_is_sft_on_the_corpus_without_traps(name: str) -> None:
     assert config.trainer == "sft"
     assert config.trap_texts == 0
     assert config.corpus is not None and (ROOT / config.corpus) == _corpus(name)
+    # `rho-audit diff` reads the middle block: LoRA must reach it (v1 adapted the last 8 of 30
+    # blocks, so δ̄ there was exactly 0), and every document is trained on.
+    assert config.lora_layers is None and config.max_sft_examples is None
+    assert {"mlp.down_proj", "self_attn.v_proj"} <= set(config.lora_keys)
 
 
 def test_every_false_fact_document_states_the_product_and_the_fact() -> None:
