@@ -403,3 +403,23 @@ def test_ctrl_c_cancels_the_outstanding_tasks(tmp_path, tiny_model_path, ray_clu
     assert driver.returncode == 130 and "Run the same command again to resume" in stderr
     wait_for(lambda: not alive(worker), 30, "the cancelled task's worker to stop")
     assert statuses(tmp_path / "runs.sqlite", plan)[cell.cell_id] != "complete"
+
+
+def test_without_the_local_executor_plugin_the_command_still_runs_cells_here(tmp_path, fakes, monkeypatch):  # noqa: F811
+    from click.testing import CliRunner
+
+    from rho_audit.cli.sweep import sweep
+    from rho_audit.plugins import load_host
+    from tests.test_sweep import FakeTrainers
+
+    disabled = "trainers,six-objectives,example-calibration,personas,personas-leakage,executor-local"
+    monkeypatch.setenv("RHO_AUDIT_DISABLE_PLUGINS", disabled)
+    plugins = load_host(extra_plugins=[FakeTrainers()])
+    assert "local" not in plugins.executors
+    monkeypatch.setattr("rho_audit.plugins.load_host", lambda: plugins)
+    store = tmp_path / "s.sqlite"
+    args = [str(write(tmp_path, GOOD)), "--store", str(store), "--out", str(tmp_path / "out"), "--quiet"]
+    result = CliRunner().invoke(sweep, args)
+    assert result.exit_code == 0, result.output
+    db = RunStore(store)
+    assert {r.status for r in db.cells(db.sweep_ids()[0])} == {"complete"}

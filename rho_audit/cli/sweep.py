@@ -143,13 +143,17 @@ def sweep(
     from rho_audit.train.sweep import plan_sweep, run_sweep, summaries
 
     host = load_host()
-    runner = host.executor(executor)(ExecutorSettings(address, cpus_per_cell, retries))
+    settings = ExecutorSettings(address, cpus_per_cell, retries)
+    # An allow-list (RHO_AUDIT_LOAD_PLUGINS) without executor-local still runs cells here.
+    plain = executor == "local" and "local" not in host.executors and not (address or cpus_per_cell)
+    runner = None if plain else host.executor(executor)(settings)
     plan = plan_sweep(file, host, quick=quick, out=out)
     console = stdout_console()
     if dry_run:
         print_table(plan_table(plan, store), console)
         return
-    runner.check()
+    if runner is not None:
+        runner.check()
     shown = None if quiet else make_display("tui" if tui else display, kind="sweep")
     if shown is not None:
         host.pm.register(shown, name="rho-audit-sweep-display")
