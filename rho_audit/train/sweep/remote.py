@@ -186,11 +186,22 @@ def _local_model(model: dict[str, Any], fetch_model: Callable[[], bytes] | None)
 
 def _with_model(cell: CellSpec, model: dict[str, Any], local: Path) -> CellSpec:
     """The cell with its model at ``local`` when that is not the driver's folder (the run's
-    config then records where the worker loaded it from)."""
-    if Path(model["path"]) == local:
+    config then records where the worker loaded it from). The bundled model (spec None) stays
+    None where this machine has its package too, so its runs read as on the driver."""
+    if Path(model["path"]) == local and (model["spec"] is not None or _bundled_model_here()):
         return cell
     train = {**cell.train, "model": str(local)} if cell.train else None
     return dataclasses.replace(cell, model=str(local), train=train)
+
+
+def _bundled_model_here() -> bool:
+    from rho_audit.model.paths import check_model
+
+    try:
+        check_model(None)
+    except RhoAuditError:
+        return False
+    return True
 
 
 def _check_probe_folders(cell: CellSpec, node: str) -> None:
