@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -279,6 +280,7 @@ audit: {{dimensions: [factual], limit: 4}}
 def ray_cluster():
     """A local Ray of 2 CPUs on loopback, shared by this module's tests."""
     ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing beyond loopback
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", _node_ip_address="127.0.0.1")
     yield ray
     ray.shutdown()
@@ -403,6 +405,7 @@ def test_ctrl_c_cancels_the_outstanding_tasks(tmp_path, tiny_model_path, ray_clu
     assert driver.returncode == 130 and "Run the same command again to resume" in stderr
     wait_for(lambda: not alive(worker), 30, "the cancelled task's worker to stop")
     assert statuses(tmp_path / "runs.sqlite", plan)[cell.cell_id] != "complete"
+    shutil.rmtree(remote.scratch_dir(cell))  # kept for a rerun that this test does not make
 
 
 def test_without_the_local_executor_plugin_the_command_still_runs_cells_here(tmp_path, fakes, monkeypatch):  # noqa: F811

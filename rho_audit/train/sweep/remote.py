@@ -67,7 +67,8 @@ def model_identity(spec: str | None) -> dict[str, Any]:
     from rho_audit.model.paths import resolve_model
 
     resolved = resolve_model(spec)
-    return {"spec": spec, "path": str(resolved.path), "sha256": folder_sha256(resolved.path)}
+    sha = folder_sha256(resolved.path)
+    return {"spec": spec, "source": resolved.source, "path": str(resolved.path), "sha256": sha}
 
 
 def archive_folder(folder: Path) -> bytes:
@@ -185,10 +186,18 @@ def _local_model(model: dict[str, Any], fetch_model: Callable[[], bytes] | None)
 
 
 def _with_model(cell: CellSpec, model: dict[str, Any], local: Path) -> CellSpec:
-    """The cell with its model at ``local`` when that is not the driver's folder (the run's
-    config then records where the worker loaded it from). The bundled model (spec None) stays
-    None where this machine has its package too, so its runs read as on the driver."""
-    if Path(model["path"]) == local and (model["spec"] is not None or _bundled_model_here()):
+    """The cell as this machine runs it: its own model spec where that resolves here to the
+    driver's files without a download (the bundled model with its package installed, an absolute
+    path present here, a Hugging Face id already in the same cache folder), else ``local`` (the
+    run's config then records where the worker loaded the model from)."""
+    spec, same = model["spec"], Path(model["path"]) == local
+    source = model.get("source")
+    if same and source == "default" and _bundled_model_here():
+        return cell
+    if same and source == "hub":
+        return cell
+    path = Path(spec).expanduser() if spec else None
+    if same and source in ("local", "gguf") and path is not None and path.is_absolute() and path.exists():
         return cell
     train = {**cell.train, "model": str(local)} if cell.train else None
     return dataclasses.replace(cell, model=str(local), train=train)
