@@ -52,6 +52,8 @@ class InProcessRemote(Executor):
     name: ClassVar[str] = "in-process-remote"
     ship_model = False
     on_death: ClassVar = None
+    #: As if this worker's --out were its own disk: the driver's copy of it is gone.
+    own_out = False
 
     def run(self, jobs: Sequence[CellJob], session: SweepSession) -> None:
         for job in jobs:
@@ -61,6 +63,8 @@ class InProcessRemote(Executor):
                 payload = session.payload(job)
                 if self.ship_model:  # as if this machine lacked the driver's model folder
                     payload["model"] = {**payload["model"], "path": "/nowhere/on/this/worker/Tiny"}
+                if self.own_out:
+                    payload["out_marker"] = "/nowhere/on/this/worker/sweep.json"
                 try:
                     report = run_cell_payload(payload, None, attempt)
                     if report.get("needs_model"):
@@ -74,6 +78,8 @@ class InProcessRemote(Executor):
                         break
                     attempt += 1
                     continue
+                if self.own_out and job.spec["train"]:
+                    shutil.rmtree(job.spec["train"]["adapter_dir"])
                 session.finished(job, report, attempt)
                 break
 
@@ -188,6 +194,38 @@ def test_a_model_missing_on_the_worker_is_shipped_and_unpacked(tmp_path, host, a
     assert (copy / "model.safetensors").read_bytes() == b"weights"
     assert {model for _, model in audits} == {str(copy)}  # every audit loaded the unpacked copy
     assert remote.folder_sha256(copy) == remote.folder_sha256(tmp_path / "models" / "Tiny")
+
+
+def test_a_worker_that_does_not_share_out_sends_the_finished_adapter_back(
+    tmp_path,
+    host,  # noqa: F811
+    fakes,  # noqa: F811
+    worker,
+    monkeypatch,
+):
+    train, _ = fakes
+
+    def with_adapter_files(config, host, store, say=None, resume=True, reference_cache=None):
+        outcome = train(config, host, store, say, resume)
+        out = Path(config.adapter_dir)
+        (out / checkpoints.ADAPTER_FILE).write_bytes(f"weights of seed {config.seed}".encode())
+        (out / checkpoints.ADAPTER_CONFIG).write_text("{}")
+        (out / checkpoints.DONE_FILE).write_text(json.dumps({"run_id": outcome.run_id}))
+        return outcome
+
+    monkeypatch.setattr("rho_audit.train.loop.train", with_adapter_files)
+    plan = plan_of(tmp_path, host, with_model(tmp_path))
+    executor = InProcessRemote()
+    executor.own_out = True
+    outcome = sw.run_sweep(plan, tmp_path / "runs.sqlite", host, executor)
+    assert not outcome.failed
+    store = RunStore(tmp_path / "runs.sqlite")
+    for cell in plan.train_cells:
+        adapter = Path(cell.adapter_dir)
+        weights = f"weights of seed {cell.train['seed']}".encode()
+        assert (adapter / checkpoints.ADAPTER_FILE).read_bytes() == weights
+        row = store.cell(plan.sweep_id, cell.cell_id)
+        assert checkpoints.finished_run(adapter)["run_id"] == row.train_run_id
 
 
 def test_a_user_error_on_a_worker_stops_the_sweep(tmp_path, host, fakes, worker, monkeypatch):  # noqa: F811

@@ -16,6 +16,7 @@ machine's temp folder named by that hash, which every later cell on that machine
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import io
@@ -71,14 +72,33 @@ def model_identity(spec: str | None) -> dict[str, Any]:
     return {"spec": spec, "source": resolved.source, "path": str(resolved.path), "sha256": sha}
 
 
-def archive_folder(folder: Path) -> bytes:
-    """The folder as an uncompressed tar (model weights do not compress), its files at the top."""
+def archive_folder(folder: Path, names: tuple[str, ...] | None = None) -> bytes:
+    """The folder (or only its files ``names``) as an uncompressed tar: weights do not compress."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path in sorted(Path(folder).rglob("*")):
+        paths = [Path(folder) / n for n in names] if names is not None else sorted(Path(folder).rglob("*"))
+        for path in paths:
             if path.is_file():
                 tar.add(path, arcname=path.relative_to(folder).as_posix())
     return buffer.getvalue()
+
+
+def unpack(data: bytes, folder: Path) -> None:
+    """Extract an :func:`archive_folder` archive into ``folder`` (created if missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+        tar.extractall(folder, filter="data")
+
+
+def finished_adapter(cell: CellSpec) -> bytes | None:
+    """The cell's finished adapter (weights, config, done marker; no checkpoints) as an archive,
+    for a driver that does not share this machine's --out; None when it has none."""
+    from rho_audit.train import checkpoints
+
+    out = Path(cell.adapter_dir or "")
+    if not cell.adapter_dir or not checkpoints.finished_run(out):
+        return None
+    return archive_folder(out, (checkpoints.ADAPTER_FILE, checkpoints.ADAPTER_CONFIG, checkpoints.DONE_FILE))
 
 
 def work_dir() -> Path:
@@ -128,9 +148,7 @@ def run_payload(
         state = export_all(store, cell, skip=given)
     finally:
         store.close()
-    if result.status == "complete":
-        shutil.rmtree(scratch, ignore_errors=True)
-    return {
+    report = {
         "cell_id": cell.cell_id,
         "result": result.to_json(),
         "state": state,
@@ -139,6 +157,13 @@ def run_payload(
         "attempt": attempt,
         "pid": os.getpid(),
     }
+    marker = payload.get("out_marker")
+    if result.status == "complete":
+        shutil.rmtree(scratch, ignore_errors=True)
+        adapter = finished_adapter(cell) if marker and not Path(marker).is_file() else None
+        if adapter is not None:  # the driver cannot see this machine's --out: send the adapter along
+            report["adapter"] = base64.b64encode(adapter).decode("ascii")
+    return report
 
 
 def _host() -> PluginHost:
@@ -166,8 +191,7 @@ def _local_model(model: dict[str, Any], fetch_model: Callable[[], bytes] | None)
     base.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix="unpacking-", dir=base))
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-            tar.extractall(partial, filter="data")
+        unpack(data, partial)
         got = folder_sha256(partial)
         if got != sha:
             raise RhoAuditError(

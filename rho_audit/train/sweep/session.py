@@ -4,6 +4,7 @@ back as a report (its result and its runs, see :mod:`.transfer`) that is importe
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -85,13 +86,19 @@ class DriverSession:
                 seed = export_cell(store, cell)
             finally:
                 store.close()
-        return {"spec": cell.to_json(), "seed": seed, "model": self._models[cell.model]}
+        # A worker that cannot see this file does not share --out: it sends the adapter back.
+        marker = str(self.plan.out_dir / "sweep.json")
+        return {"spec": cell.to_json(), "seed": seed, "model": self._models[cell.model], "out_marker": marker}
 
     def finished(self, job: CellJob, report: dict[str, Any], attempts: int = 1) -> None:
         cell = self.cells[job.cell_id]
         if "result" not in report:
             raise RhoAuditError(f"cell {job.cell_id}: the worker sent no result ({sorted(report)}).")
         result = replace(CellResult.from_json(report["result"]), attempts=attempts)
+        if report.get("adapter") and cell.adapter_dir:
+            from rho_audit.train.sweep.remote import unpack
+
+            unpack(base64.b64decode(report["adapter"]), Path(cell.adapter_dir))
         with self._lock:
 
             def write(store: RunStore) -> None:
