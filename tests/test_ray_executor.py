@@ -33,6 +33,7 @@ from rho_audit.train.sweep import remote
 from rho_audit.train.sweep.transfer import export_cell, import_runs
 from tests.test_sweep import (  # noqa: F401  (fixtures)
     GOOD,
+    TINY_SWEEP,
     Killed,
     fakes,
     host,
@@ -297,22 +298,6 @@ def test_the_command_refuses_ray_without_ray_before_any_work(tmp_path, host, fak
 # On a local Ray: the tiny model, a killed worker, a killed driver, Ctrl-C
 # --------------------------------------------------------------------------------------------
 
-TINY_RAY_SWEEP = """\
-name: ray-{name}
-models: [{model}]
-grid:
-  trainer: [rho-guided]
-  seed: [3]
-train:
-  dimensions: [factual, toxicity]
-  max_sft_examples: {examples}
-  trap_texts: 8
-  grad_accumulation: 1
-  max_seq_len: 64
-  checkpoint_every: 4
-audit: {{dimensions: [factual], limit: 4}}
-"""
-
 
 @pytest.fixture(scope="module")
 def ray_cluster():
@@ -327,7 +312,7 @@ def ray_cluster():
 def tiny_plan(tmp_path: Path, model: Path, name: str, examples: int = 80):
     from rho_audit.plugins import load_host
 
-    path = write(tmp_path, TINY_RAY_SWEEP.format(name=name, model=model, examples=examples))
+    path = write(tmp_path, TINY_SWEEP.format(model=model, examples=examples), f"{name}.yaml")
     plan = sw.plan_sweep(path, load_host(), out=tmp_path / "out")
     return path, plan, plan.train_cells[0]
 
