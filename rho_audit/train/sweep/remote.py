@@ -87,7 +87,16 @@ def unpack(data: bytes, folder: Path) -> None:
     """Extract an :func:`archive_folder` archive into ``folder`` (created if missing)."""
     folder.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-        tar.extractall(folder, filter="data")
+        if hasattr(tarfile, "data_filter"):  # refuses links and paths outside the folder
+            tar.extractall(folder, filter="data")
+        else:  # Python before 3.10.12: only plain files inside the folder, checked here
+            members = [m for m in tar.getmembers() if m.isfile() and _inside(folder, m.name)]
+            tar.extractall(folder, members=members)
+
+
+def _inside(folder: Path, name: str) -> bool:
+    target = (folder / name).resolve()
+    return target.is_relative_to(folder.resolve())
 
 
 def finished_adapter(cell: CellSpec) -> bytes | None:
