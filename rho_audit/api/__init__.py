@@ -49,6 +49,8 @@ Where to read on:
   model under (``rho-audit run --persona``; register your own with ``register_personas``).
 * :mod:`rho_audit.api.trainers`: :class:`Trainer`, :class:`LossTerms`, :class:`TrainerOption`.
 * :mod:`rho_audit.api.executors`: :class:`Executor`, where a sweep's cells run (``local``, ``ray``).
+* :mod:`rho_audit.api.tracking`: what an experiment tracker (``--track mlflow``) reads of a
+  finished run or sweep cell.
 * :mod:`rho_audit.api.context`, :mod:`~rho_audit.api.results`, :mod:`~rho_audit.api.events`:
   what a dimension receives and returns, and what a ``run_event`` observer sees.
 * :mod:`rho_audit.api.inference`: :class:`Sampling` (temperature, top-p, n completions, seed) for
