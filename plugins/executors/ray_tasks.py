@@ -89,7 +89,15 @@ class _Loop:
 
     def run(self, jobs: Sequence[CellJob]) -> None:
         queue = list(jobs)
-        room = max(1, int(self.ray.cluster_resources().get("CPU", 1) // self.cpus))
+        cpus = self.ray.cluster_resources().get("CPU", 0)
+        if cpus < self.cpus:  # Ray would wait for such a node for ever (or for an autoscaler)
+            log.warning(
+                "the Ray cluster has %g CPUs, fewer than --cpus-per-cell %g: cells wait until a node "
+                "that large joins. Lower --cpus-per-cell, or add such a node.",
+                cpus,
+                self.cpus,
+            )
+        room = max(1, int(cpus // self.cpus))
         try:
             while queue or self.pending:
                 while queue and len(self.pending) < room:
