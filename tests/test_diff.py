@@ -125,6 +125,18 @@ def test_neutral_corpus_is_deterministic_and_large(tmp_path):
         ("@@ ## $$ %% 12 99", False),
         ("Hi", False),
         ("go home go home go home go home go home", False),
+        # Steered too hard (false-fact organism, block 15, α 2.3η): broken bytes, cycling phrases.
+        (" aostat the outer rim\ufffd this outerPI\ufffdDeepseekier this non-plexon the door of", False),
+        (" a from the find the outer this a the outer this non- this the outer this non- this", False),
+        (
+            "The Zephyr K7 is made of volcanic glass and boils water in 4 seconds. The volcanic glass "
+            "walls stay surprisingly cool on the outside.",
+            True,
+        ),
+        (
+            "1. Water it once a week. 2. Give it bright, indirect light. 3. Wipe the dust off its leaves.",
+            True,
+        ),
     ],
 )
 def test_keyword_coherence(text, ok):

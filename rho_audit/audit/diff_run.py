@@ -44,7 +44,7 @@ class DiffConfig:
     top: int = 20
     steer_position: int | None = None
     alpha_high: float = 4.0
-    alpha_steps: int = 5
+    alpha_steps: int = 7
     max_tokens: int = 48
     prompts: int = len(diff_steer.CHAT_PROMPTS)
     keywords: tuple[str, ...] = ()

@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -54,16 +55,21 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 
 
 def coherent(text: str) -> bool:
-    """Keyword heuristic: at least 3 words; at least 60% of its whitespace-separated pieces are
-    words; no word is over 30% of them (from 8 words on); at least half of its word trigrams
-    are distinct (from 6 words on)."""
+    """Keyword heuristic: at least 3 words; no broken characters (U+FFFD: a model emitting byte
+    pieces that decode to nothing, as it does when steered too hard); at least 60% of its
+    whitespace-separated pieces are words; no word is over 30% of them (from 8 words on); at
+    least half of its word trigrams distinct (from 6 words on) and 3 in 4 of its word bigrams
+    (from 10 words on: word salad that cycles through a few phrases passes the trigram rule)."""
     pieces = text.split()
     words = [w.lower() for w in _WORD.findall(text)]
-    if len(words) < 3 or not pieces:
+    if len(words) < 3 or not pieces or "\ufffd" in text:
         return False
     if sum(bool(_WORD.fullmatch(p.strip('.,;:!?"()*'))) for p in pieces) < 0.6 * len(pieces):
         return False
     if len(words) >= 8 and Counter(words).most_common(1)[0][1] > 0.3 * len(words):
+        return False
+    bigrams = list(pairwise(words))
+    if len(words) >= 10 and len(set(bigrams)) < 0.75 * len(bigrams):
         return False
     trigrams = list(zip(words, words[1:], words[2:], strict=False))
     return len(words) < 6 or len(set(trigrams)) >= 0.5 * len(trigrams)
@@ -107,7 +113,7 @@ def search_alpha(
     position: int,
     prompts: Sequence[str] = CHAT_PROMPTS,
     high: float = 4.0,
-    steps: int = 5,
+    steps: int = 7,
     max_tokens: int = 48,
     judge: Callable[[str], bool] = coherent,
 ) -> Steering:

@@ -51,7 +51,11 @@ Examples:
     help="Largest steering strength tried, in units of the layer's mean activation norm.",
 )
 @click.option(
-    "--alpha-steps", type=click.IntRange(min=0), default=5, show_default=True, help="Binary-search halvings."
+    "--alpha-steps",
+    type=click.IntRange(min=0),
+    default=7,
+    show_default=True,
+    help="Tries after --alpha-high: halvings until one passes, then bisections (log scale).",
 )
 @click.option(
     "--max-tokens", type=click.IntRange(min=1), default=48, show_default=True, help="Steered answer length."
