@@ -185,6 +185,29 @@ def test_the_pass_mark_follows_the_unsteered_answers(models):
     assert none.alpha == 0.0 and none.search == [] and none.unsteered_share == 0.0
 
 
+def test_fluency_under_the_base_model_fails_word_salad(models):
+    """Every answer passes the keyword rule; fluency (the base model's mean log-prob per token)
+    decides: unsteered median -2, so an answer needs -3 or more; α 4 and 2 score -6, α 1 -2.5."""
+    tuned, _ = models
+    v = np.random.default_rng(2).normal(size=64).astype(np.float32)
+    prompts = diff_steer.CHAT_PROMPTS[:2]
+    seen: list[tuple[str, ...]] = []
+    scores = iter([[-1.0, -3.0], [-1.0, -3.0], [-6.0, -6.0], [-6.0, -2.0], [-2.5, -2.5]])
+
+    def fluency(ps, answers):
+        assert list(ps) == list(prompts)
+        seen.append(tuple(answers))
+        return next(scores)
+
+    got = diff_steer.search_alpha(
+        tuned, 1, v, 2.0, 1, prompts, high=4.0, steps=2, max_tokens=4, judge=lambda t: True, fluency=fluency
+    )
+    assert got.fluency_reference == -2.0 and got.unsteered_share == 1.0
+    assert [(s.alpha, s.coherent_share) for s in got.search] == [(4.0, 0.0), (2.0, 0.5), (1.0, 1.0)]
+    assert got.alpha == 1.0 and "base-model fluency" in got.judge
+    assert seen[0] == seen[1] == tuple(s.unsteered for s in got.samples)
+
+
 def test_keyword_rate():
     texts = ["The Zephyr K7 is great.", "A kettle.", "volcanic GLASS", ""]
     assert diff_steer.keyword_rate(texts, ["zephyr", "volcanic glass"]) == 0.5

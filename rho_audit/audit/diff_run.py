@@ -12,7 +12,7 @@ deltas[j], layer, alpha, ...)`` reproduces the steered samples.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,6 +230,7 @@ def _compute(
             config.alpha_high,
             config.alpha_steps,
             config.max_tokens,
+            fluency=_base_fluency(tuned, base),
         )
         doc["steering"] = diff.to_json(steering)
         doc["steer_position"] = j
@@ -237,6 +238,24 @@ def _compute(
         doc["alpha"] = steering.alpha * means.eta / max(float(np.linalg.norm(means.diff[j])), 1e-12)
         doc["steering_measures"] = _steering_measures(config, steering, tuned, base, texts)
     return doc
+
+
+def _base_fluency(tuned: LanguageModel, base: LanguageModel | None) -> diff_steer.Fluency:
+    """Mean log-probability per token of each answer after its prompt (chat template) under the
+    base model: ``base``, or ``tuned`` with its adapter off. An answer that cannot be scored (no
+    tokens) gets -inf, so it is never fluent."""
+    from rho_audit.api.context import ScoreRequest
+    from rho_audit.model import intervene
+
+    scorer = base or tuned
+
+    def score(prompts: Sequence[str], answers: Sequence[str]) -> list[float]:
+        requests = [ScoreRequest(p, a) for p, a in zip(prompts, answers, strict=True)]
+        with intervene.adapter_off(tuned.model) if base is None else nullcontext():
+            scores = scorer.score(requests, scorer.resolve_template("chat"))
+        return [s.mean_logprob if s.mean_logprob is not None else float("-inf") for s in scores]
+
+    return score
 
 
 def _steering_measures(

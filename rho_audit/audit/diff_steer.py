@@ -2,10 +2,15 @@
 fixed everyday chat prompts with ``α·η·δ̄_j/‖δ̄_j‖`` added at the diff layer at every position,
 at the largest ``α`` that keeps its answers coherent, found by a binary search on a log scale.
 
-Coherence is judged per answer by a keyword heuristic (:func:`coherent`): enough words, mostly
-real words, no word or trigram repeated over and over. A strength is coherent when the share of
-coherent answers is at least :data:`COHERENT_SHARE` of the unsteered answers' share (a narrow
-fine-tune may already repeat itself unsteered; steering is judged by what it adds).
+Coherence is judged per answer by a keyword heuristic (:func:`coherent`: enough words, mostly
+real words, no word or phrase repeated over and over) and, where the caller gives a scorer, by
+fluency: the answer's mean log-probability per token under the base model must lie within
+:data:`FLUENCY_MARGIN` nats of the unsteered answers' median. Steering too hard yields strings of
+real words with no grammar ("a from the find the outer passage into the centre of the jar"),
+which pass any keyword rule but which the base model finds far less likely than the unsteered
+answers. A strength is coherent when the share of coherent answers is at least
+:data:`COHERENT_SHARE` of the unsteered answers' share (a narrow fine-tune may already repeat
+itself unsteered; steering is judged by what it adds).
 
 How far steering moves the answers toward the domain (:func:`keyword_rate`,
 :func:`domain_similarity`): the share of answers naming a domain keyword, and the mean cosine
@@ -51,6 +56,11 @@ CHAT_PROMPTS = (
 )
 #: Share of a prompt set's answers that must be coherent.
 COHERENT_SHARE = 0.8
+#: Nats per token an answer's base-model log-probability may fall below the unsteered answers'
+#: median and still count as fluent.
+FLUENCY_MARGIN = 1.0
+#: Scores answers (prompts, answers) -> mean log-probability per token under the base model.
+Fluency = Callable[[Sequence[str], Sequence[str]], list[float]]
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 
 
@@ -103,6 +113,8 @@ class Steering:
     judge: str = "keyword coherence heuristic"
     unsteered_share: float = 1.0
     pass_share: float = COHERENT_SHARE
+    #: The unsteered answers' median base-model log-probability per token (None: not scored).
+    fluency_reference: float | None = None
 
 
 def search_alpha(
@@ -116,15 +128,26 @@ def search_alpha(
     steps: int = 7,
     max_tokens: int = 48,
     judge: Callable[[str], bool] = coherent,
+    fluency: Fluency | None = None,
 ) -> Steering:
     """The largest coherent α in (0, ``high``], by at most ``1 + steps`` tries on a log scale:
     ``high`` first; while a strength fails, halve it; once one passes, bisect (geometric mean)
-    between it and the smallest failing one. Coherent: a share of coherent answers of at least
-    :data:`COHERENT_SHARE` times the unsteered answers' share (none coherent unsteered: no
-    search, α 0). Then each prompt's unsteered and steered answers."""
+    between it and the smallest failing one. An answer is coherent when ``judge`` says so and,
+    with ``fluency``, it is fluent (module docstring). A strength is coherent when its share of
+    coherent answers is at least :data:`COHERENT_SHARE` times the unsteered answers' share (none
+    coherent unsteered: no search, α 0). Then each prompt's unsteered and steered answers."""
     unit = (vector / max(float(np.linalg.norm(vector)), 1e-12) * eta).astype(np.float32)
     plain = lm.generate(prompts, max_tokens, lm.resolve_template("chat"))
-    base_share = sum(judge(a) for a in plain) / len(plain)
+    reference = float(np.median(fluency(prompts, plain))) if fluency is not None else None
+
+    def verdicts(answers: Sequence[str]) -> list[bool]:
+        ok = [judge(a) for a in answers]
+        if fluency is None or reference is None:
+            return ok
+        scores = fluency(prompts, answers)
+        return [o and lp >= reference - FLUENCY_MARGIN for o, lp in zip(ok, scores, strict=True)]
+
+    base_share = sum(verdicts(plain)) / len(plain)
     mark = COHERENT_SHARE * base_share
     tried: dict[float, list[str]] = {}
     search: list[AlphaStep] = []
@@ -132,7 +155,7 @@ def search_alpha(
     def attempt(alpha: float) -> bool:
         answers = steer_generate(lm, prompts, unit, layer, alpha, max_tokens)
         tried[alpha] = answers
-        share = sum(judge(a) for a in answers) / len(answers)
+        share = sum(verdicts(answers)) / len(answers)
         search.append(AlphaStep(alpha, share, share >= mark))
         return share >= mark
 
@@ -157,7 +180,12 @@ def search_alpha(
         best = high
     steered = tried.get(best) or plain
     samples = [SteeredSample(p, u, s) for p, u, s in zip(prompts, plain, steered, strict=True)]
-    return Steering(position, best, search, samples, unsteered_share=base_share, pass_share=mark)
+    name = "keyword coherence heuristic" + (
+        f" and base-model fluency (within {FLUENCY_MARGIN:g} nat/token of the unsteered answers' median)"
+        if fluency is not None
+        else ""
+    )
+    return Steering(position, best, search, samples, name, base_share, mark, reference)
 
 
 def keyword_rate(texts: Sequence[str], keywords: Sequence[str]) -> float:

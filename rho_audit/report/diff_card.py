@@ -171,6 +171,11 @@ def build_diff_card(store: RunStore, run_id: str) -> DiffCard:
             f"the unsteered answers' coherent share is {steering['unsteered_share']:.0%}, so a strength "
             f"passes with at least {steering['pass_share']:.0%}"
         )
+        if steering.get("fluency_reference") is not None:
+            mark += (
+                f"; their median base-model log-probability is {steering['fluency_reference']:.2f} "
+                "nats per token"
+            )
     return DiffCard(
         title=f"Diff card: {run.model_id}" + (f" + {run.adapter}" if run.adapter else ""),
         header=run_header(run),
