@@ -6,6 +6,7 @@ dimensions are a few class attributes (see the guide in :mod:`rho_audit.api`).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -101,8 +102,6 @@ class DimensionOption(TrainerOption):
             if not isinstance(text, str) or not text.strip():
                 return f"must be a text (got {text!r})" if kind == "text" else f"holds {text!r}, not a name"
             if self.choices and text not in self.choices:
-                import difflib
-
                 near = difflib.get_close_matches(text, self.choices, n=1)
                 hint = f"did you mean {near[0]!r}? " if near else ""
                 return f"{text!r} is not allowed ({hint}allowed: {', '.join(self.choices)})"
@@ -193,8 +192,6 @@ class Dimension:
         for key, value in values.items():
             option = cls.options.get(key)
             if option is None:
-                import difflib
-
                 known = ", ".join(cls.options) or "none"
                 near = difflib.get_close_matches(str(key), list(cls.options), n=1)
                 hint = f"did you mean {near[0]!r}? " if near else ""
