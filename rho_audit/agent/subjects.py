@@ -116,12 +116,27 @@ def _is_vector(value: Any) -> bool:
     return len(value) > MAX_VECTOR and all(isinstance(v, int | float) for v in value)
 
 
+#: What a diff run knows about the answer, left out of the agent's view: the settings that describe
+#: the domain (keywords, the --domain text, the relevance judge) and everything graded against them.
+HIDDEN_CONFIG = ("keywords", "domain", "relevance_judge", "judge_options")
+HIDDEN_RESULTS = (
+    "relevance",
+    "relevance_graders",
+    "relevance_agreement",
+    "steering_measures",
+    "steering_keywords",
+)
+
+
 def diff_text(store: RunStore, run: RunRow | None) -> str | None:
-    """The diff run as the agent reads it (JSON, vectors left out), or None when there is none or
-    it holds nothing."""
+    """The diff run as the agent reads it (JSON, vectors left out, and nothing that describes the
+    fine-tuning domain: :data:`HIDDEN_CONFIG`, :data:`HIDDEN_RESULTS`), or None when there is
+    none or it holds nothing."""
     if run is None:
         return None
     doc = diff_document(store, run)
+    doc = {k: v for k, v in doc.items() if k not in HIDDEN_RESULTS}
+    doc["config"] = {k: v for k, v in (doc.get("config") or {}).items() if k not in HIDDEN_CONFIG}
     if not any(v for k, v in doc.items() if k not in ("run_id", "config")):
         return None
     return json.dumps(_readable(doc), indent=1, ensure_ascii=False, default=str)
