@@ -27,7 +27,8 @@ from rho_audit.audit.runner import AuditConfig, run_audit
 from rho_audit.cli import main
 from rho_audit.plugins import load_host
 from rho_audit.store import RunStore
-from tests.test_sweep import FakeTrainers, host, plan_of, problems_of  # noqa: F401
+from rho_audit.train.sweep import run_sweep
+from tests.test_sweep import FakeTrainers, fakes, plan_of, problems_of  # noqa: F401
 
 PERSONA_PACKAGE = "personas,personas-leakage"
 
@@ -76,9 +77,8 @@ class Bare(Dimension):
     name = "bare"
 
 
-@pytest.fixture(scope="module")
-def option_host(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("asked")
+def counted_plugin(folder):
+    """Registers Counted and Leaks with a probe set of four generation prompts in ``folder``."""
     (folder / "card.yaml").write_text("name: asked\nkind: generation\nversion: '1'\n")
     rows = [
         {"id": f"g{i}", "split": "eval", "prompt": f"A {'ship' if i else 'sea'} story {i}."} for i in range(4)
@@ -96,9 +96,23 @@ def option_host(tmp_path_factory):
         def register_probe_sets(self, register):
             register("asked", folder)
 
+    return Plugin()
+
+
+@pytest.fixture(scope="module")
+def option_host(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RHO_AUDIT_DISABLE_PLUGINS", PERSONA_PACKAGE)
-        return load_host(extra_plugins=[Plugin()])
+        return load_host(extra_plugins=[counted_plugin(tmp_path_factory.mktemp("asked"))])
+
+
+@pytest.fixture
+def sweep_host(monkeypatch, tmp_path_factory):
+    """The sweep tests' host (fake trainers only) with Counted and Leaks."""
+    monkeypatch.setenv(
+        "RHO_AUDIT_DISABLE_PLUGINS", f"trainers,six-objectives,example-calibration,{PERSONA_PACKAGE}"
+    )
+    return load_host(extra_plugins=[FakeTrainers(), counted_plugin(tmp_path_factory.mktemp("asked"))])
 
 
 # -- the record ----------------------------------------------------------------------------------
@@ -292,22 +306,57 @@ models: [null]
 grid:
   trainer: [fake-sft]
   seed: [1]
-audit: {dimensions: [factual], limit: 10%s}
+audit:
+  dimensions: [counted, factual]
+  limit: 10
+%s
 """
 
 
-def test_sweep_audit_options_join_the_cells_only_when_set(tmp_path, host):  # noqa: F811
-    plain = plan_of(tmp_path, host, OPTIONS_SWEEP % "")
-    with_options = plan_of(tmp_path, host, OPTIONS_SWEEP % ", options: {factual: {top: 3}}")
+def test_sweep_audit_options_join_the_cells_only_when_set(tmp_path, sweep_host):
+    plain = plan_of(tmp_path, sweep_host, OPTIONS_SWEEP % "")
+    with_options = plan_of(tmp_path, sweep_host, OPTIONS_SWEEP % "  options: {counted: {top: 3}}")
     for cell in plain.cells:
         assert "options" not in cell.audit
     for cell in with_options.cells:
-        assert cell.audit["options"] == {"factual": {"top": 3}}
+        assert cell.audit["options"] == {"counted": {"top": 3}}
     ids = {c.cell_id: c.config_sha256 for c in plain.cells}
     assert {c.cell_id for c in with_options.cells} == set(ids)
     assert all(ids[c.cell_id] != c.config_sha256 for c in with_options.cells)
 
 
-def test_sweep_audit_options_must_be_a_mapping_per_dimension(tmp_path, host):  # noqa: F811
-    says = problems_of(tmp_path, host, OPTIONS_SWEEP % ", options: {factual: [3]}")
-    assert "audit.options.factual" in says and "valid dictionary" in says
+def test_sweep_audit_options_must_be_a_mapping_per_dimension(tmp_path, sweep_host):
+    says = problems_of(tmp_path, sweep_host, OPTIONS_SWEEP % "  options: {counted: [3]}")
+    assert "audit.options.counted" in says and "valid dictionary" in says
+
+
+def test_sweep_audit_options_are_checked_at_their_lines_before_anything_trains(tmp_path, sweep_host):
+    options = """\
+  options:
+    counted:
+      tpo: 3
+      top: 99
+    toxicity: {top: 1}
+    nope: {top: 1}"""
+    says = problems_of(tmp_path, sweep_host, OPTIONS_SWEEP % options)
+    assert "sweep.yaml:11: audit.options.counted.tpo: dimension 'counted' has no option 'tpo'" in says
+    assert "did you mean 'top'" in says
+    assert "sweep.yaml:12: audit.options.counted.top:" in says and "must be ≤ 10 (got 99)" in says
+    assert "sweep.yaml:13: audit.options.toxicity: sets options for 'toxicity', which `dimensions:`" in says
+    assert "sweep.yaml:14: audit.options.nope: unknown dimension 'nope'" in says
+
+
+def test_sweep_audit_options_reach_each_cells_audit(tmp_path, sweep_host, fakes):  # noqa: F811
+    plan = plan_of(tmp_path, sweep_host, OPTIONS_SWEEP % "  options: {counted: {top: 3, word: sea}}")
+    seen = []
+    audit = fakes[1]
+
+    def recording(config, host):
+        seen.append(dict(config.dimension_options))
+        return audit(config, host)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("rho_audit.audit.runner.run_audit", recording)
+        outcome = run_sweep(plan, tmp_path / "runs.sqlite", sweep_host)
+    assert not outcome.failed and len(seen) == len(plan.cells)
+    assert all(options == {"counted": {"top": 3, "word": "sea"}} for options in seen)

@@ -289,6 +289,7 @@ def _audit_split(
         probe_choices=probes,
         # A cell of the sweep's personas axis audits under its persona (a registered name).
         persona=host.resolve_personas(a["persona"])[0] if a.get("persona") else None,
+        dimension_options=a.get("options") or {},
     )
     watcher = _AuditWatcher(row)
     host.pm.register(watcher, name=f"rho-audit-sweep-{cell.cell_id}")

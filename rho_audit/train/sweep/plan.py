@@ -143,6 +143,7 @@ class _Vocabulary:
     probe_sets: dict[str, Path]  # registered probe set -> its folder
     probe_kinds: dict[str, str]  # dimension -> the kind of probes it scores
     personas: set[str]  # registered persona names
+    dimension_classes: dict[str, Any]  # dimension -> its class (declared options)
 
     @classmethod
     def from_host(cls, host: PluginHost) -> _Vocabulary:
@@ -161,6 +162,7 @@ class _Vocabulary:
                 if (kind := getattr(reg.obj, "probe_kind", None))
             },
             personas=set(host.personas),
+            dimension_classes={name: reg.obj for name, reg in host.dimensions.items()},
         )
 
     @property
@@ -302,7 +304,20 @@ class _Expansion:
         if isinstance(values.get("probes"), list):
             for i, item in enumerate(values["probes"]):
                 self._check_probes(item, (*origin["probes"], i), splits)
+        if isinstance(values.get("options"), dict):
+            self._check_dimension_options(values["options"], origin["options"], values.get("dimensions"))
         return validate_at(AuditSettings, values, ("audit",), self.problems, origin)
+
+    def _check_dimension_options(self, options: dict[str, Any], at: KeyPath, audited: Any) -> None:
+        """Each dimension's ``options`` against those it declares, at their lines, before any cell
+        trains (the audit would refuse them only after training)."""
+        for name, values in options.items():
+            self._check_name(name, (*at, name), "dimension", self.vocab.dimensions)
+            if isinstance(audited, list) and name in self.vocab.dimensions and name not in audited:
+                self.problems.add((*at, name), f"sets options for {name!r}, which `dimensions:` leaves out")
+            if name in self.vocab.dimensions and isinstance(values, dict):
+                for key, problem in self.vocab.dimension_classes[name].option_problems(values):
+                    self.problems.add((*at, name, key), problem)
 
     def _check_splits(self, value: Any, at: KeyPath) -> list[str]:
         """The valid split names of ``split:`` (one name or a list); problems for the others."""
