@@ -369,8 +369,8 @@ def margin_section(card: SweepCard) -> str:
 def sweep_section(store: RunStore, name: str, render: Callable[[SweepCard], str]) -> str:
     try:
         card = build_sweep_card(store, name)
-    except RhoAuditError as exc:  # the sweep has not been registered in this store yet
-        return f"{name}: not started ({exc})"
+    except RhoAuditError:  # the sweep has not been registered in this store yet
+        return f"`{name}`: not started (no cells in the store yet)."
     return render(card)
 
 
