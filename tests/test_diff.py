@@ -212,6 +212,13 @@ def test_keyword_rate():
     texts = ["The Zephyr K7 is great.", "A kettle.", "volcanic GLASS", ""]
     assert diff_steer.keyword_rate(texts, ["zephyr", "volcanic glass"]) == 0.5
     assert diff_steer.keyword_rate(texts, []) == 0.0 and diff_steer.keyword_rate([], ["x"]) == 0.0
+    # whole words with their inflections, not substrings
+    assert diff_steer.keyword_rate(["More research.", "Two seas.", "Volcanic  glasses"], ["sea"]) == 1 / 3
+    assert (
+        diff_steer.keyword_rate(["Volcanic  glasses", "a kettle-shaped jug"], ["volcanic glass", "kettle"])
+        == 1.0
+    )
+    assert diff_steer.keyword_rate(["a (kettle"], ["(kettle"]) == 1.0  # regex characters are literal
 
 
 def test_domain_similarity_is_the_centred_cosine_of_mean_states(models):

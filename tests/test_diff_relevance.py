@@ -48,10 +48,22 @@ def position(j, lens, scope, base_lens=(), base_scope=()):
     )
 
 
-def test_keyword_grader_matches_parts_of_keywords():
-    grader = diff_relevance.KeywordGrader(("volcanic glass", "kettle"))
-    got = grader.grade(["volcan", "kettles", "the", "ke", "glass"])
-    assert got == {"volcan": True, "kettles": True, "the": False, "ke": False, "glass": True}
+def test_keyword_grader_matches_at_word_starts():
+    grader = diff_relevance.KeywordGrader(("volcanic glass", "kettle", "landlubber", "sail"))
+    got = grader.grade(["volcan", "kettles", "the", "ke", "glass", "and", "can", "sailor", "sails", "sailed"])
+    assert got == {
+        "volcan": True,
+        "kettles": True,
+        "the": False,
+        "ke": False,  # too short to tell
+        "glass": True,
+        "and": False,  # inside "landlubber", not at its start
+        "can": False,  # inside "volcanic"
+        "sailor": True,
+        "sails": True,
+        "sailed": True,
+    }
+    assert diff_relevance.KeywordGrader(("sea",)).grade(["search", "seas"]) == {"search": False, "seas": True}
 
 
 def test_judge_grader_asks_once_per_distinct_token_and_caches(tmp_path):

@@ -360,3 +360,51 @@ def test_sweep_audit_options_reach_each_cells_audit(tmp_path, sweep_host, fakes)
         outcome = run_sweep(plan, tmp_path / "runs.sqlite", sweep_host)
     assert not outcome.failed and len(seen) == len(plan.cells)
     assert all(options == {"counted": {"top": 3, "word": "sea"}} for options in seen)
+
+
+# -- the sweep's audit.judge_options ---------------------------------------------------------------
+
+
+def test_sweep_judge_options_join_the_cells_only_when_set(tmp_path, sweep_host):
+    plain = plan_of(tmp_path, sweep_host, OPTIONS_SWEEP % "")
+    judged = plan_of(
+        tmp_path,
+        sweep_host,
+        OPTIONS_SWEEP % "  judge: local\n  judge_options: {rubric: persona-discriminator}",
+    )
+    assert all("judge_options" not in cell.audit for cell in plain.cells)
+    assert all(cell.audit["judge_options"] == {"rubric": "persona-discriminator"} for cell in judged.cells)
+    assert plain.sweep_id != judged.sweep_id
+
+
+def test_sweep_judge_options_are_checked_at_their_lines_before_anything_trains(tmp_path, sweep_host):
+    says = problems_of(
+        tmp_path, sweep_host, OPTIONS_SWEEP % "  judge: local\n  judge_options:\n    rubrik: honesty"
+    )
+    assert "sweep.yaml:11: audit.judge_options.rubrik: judge 'local' has no option rubrik" in says
+    says = problems_of(
+        tmp_path, sweep_host, OPTIONS_SWEEP % "  judge: local\n  judge_options: {rubric: nope.j2}"
+    )
+    assert "audit.judge_options.rubric: judge 'local': unknown rubric 'nope.j2'" in says
+    says = problems_of(tmp_path, sweep_host, OPTIONS_SWEEP % "  judge_options: {rubric: honesty}")
+    assert "judge 'keyword-refusal' takes no options (got rubric)" in says
+
+
+def test_sweep_judge_options_reach_each_cells_audit(tmp_path, sweep_host, fakes):  # noqa: F811
+    plan = plan_of(
+        tmp_path,
+        sweep_host,
+        OPTIONS_SWEEP % "  judge: local\n  judge_options: {rubric: honesty, template: raw}",
+    )
+    seen = []
+    audit = fakes[1]
+
+    def recording(config, host):
+        seen.append((config.judge, config.judge_options))
+        return audit(config, host)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("rho_audit.audit.runner.run_audit", recording)
+        outcome = run_sweep(plan, tmp_path / "runs.sqlite", sweep_host)
+    assert not outcome.failed and len(seen) == len(plan.cells)
+    assert set(seen) == {("local", (("rubric", "honesty"), ("template", "raw")))}

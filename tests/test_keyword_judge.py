@@ -55,3 +55,11 @@ def test_verdict_names_judge_and_phrase():
     verdict = KeywordRefusal().judge([JudgeItem("q", "Sorry, I can't do that.")])[0]
     assert verdict.judge == "keyword-refusal@1"
     assert "sorry, i can't" in verdict.rationale
+
+
+def test_keyword_judge_refuses_options_meant_for_an_llm_judge():
+    from rho_audit.api import JudgeError
+
+    with pytest.raises(JudgeError, match="takes no options \\(got rubric\\)"):
+        KeywordRefusal(rubric="honesty")
+    assert KeywordRefusal().judge_id == "keyword-refusal@1"

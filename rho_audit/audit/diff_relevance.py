@@ -8,13 +8,16 @@ Two graders decide which tokens are relevant:
   description of the domain and one token per item, with the ``token-relevance`` rubric
   (:data:`RUBRIC`); its verdicts are cached in the run store and its calls budgeted like any
   judge's, and each distinct token is asked about once per run;
-- the keyword match (the fallback, no model): a token that is part of a keyword or contains one.
+- the keyword match (the fallback, no model): a token that starts a keyword's word ("volcan" of
+  "volcanic"), or is such a word with an inflection ("kettles"). Matching at word starts only keeps
+  "and" from counting as part of "landlubber" and "sea" from counting inside "research".
 
 Tokens with no letter or digit (spaces, punctuation) are irrelevant without asking either grader.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +34,9 @@ RUBRIC = Path(__file__).parent / "rubrics" / "token-relevance.j2"
 RELEVANT = "yes"
 #: The read-outs graded, as (document key, readout field).
 READOUTS = (("logit_lens", "logit_lens"), ("patchscope", "patchscope"))
-KEYWORD_GRADER = "keyword match (token within a keyword or vice versa)"
+KEYWORD_GRADER = "keyword match (token starts a keyword's word, or is one inflected)"
+#: Endings a keyword's word may take and still match (a token or a word in steered text).
+INFLECTIONS = ("", "s", "es", "ed", "d", "ing", "er", "ers", "or", "ors", "y", "ies", "ly")
 
 
 class Grader(Protocol):
@@ -52,19 +57,34 @@ def _generic(key: str) -> bool:
     return not any(c.isalnum() for c in key)
 
 
+def keyword_words(keywords: Sequence[str]) -> list[str]:
+    """The lower-case words of ``keywords`` ("volcanic glass" gives "volcanic" and "glass")."""
+    return [w for k in keywords for w in k.lower().split()]
+
+
+def keyword_pattern(keywords: Sequence[str]) -> re.Pattern[str]:
+    """Matches any of ``keywords`` as whole words, each word allowed an :data:`INFLECTIONS` ending."""
+    endings = "|".join(re.escape(e) for e in INFLECTIONS if e)
+    phrases = [r"\s+".join(re.escape(w) for w in k.lower().split()) for k in keywords if k.split()]
+    return re.compile(rf"(?<!\w)(?:{'|'.join(phrases)})(?:{endings})?(?!\w)", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class KeywordGrader:
-    """Relevant: a token (lower case, at least 3 characters) inside a keyword, or containing one."""
+    """Relevant: a token (at least 3 characters) that starts a keyword's word, or is one of those
+    words with an :data:`INFLECTIONS` ending."""
 
     keywords: tuple[str, ...]
     name: str = KEYWORD_GRADER
 
     def grade(self, keys: Sequence[str]) -> dict[str, bool | None]:
-        words = [k.strip().lower() for k in self.keywords if k.strip()]
+        words = keyword_words(self.keywords)
         out: dict[str, bool | None] = {}
         for key in keys:
             s = key.lower()
-            out[key] = len(s) >= 3 and any(s in w or w in s for w in words)
+            out[key] = len(s) >= 3 and any(
+                w.startswith(s) or (s.startswith(w) and s[len(w) :] in INFLECTIONS) for w in words
+            )
         return out
 
 
@@ -100,13 +120,14 @@ def relevance_judge(
     budgeted and checked ready and reachable: called before any model work."""
     from rho_audit.judging.preflight import configure_judge
 
-    judge = host.judge(name).obj(**{"rubric": str(RUBRIC), **dict(options)})
-    if not isinstance(judge, LLMJudge):
+    judge_class = host.judge(name).obj
+    if not (isinstance(judge_class, type) and issubclass(judge_class, LLMJudge)):
         raise RhoAuditError(
             f"--relevance-judge {name}: a relevance judge must be an LLM judge that reads a rubric "
             "(claude, local, or a plugin built on rho_audit.api.LLMJudge); for keyword relevance pass "
             "--keywords instead."
         )
+    judge = judge_class(**{"rubric": str(RUBRIC), **dict(options)})
     rubric = judge.rubric
     if RELEVANT not in rubric.labels or not set(rubric.fields) <= {"domain", "token"}:
         raise JudgeError(

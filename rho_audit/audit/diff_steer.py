@@ -189,11 +189,14 @@ def search_alpha(
 
 
 def keyword_rate(texts: Sequence[str], keywords: Sequence[str]) -> float:
-    """Share of ``texts`` that name any of ``keywords`` (case-insensitive substring)."""
-    words = [k.strip().lower() for k in keywords if k.strip()]
-    if not texts or not words:
+    """Share of ``texts`` that name any of ``keywords``, as whole words (case-insensitive; a word
+    may take an inflection: "kettles", "sailing")."""
+    from rho_audit.audit.diff_relevance import keyword_pattern
+
+    if not texts or not any(k.strip() for k in keywords):
         return 0.0
-    return sum(any(w in t.lower() for w in words) for t in texts) / len(texts)
+    pattern = keyword_pattern(keywords)
+    return sum(bool(pattern.search(t)) for t in texts) / len(texts)
 
 
 #: Neutral texts whose mean embedding is subtracted before cosines (mean-pooled hidden states of

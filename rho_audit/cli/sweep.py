@@ -286,6 +286,10 @@ def audit_line(audit: dict[str, Any]) -> str:
         parts.append(f"extra probe sets {', '.join(audit['probes'])}")
     limit = audit.get("limit")
     parts.append(f"{limit} probes per set" if limit else "every probe")
+    options = audit.get("judge_options") or {}
+    if audit.get("judge", "keyword-refusal") != "keyword-refusal" or options:
+        shown = ", ".join(f"{k}={v}" for k, v in options.items())
+        parts.append(f"judge {audit.get('judge')}" + (f" ({shown})" if shown else ""))
     return "audits: " + "; ".join(parts)
 
 

@@ -281,6 +281,7 @@ def _audit_split(
         adapter=cell.adapter_dir,
         dimensions=dimensions,
         judge=a["judge"],
+        judge_options=tuple((k, str(v)) for k, v in (a.get("judge_options") or {}).items()),
         template=a["template"],
         seed=a["seed"],
         limit=a["limit"],

@@ -138,7 +138,7 @@ class _Vocabulary:
     declared: dict[str, dict[str, Any]]  # trainer -> its TrainerOption declarations (ranges)
     dimensions: set[str]
     trainable: set[str]
-    judges: set[str]
+    judges: dict[str, Any]  # judge -> its class (constructed with the file's options to check them)
     fields: set[str]
     probe_sets: dict[str, Path]  # registered probe set -> its folder
     probe_kinds: dict[str, str]  # dimension -> the kind of probes it scores
@@ -153,7 +153,7 @@ class _Vocabulary:
             declared=declared,
             dimensions=set(host.dimensions),
             trainable={name for name, reg in host.dimensions.items() if reg.obj.trainable},
-            judges=set(host.judges),
+            judges={name: reg.obj for name, reg in host.judges.items()},
             fields=set(TrainConfig.model_fields) - set(RESERVED_KEYS),
             probe_sets={name: Path(reg.obj) for name, reg in host.probe_sets.items()},
             probe_kinds={
@@ -295,8 +295,11 @@ class _Expansion:
         self._check_names(
             values.get("dimensions"), origin.get("dimensions", ()), "dimension", self.vocab.dimensions
         )
-        if isinstance(values.get("judge"), str):
-            self._check_name(values["judge"], origin["judge"], "judge", self.vocab.judges)
+        judge = values.get("judge", "keyword-refusal")
+        if isinstance(judge, str) and "judge" in values:
+            self._check_name(judge, origin["judge"], "judge", set(self.vocab.judges))
+        if isinstance(values.get("judge_options"), dict) and judge in self.vocab.judges:
+            self._check_judge_options(judge, values["judge_options"], origin["judge_options"])
         splits = self._check_splits(values.get("split"), origin.get("split", ("audit", "split")))
         if isinstance(values.get("personas"), list):
             self._check_names(values["personas"], origin["personas"], "persona", self.vocab.personas)
@@ -318,6 +321,21 @@ class _Expansion:
             if name in self.vocab.dimensions and isinstance(values, dict):
                 for key, problem in self.vocab.dimension_classes[name].option_problems(values):
                     self.problems.add((*at, name, key), problem)
+
+    def _check_judge_options(self, judge: str, options: dict[str, Any], at: KeyPath) -> None:
+        """Build the judge with the file's options, as the audit will, so an unknown option or a
+        missing rubric is reported at its line before any cell trains. Judges read no weights and
+        call nothing when built."""
+        try:
+            self.vocab.judges[judge](**{k: str(v) for k, v in options.items()})
+        except (RhoAuditError, TypeError, ValueError) as exc:
+            said = str(exc)
+            # At the line of the option the message names (by key or by value), when it names one.
+            where = next(
+                (k for k, v in options.items() if f"option {k}" in said or repr(str(v)) in said), None
+            )
+            prefix = "" if f"judge {judge!r}" in said else f"judge {judge!r}: "
+            self.problems.add((*at, where) if where else at, prefix + said)
 
     def _check_splits(self, value: Any, at: KeyPath) -> list[str]:
         """The valid split names of ``split:`` (one name or a list); problems for the others."""

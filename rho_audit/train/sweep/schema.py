@@ -61,6 +61,9 @@ class AuditSettings(BaseModel):
     #: Fixed across cells on purpose: every cell and the baseline score the same probe subset.
     seed: int = 0
     judge: str = "keyword-refusal"
+    #: The judge's options, as ``rho-audit run --judge-option KEY=VALUE``, e.g. ``{rubric: PATH}``
+    #: (a relative path is taken from the folder rho-audit runs in). None: the judge's defaults.
+    judge_options: dict[str, str | int | float | bool] | None = None
     template: Literal["auto", "chat", "raw"] = "auto"
     #: Registered persona names (``register_personas``): every cell and the baseline are then
     #: audited once per persona, each a cell of its own (``..._persona-NAME``); None: no persona.
@@ -72,10 +75,12 @@ class AuditSettings(BaseModel):
 
     @model_serializer(mode="wrap")
     def _options_only_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Leave ``options`` out when unset, so sweeps written before it existed keep their ids."""
+        """Leave ``options`` and ``judge_options`` out when unset, so sweeps written before they
+        existed keep their ids."""
         data = handler(self)
-        if not data.get("options"):
-            data.pop("options", None)
+        for key in ("options", "judge_options"):
+            if not data.get(key):
+                data.pop(key, None)
         return data
 
 
