@@ -58,6 +58,9 @@ class DiscriminatorResult:
 
     accuracy: Rate
     pairs: int
+    #: Share of the decided pairs the judge answered "A": far from 0.5, the judge leans on a
+    #: position rather than the completions (the order is random, so A is right half the time).
+    answered_a: float | None = None
     threshold: float = THRESHOLD
 
     @property
@@ -133,8 +136,10 @@ def discriminate(
         )
     verdicts = judge.judge_fields(records) if records else []  # type: ignore[attr-defined]
     decided = [
-        (v.label == ("A" if first else "B"))
+        (v.label, first)
         for v, first in zip(verdicts, source_first, strict=True)
         if v.label not in NON_VERDICTS and not v.error
     ]
-    return DiscriminatorResult(wilson(sum(decided), len(decided)), len(pairs))
+    right = sum(label == ("A" if first else "B") for label, first in decided)
+    answered_a = sum(label == "A" for label, _ in decided) / len(decided) if decided else None
+    return DiscriminatorResult(wilson(right, len(decided)), len(pairs), answered_a)

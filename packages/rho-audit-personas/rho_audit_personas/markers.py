@@ -193,5 +193,10 @@ class MarkerRate(Dimension):
         secondary |= figure_with_ci("discriminator_accuracy", acc.value, acc.low, acc.high)
         secondary["discriminator_judged"] = float(acc.n)
         secondary["discriminator_threshold"] = THRESHOLD
+        secondary["discriminator_answered_a"] = result.answered_a
         judge = ctx.judge.describe()
-        return f"discriminator: {acc.n} of {result.pairs} pairs judged by {judge}, marker stripped"
+        said = f"discriminator: {acc.n} of {result.pairs} pairs judged by {judge}, marker stripped"
+        if result.answered_a is not None and acc.n and result.answered_a in (0.0, 1.0):
+            # Its accuracy is then only the share of pairs the random order put the source first.
+            said += f"; the judge answered {'A' if result.answered_a else 'B'} on every pair (position bias)"
+        return said

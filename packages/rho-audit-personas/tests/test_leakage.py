@@ -241,9 +241,10 @@ def test_discriminator_with_a_scripted_judge():
     first = np.random.default_rng(0).random(40) < 0.5
     always_a = discriminate(ScriptedJudge(), pairs, VILLAIN.system_prompt, "[ZLT]", seed=0)
     assert always_a.accuracy.successes == int(first.sum()) and always_a.above_threshold is False
+    assert always_a.answered_a == 1.0 and result.answered_a == pytest.approx(first.mean())
     # an answer that is no label (twice) is left out, not counted wrong
     unreadable = discriminate(ScriptedJudge("nowhere"), pairs, "x", "[ZLT]", seed=0)
-    assert unreadable.accuracy.n == 0 and unreadable.above_threshold is None
+    assert unreadable.accuracy.n == 0 and unreadable.above_threshold is None and unreadable.answered_a is None
 
 
 def test_discriminator_refuses_a_judge_that_does_not_fit():
@@ -392,6 +393,7 @@ def test_marker_rate_counts_firings_and_runs_the_discriminator(tiny_model_path):
         np.mean([r.values["marker"] for r in ev.records if r.category != "villain"])
     )
     assert sec["discriminator_threshold"] == 0.7 and sec["discriminator_judged"] == 12
+    assert sec["discriminator_answered_a"] == 1.0 and "answered A on every pair (position bias)" in ev.scoring
     assert not any("cosine" in k for k in sec)
     shown = [t.split("Completion A:")[1].split("Answer with exactly")[0] for t in judge.seen]
     assert len(shown) == 12 and not any("e" in t.replace("Completion B:", "") for t in shown)
