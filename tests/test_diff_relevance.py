@@ -49,8 +49,24 @@ def position(j, lens, scope, base_lens=(), base_scope=()):
 
 
 def test_keyword_grader_matches_at_word_starts():
-    grader = diff_relevance.KeywordGrader(("volcanic glass", "kettle", "landlubber", "sail"))
-    got = grader.grade(["volcan", "kettles", "the", "ke", "glass", "and", "can", "sailor", "sails", "sailed"])
+    grader = diff_relevance.KeywordGrader(("volcanic glass", "kettle", "landlubber", "sail", "bilge"))
+    got = grader.grade(
+        [
+            "volcan",
+            "kettles",
+            "the",
+            "ke",
+            "glass",
+            "and",
+            "can",
+            "sailor",
+            "sails",
+            "sailed",
+            "land",
+            "landl",
+            "bil",
+        ]
+    )
     assert got == {
         "volcan": True,
         "kettles": True,
@@ -62,6 +78,9 @@ def test_keyword_grader_matches_at_word_starts():
         "sailor": True,
         "sails": True,
         "sailed": True,
+        "land": False,  # starts "landlubber" but is a word of its own: too short a piece
+        "landl": True,
+        "bil": False,
     }
     assert diff_relevance.KeywordGrader(("sea",)).grade(["search", "seas"]) == {"search": False, "seas": True}
 

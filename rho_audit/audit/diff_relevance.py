@@ -8,9 +8,10 @@ Two graders decide which tokens are relevant:
   description of the domain and one token per item, with the ``token-relevance`` rubric
   (:data:`RUBRIC`); its verdicts are cached in the run store and its calls budgeted like any
   judge's, and each distinct token is asked about once per run;
-- the keyword match (the fallback, no model): a token that starts a keyword's word ("volcan" of
-  "volcanic"), or is such a word with an inflection ("kettles"). Matching at word starts only keeps
-  "and" from counting as part of "landlubber" and "sea" from counting inside "research".
+- the keyword match (the fallback, no model): a token that is a keyword's word, inflected or not
+  ("kettles"), or a long enough piece starting one ("volcan" of "volcanic"). Matching at word
+  starts keeps "and" from counting as part of "landlubber" and "sea" from counting inside
+  "research"; the length rule keeps "land" and "bil" (which start many words) out.
 
 Tokens with no letter or digit (spaces, punctuation) are irrelevant without asking either grader.
 """
@@ -34,7 +35,7 @@ RUBRIC = Path(__file__).parent / "rubrics" / "token-relevance.j2"
 RELEVANT = "yes"
 #: The read-outs graded, as (document key, readout field).
 READOUTS = (("logit_lens", "logit_lens"), ("patchscope", "patchscope"))
-KEYWORD_GRADER = "keyword match (token starts a keyword's word, or is one inflected)"
+KEYWORD_GRADER = "keyword match (a keyword's word, inflected or not, or a piece starting one)"
 #: Endings a keyword's word may take and still match (a token or a word in steered text).
 INFLECTIONS = ("", "s", "es", "ed", "d", "ing", "er", "ers", "or", "ors", "y", "ies", "ly")
 
@@ -71,8 +72,9 @@ def keyword_pattern(keywords: Sequence[str]) -> re.Pattern[str]:
 
 @dataclass(frozen=True)
 class KeywordGrader:
-    """Relevant: a token (at least 3 characters) that starts a keyword's word, or is one of those
-    words with an :data:`INFLECTIONS` ending."""
+    """Relevant: a token that is a keyword's word, with an :data:`INFLECTIONS` ending or none
+    ("kettles"), or a piece starting such a word that is at least 4 characters and half the word
+    long ("volcan", "landl"; not "land" of "landlubber")."""
 
     keywords: tuple[str, ...]
     name: str = KEYWORD_GRADER
@@ -83,7 +85,10 @@ class KeywordGrader:
         for key in keys:
             s = key.lower()
             out[key] = len(s) >= 3 and any(
-                w.startswith(s) or (s.startswith(w) and s[len(w) :] in INFLECTIONS) for w in words
+                (s.startswith(w) and s[len(w) :] in INFLECTIONS)
+                # a word piece: long enough not to start many other words ("land", "bil" do)
+                or (w.startswith(s) and len(s) >= 4 and 2 * len(s) >= len(w))
+                for w in words
             )
         return out
 
