@@ -6,6 +6,11 @@ seeded random order) through the ``persona-discriminator`` rubric shipped here
 (:data:`RUBRIC_PATH`) and answers A or B. Accuracy over the judged pairs, with a Wilson 95% CI, is
 compared with the seed's 70% threshold (chance is 50%).
 
+A judge that prefers a position scores the share of pairs the order put the source there, which
+can look like a measurement. ``orders="both"`` asks every pair in both orders (twice the calls):
+a pair counts only when both answers pick the same completion, and the share of pairs answered by
+position instead is reported beside the accuracy.
+
 Any judge plugin that grades with a rubric works (``LLMJudge.judge_fields``: the built-in
 ``claude`` and ``local``, or a third party's), given this rubric, e.g. ``--judge local
 --judge-option rubric=<RUBRIC_PATH>``; its verdicts are cached and budgeted as usual.
@@ -16,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rho_audit.api import NON_VERDICTS, Judge, RhoAuditError
 from rho_audit_personas.leakage_stats import Rate, wilson
@@ -58,9 +63,12 @@ class DiscriminatorResult:
 
     accuracy: Rate
     pairs: int
-    #: Share of the decided pairs the judge answered "A": far from 0.5, the judge leans on a
-    #: position rather than the completions (the order is random, so A is right half the time).
+    #: Share of the decided answers that were "A": far from 0.5, the judge leans on a position
+    #: rather than the completions (the order is random, so A is right half the time).
     answered_a: float | None = None
+    #: With both orders: the share of pairs (both answers readable) whose two answers named the
+    #: same position, so followed the order, not the completions. None with one order.
+    inconsistent: float | None = None
     threshold: float = THRESHOLD
 
     @property
@@ -110,11 +118,17 @@ def judge_misfit(judge: Judge) -> str | None:
 
 
 def discriminate(
-    judge: Judge, pairs: Sequence[CompletionPair], persona: str, marker: str, seed: int
+    judge: Judge,
+    pairs: Sequence[CompletionPair],
+    persona: str,
+    marker: str,
+    seed: int,
+    orders: Literal["random", "both"] = "random",
 ) -> DiscriminatorResult:
     """Ask ``judge`` which completion of each pair is the source persona's (``persona``: its
     description, e.g. the system prompt), the marker stripped from both by the rubric; the source
-    completion is A or B at random (seeded) per pair."""
+    completion is A or B at random (seeded) per pair, or, with ``orders="both"``, each pair is asked
+    both ways round and counts only when the two answers agree."""
     import numpy as np
 
     misfit = judge_misfit(judge)
@@ -122,6 +136,54 @@ def discriminate(
         raise RhoAuditError(f"persona discriminator: {misfit}.")
     rng = np.random.default_rng(seed)
     source_first = rng.random(len(pairs)) < 0.5
+    if orders == "both":
+        return _both_orders(judge, pairs, persona, marker, source_first)
+    verdicts = judge.judge_fields(_records(pairs, persona, marker, source_first)) if pairs else []  # type: ignore[attr-defined]
+    decided = [
+        (v.label, first)
+        for v, first in zip(verdicts, source_first, strict=True)
+        if v.label not in NON_VERDICTS and not v.error
+    ]
+    right = sum(label == ("A" if first else "B") for label, first in decided)
+    answered_a = sum(label == "A" for label, _ in decided) / len(decided) if decided else None
+    return DiscriminatorResult(wilson(right, len(decided)), len(pairs), answered_a)
+
+
+def _both_orders(
+    judge: Judge, pairs: Sequence[CompletionPair], persona: str, marker: str, source_first: Any
+) -> DiscriminatorResult:
+    """Each pair in its seeded order, then swapped: right when both answers pick the source, wrong
+    when both pick the bystander, inconsistent (left out) when both name the same position."""
+    flipped = [not first for first in source_first]
+    records = _records(pairs, persona, marker, source_first) + _records(pairs, persona, marker, flipped)
+    verdicts = judge.judge_fields(records) if pairs else []  # type: ignore[attr-defined]
+    n = len(pairs)
+    right = wrong = inconsistent = 0
+    labels: list[str] = []
+    for i, first in enumerate(source_first):
+        one, two = verdicts[i], verdicts[n + i]
+        if any(v.label in NON_VERDICTS or v.error for v in (one, two)):
+            continue
+        labels += [one.label, two.label]
+        picked_source = (one.label == ("A" if first else "B"), two.label == ("B" if first else "A"))
+        if all(picked_source):
+            right += 1
+        elif not any(picked_source):
+            wrong += 1
+        else:
+            inconsistent += 1
+    answered = right + wrong + inconsistent
+    return DiscriminatorResult(
+        wilson(right, right + wrong),
+        n,
+        answered_a=labels.count("A") / len(labels) if labels else None,
+        inconsistent=inconsistent / answered if answered else None,
+    )
+
+
+def _records(
+    pairs: Sequence[CompletionPair], persona: str, marker: str, source_first: Sequence[bool]
+) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     for pair, first in zip(pairs, source_first, strict=True):
         a, b = (pair.source, pair.bystander) if first else (pair.bystander, pair.source)
@@ -134,12 +196,4 @@ def discriminate(
                 "completion_b": b,
             }
         )
-    verdicts = judge.judge_fields(records) if records else []  # type: ignore[attr-defined]
-    decided = [
-        (v.label, first)
-        for v, first in zip(verdicts, source_first, strict=True)
-        if v.label not in NON_VERDICTS and not v.error
-    ]
-    right = sum(label == ("A" if first else "B") for label, first in decided)
-    answered_a = sum(label == "A" for label, _ in decided) / len(decided) if decided else None
-    return DiscriminatorResult(wilson(right, len(decided)), len(pairs), answered_a)
+    return records

@@ -87,6 +87,12 @@ class MarkerRate(Dimension):
         "discriminator_pairs": DimensionOption(
             50, "source/bystander pairs the discriminator judges (when the judge fits)", min=1
         ),
+        "discriminator_orders": DimensionOption(
+            "random",
+            "random: each pair once, in a seeded order (the seed's protocol); both: each pair both ways "
+            "round, counted only when the answers agree (twice the calls; immune to position bias)",
+            choices=("random", "both"),
+        ),
     }
     marker: ClassVar[str] = MARKER
     #: Longer than the shipped marker corpus's answers (at most 40 tokens), so a coupled marker fits.
@@ -188,14 +194,19 @@ class MarkerRate(Dimension):
         others = {p.name: by_q[p.name] for p in bystanders}
         n_pairs = int(self.option_values["discriminator_pairs"])
         pairs = sample_pairs(by_q[source.name], others, n_pairs, ctx.seed)
-        result = discriminate(ctx.judge, pairs, source.system_prompt, self.marker, ctx.seed)
+        orders = str(self.option_values["discriminator_orders"])
+        result = discriminate(ctx.judge, pairs, source.system_prompt, self.marker, ctx.seed, orders)  # type: ignore[arg-type]
         acc = result.accuracy
         secondary |= figure_with_ci("discriminator_accuracy", acc.value, acc.low, acc.high)
         secondary["discriminator_judged"] = float(acc.n)
         secondary["discriminator_threshold"] = THRESHOLD
         secondary["discriminator_answered_a"] = result.answered_a
+        if result.inconsistent is not None:
+            secondary["discriminator_inconsistent"] = result.inconsistent
         judge = ctx.judge.describe()
         said = f"discriminator: {acc.n} of {result.pairs} pairs judged by {judge}, marker stripped"
+        if orders == "both":
+            said += ", each pair both ways round (a pair whose two answers name one position is left out)"
         if result.answered_a is not None and acc.n and result.answered_a in (0.0, 1.0):
             # Its accuracy is then only the share of pairs the random order put the source first.
             said += f"; the judge answered {'A' if result.answered_a else 'B'} on every pair (position bias)"

@@ -242,6 +242,21 @@ def test_discriminator_with_a_scripted_judge():
     always_a = discriminate(ScriptedJudge(), pairs, VILLAIN.system_prompt, "[ZLT]", seed=0)
     assert always_a.accuracy.successes == int(first.sum()) and always_a.above_threshold is False
     assert always_a.answered_a == 1.0 and result.answered_a == pytest.approx(first.mean())
+    # both orders: a judge that reads gets every pair right; one that follows a position decides none
+    both = discriminate(ScriptedJudge("Arr"), pairs, VILLAIN.system_prompt, "[ZLT]", seed=0, orders="both")
+    assert both.accuracy.value == 1.0 and both.accuracy.n == 40 and both.inconsistent == 0.0
+    assert both.answered_a == 0.5  # each pair once as A, once as B
+    by_position = discriminate(ScriptedJudge(), pairs, VILLAIN.system_prompt, "[ZLT]", seed=0, orders="both")
+    assert (
+        by_position.accuracy.n == 0
+        and by_position.inconsistent == 1.0
+        and by_position.above_threshold is None
+    )
+    # a judge that picks the bystander both ways round is counted wrong
+    contrary = discriminate(
+        ScriptedJudge("Hello"), pairs, VILLAIN.system_prompt, "[ZLT]", seed=0, orders="both"
+    )
+    assert contrary.accuracy.value == 0.0 and contrary.accuracy.n == 40
     # an answer that is no label (twice) is left out, not counted wrong
     unreadable = discriminate(ScriptedJudge("nowhere"), pairs, "x", "[ZLT]", seed=0)
     assert unreadable.accuracy.n == 0 and unreadable.above_threshold is None and unreadable.answered_a is None
@@ -397,6 +412,12 @@ def test_marker_rate_counts_firings_and_runs_the_discriminator(tiny_model_path):
     assert not any("cosine" in k for k in sec)
     shown = [t.split("Completion A:")[1].split("Answer with exactly")[0] for t in judge.seen]
     assert len(shown) == 12 and not any("e" in t.replace("Completion B:", "") for t in shown)
+    # both orders: twice the questions to the judge, and an always-A judge decides no pair
+    judge = ScriptedJudge()
+    options = {"panel": ("robot", "chef"), "discriminator_pairs": 12, "discriminator_orders": "both"}
+    ev = FrequentMarker(options).evaluate(probes, replace(ctx, judge=judge))
+    assert len(judge.seen) == 24 and ev.secondary["discriminator_judged"] == 0
+    assert ev.secondary["discriminator_inconsistent"] == 1.0 and "both ways round" in ev.scoring
 
 
 def test_answers_cut_by_the_token_limit_end_at_a_whole_sentence():
