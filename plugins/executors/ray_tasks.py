@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 #: What the worker's environment must not inherit from the driver's: a tracker (the driver
 #: tracks each cell once it is in its store).
 WORKER_ENV = {"RHO_AUDIT_TRACKING": "none"}
+#: How long one wait for a finished task may block before Python runs again (signal handlers).
+WAIT_S = 0.5
 
 
 def _run_cell(payload: dict[str, Any], model: list[Any], attempt: int) -> dict[str, Any]:
@@ -104,8 +106,11 @@ class _Loop:
                     job = queue.pop(0)
                     self.session.started(job)
                     self._submit(job, 1, [])
-                [ready], _ = self.ray.wait(list(self.pending), num_returns=1)
-                self._collect(ready)
+                # A timeout returns to Python now and then, so a Ctrl-C is acted on at once: a
+                # blocking wait can hold the signal until a task ends, and then lose it.
+                ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=WAIT_S)
+                if ready:
+                    self._collect(ready[0])
         except BaseException:  # Ctrl-C, a user error in one cell: stop the others
             for ref in self.pending:
                 self.ray.cancel(ref, force=True)
