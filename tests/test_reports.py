@@ -933,6 +933,11 @@ def test_sweep_card_dose_response_and_margin(tmp_path):
     assert card.ablations == () and card.variances[0].reference.label == "rho-guided λ=0"
     margin = build_sweep_card(store, "paper-margin")  # a unique prefix
     assert [lv.margin for lv in margin.margin] == [0.0, 0.1] and margin.dose == ()
+    # the margin's own figure: one series per dimension, a point per γ at the mean over seeds
+    [figure] = margin.splits[0].margin_figures
+    assert figure.name == "margin-rho-guided-0.2-default" and "vs γ" in figure.title
+    assert figure in margin.splits[0].figures and "γ (margin, hinge margin" in figure.inline
+    assert any("the margin has its own section" in line for line in margin.not_shown)
 
 
 def test_quick_sweep_with_one_seed_says_what_cannot_be_computed(tmp_path):

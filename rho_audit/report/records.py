@@ -492,6 +492,7 @@ class SweepSplit:
     not_shown: tuple[str, ...]
     secondary: tuple[SecondaryTable, ...] = ()
     budget: tuple[BudgetStudy, ...] = ()  # one per model, when the grid varies budget_tokens
+    margin_figures: tuple[Figure, ...] = ()  # Δ vs γ, beside the margin table
 
     @property
     def label(self) -> str:
@@ -503,6 +504,7 @@ class SweepSplit:
             [f for b in self.budget for f in b.figures]
             + [d.figure for d in self.dose]
             + [x.figure for x in (*self.ablations, *self.variances)]
+            + list(self.margin_figures)
         )
 
 

@@ -118,25 +118,34 @@ class SplitAnalyses:
             {k for c in conditions for k, _ in c.params if k not in ("margin", BUDGET_KEY)},
             key=lambda k: (k != "lambda", k),
         )
+        return tuple(d for key in keys for d in self._doses(key))
+
+    def margin_figures(self) -> tuple[Figure, ...]:
+        """The margin table's figure: each dimension's Δ against γ, one per (model, trainer,
+        other settings), drawn as a dose-response is."""
+        return tuple(d.figure for d in self._doses("margin"))
+
+    def _doses(self, key: str) -> list[DoseResponse]:
+        """One dose-response over ``key`` per group of conditions that differ only in it."""
+        conditions = self.conditions
+        if len(varying_values(conditions, key)) < 2:
+            return []
+        groups: dict[tuple[Any, ...], list[ConditionStats]] = {}
+        for c in conditions:
+            params = dict(c.params)
+            if key in params and isinstance(params[key], int | float):
+                rest = tuple((k, v) for k, v in c.params if k != key)
+                groups.setdefault((c.model_label, c.trainer, rest), []).append(c)
         out = []
-        for key in keys:
-            if len(varying_values(conditions, key)) < 2:
+        for (model, trainer, rest), members in groups.items():
+            if len({dict(m.params)[key] for m in members}) < 2:
                 continue
-            groups: dict[tuple[Any, ...], list[ConditionStats]] = {}
-            for c in conditions:
-                params = dict(c.params)
-                if key in params and isinstance(params[key], int | float):
-                    rest = tuple((k, v) for k, v in c.params if k != key)
-                    groups.setdefault((c.model_label, c.trainer, rest), []).append(c)
-            for (model, trainer, rest), members in groups.items():
-                if len({dict(m.params)[key] for m in members}) < 2:
-                    continue
-                levels = tuple(
-                    sorted((DoseLevel(float(dict(m.params)[key]), m) for m in members), key=lambda lv: lv.x)
-                )
-                name = " ".join(x for x in (str(trainer), param_label(rest)) if x)
-                out.append(self._dose(key, name, model, levels))
-        return tuple(out)
+            levels = tuple(
+                sorted((DoseLevel(float(dict(m.params)[key]), m) for m in members), key=lambda lv: lv.x)
+            )
+            name = " ".join(x for x in (str(trainer), param_label(rest)) if x)
+            out.append(self._dose(key, name, model, levels))
+        return out
 
     def _dose(self, key: str, name: str, model: str, levels: tuple[DoseLevel, ...]) -> DoseResponse:
         symbol = OPTION_SYMBOLS.get(key, key)
@@ -150,18 +159,19 @@ class SplitAnalyses:
             )
             for d in [*self.dims, *self.trends]
         ]
-        title = f"Dose-response: {self.value_label} vs {symbol} ({name}, {model} model)"
-        chart = charts.line_chart(
-            series,
-            f"{symbol} ({key}, weight of the contrastive term)" if key == "lambda" else f"{symbol} ({key})",
-            self.value_label,
-            title,
-        )
+        kind = "Margin" if key == "margin" else "Dose-response"
+        title = f"{kind}: {self.value_label} vs {symbol} ({name}, {model} model)"
+        axis = {
+            "lambda": f"{symbol} ({key}, weight of the contrastive term)",
+            "margin": f"{symbol} ({key}, hinge margin, nats per token)",
+        }.get(key, f"{symbol} ({key})")
+        chart = charts.line_chart(series, axis, self.value_label, title)
         caption = (
             f"Mean over seeds ± standard error per dimension; dashed line: 0 (no change from the "
             f"baseline). Each point is one {symbol} value."
         )
-        figure = Figure(self.fig_name("dose", key, name, model), title, caption, chart)
+        parts = ("margin", name, model) if key == "margin" else ("dose", key, name, model)
+        figure = Figure(self.fig_name(*parts), title, caption, chart)
         return DoseResponse(key, symbol, name, levels, figure)
 
     def margins(self) -> tuple[MarginLevel, ...]:

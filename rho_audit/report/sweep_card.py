@@ -309,6 +309,7 @@ def _split_section(
         ablations=ablations,
         variances=analyses.variances(),
         margin=margin,
+        margin_figures=analyses.margin_figures(),
         ood=analyses.ood_tables(base_cells),
         secondary=analyses.secondary_tables(base_cells),
         not_shown=_not_shown(conditions, dose, ablations, margin, baselines, budget),
@@ -353,6 +354,11 @@ def _not_shown(
         out.append(
             "Dose-response: no numeric option (such as λ) other than the token budget takes two or more "
             "values in this sweep; the token budget has its own section, across trainers."
+        )
+    elif not dose and margin:
+        out.append(
+            "Dose-response: no numeric option (such as λ) other than the margin γ takes two or more values "
+            "in this sweep; the margin has its own section."
         )
     elif not dose:
         out.append("Dose-response: no numeric option (such as λ) takes two or more values in this sweep.")
