@@ -19,6 +19,7 @@ import pytest
 from rho_audit.cli import cli
 from rho_audit.store import SCHEMA_VERSION, RunStore
 from rho_audit.store import run_store as store_module
+from tests.processes import default_sigint
 
 from .test_plugins import install_fake_dist
 from .test_store import make_result, start
@@ -322,8 +323,7 @@ def audit_then_signal(tmp_path, tiny_model_path, signum):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # A shell's background job ignores SIGINT, and Python then keeps ignoring it.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + 300
     while _stored_dimensions(path) != ["factual"]:

@@ -31,6 +31,7 @@ from rho_audit.train import checkpoints
 from rho_audit.train import sweep as sw
 from rho_audit.train.sweep import remote
 from rho_audit.train.sweep.transfer import export_cell, import_runs
+from tests.processes import default_sigint
 from tests.test_sweep import (  # noqa: F401  (fixtures)
     GOOD,
     TINY_SWEEP,
@@ -395,7 +396,9 @@ def sweep_cli(path: Path, tmp_path: Path, address: str) -> subprocess.Popen:
         str(tmp_path / "runs.sqlite"),
     ]
     args += ["--out", str(tmp_path / "out"), "--executor", "ray", "--address", address, "--display", "plain"]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    )
 
 
 def test_a_killed_driver_resumes_like_the_local_executor(tmp_path, tiny_model_path, ray_cluster):
