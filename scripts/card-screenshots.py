@@ -3,9 +3,10 @@
     python scripts/card-screenshots.py                                   # docs/results' snapshot
     python scripts/card-screenshots.py --store rho-audit-runs/paper/runs.sqlite
 
-Renders the sweep cards of the paper's dose-response and ablation sweeps, as `rho-audit report
-SWEEP --figures png` would, and keeps the figures docs/cards/README.md shows: the dose-response
-(Δ vs λ per dimension), the ablation contrasts and the variance across seeds, held-out split.
+Renders the sweep cards of the paper's dose-response, ablation and margin sweeps, as `rho-audit
+report SWEEP --figures png` would, and keeps the figures docs/cards/README.md shows: the
+dose-response (Δ vs λ per dimension), the ablation contrasts and the variance across seeds,
+held-out split, and the margin (Δ vs γ per dimension).
 A sweep missing from the store is reported and skipped. Needs `pip install 'rho-audit[figures]'`.
 Rerun it after the sweeps (or the charts) change; the PNGs are 300 dpi, dark on white.
 """
@@ -26,6 +27,7 @@ OUT = ROOT / "docs" / "cards"
 WANTED = {
     "paper-dose-response": ("dose-lambda",),
     "paper-ablation": ("ablation-eval", "variance-eval"),
+    "paper-margin": ("margin",),
 }
 
 
