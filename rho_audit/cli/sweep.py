@@ -43,7 +43,10 @@ A sweep file (validated entirely before anything runs; errors name file:line and
                                      # split: [eval, train] audits each cell once per split;
                                      # probes: [ood-clinical, ood-logic] adds probe sets;
                                      # personas: [pirate, chef] audits every cell and the
-                                     # baseline once per persona (cells ..._persona-pirate)
+                                     # baseline once per persona (cells ..._persona-pirate);
+                                     # options: {marker-rate: {completions: 8}} sets dimension
+                                     # options; judge: local with judge_options: {rubric: honesty}
+                                     # picks the judge (as run --judge / --judge-option)
   baseline: true                     # audit each base model once, for the deltas
   quick: {grid: {seed: [42]}, train: {max_sft_examples: 16}, audit: {limit: 20}}
 """
