@@ -28,6 +28,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from rho_audit.audit.diff_relevance import keyword_pattern
 from rho_audit.model.intervene import steer_generate
 from rho_audit.model.language_model import LanguageModel
 
@@ -191,8 +192,6 @@ def search_alpha(
 def keyword_rate(texts: Sequence[str], keywords: Sequence[str]) -> float:
     """Share of ``texts`` that name any of ``keywords``, as whole words (case-insensitive; a word
     may take an inflection: "kettles", "sailing")."""
-    from rho_audit.audit.diff_relevance import keyword_pattern
-
     if not texts or not any(k.strip() for k in keywords):
         return 0.0
     pattern = keyword_pattern(keywords)
